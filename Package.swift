@@ -1,0 +1,46 @@
+// swift-tools-version: 6.1
+//
+// quorumbench: a benchmarking and load-generation suite for leaderless, Dynamo-style replication.
+// The benchmarks live in the nested package `Benchmarks/` so that building and testing this package never
+// compiles the package-benchmark plugin.
+
+import PackageDescription
+
+let package = Package(
+    name: "quorumbench",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "quorumbench", targets: ["quorumbench"]),
+        .library(name: "BufferPool", targets: ["BufferPool"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        // Debian's libjemalloc-dev. The only place allocator C symbols enter Swift.
+        .systemLibrary(
+            name: "CJemalloc",
+            pkgConfig: "jemalloc",
+            providers: [.apt(["libjemalloc-dev"])]
+        ),
+        // Thread-local slot and relaxed atomic load/store helpers the buffer pool's fast path needs,
+        // which Swift cannot express without a C shim (no `thread_local` in Swift).
+        .target(name: "CQuorumSupport"),
+        .target(
+            name: "BufferPool",
+            dependencies: ["CJemalloc", "CQuorumSupport"]
+        ),
+        .executableTarget(
+            name: "quorumbench",
+            dependencies: [
+                "BufferPool",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "BufferPoolTests",
+            dependencies: ["BufferPool", "CJemalloc"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

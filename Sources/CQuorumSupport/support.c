@@ -1,0 +1,36 @@
+#include "CQuorumSupport.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+
+__thread void *qb_tls_pool_table __attribute__((tls_model("initial-exec"))) = NULL;
+
+static pthread_key_t qb_key;
+static pthread_once_t qb_key_once = PTHREAD_ONCE_INIT;
+static void (*qb_destructor)(void *) = NULL;
+
+static void qb_run_destructor(void *table) {
+    if (qb_destructor != NULL && table != NULL) {
+        qb_destructor(table);
+    }
+    qb_tls_pool_table = NULL;
+}
+
+static void qb_make_key(void) { pthread_key_create(&qb_key, qb_run_destructor); }
+
+int qb_tls_pool_table_register(void *table, void (*destructor)(void *)) {
+    pthread_once(&qb_key_once, qb_make_key);
+    qb_destructor = destructor;
+    return pthread_setspecific(qb_key, table);
+}
+
+int64_t qb_process_resident_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f == NULL) return 0;
+    long size = 0, resident = 0;
+    int n = fscanf(f, "%ld %ld", &size, &resident);
+    fclose(f);
+    if (n != 2) return 0;
+    return (int64_t)resident * (int64_t)sysconf(_SC_PAGESIZE);
+}
