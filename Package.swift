@@ -12,6 +12,8 @@ let package = Package(
     products: [
         .executable(name: "quorumbench", targets: ["quorumbench"]),
         .library(name: "BufferPool", targets: ["BufferPool"]),
+        // For the benchmarks' raw mallocx/sdallocx baselines.
+        .library(name: "CJemalloc", targets: ["CJemalloc"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),

@@ -106,18 +106,19 @@ public final class BufferPool: @unchecked Sendable {
         guard let cls = SizeClass.index(for: total) else {
             return _acquireLarge(count: count, cache: cache)
         }
+        let size = SizeClass._size(ofIndex: cls)
         let bin = cache.pointee.bins + cls
         let block: UnsafeMutableRawPointer
         if bin.pointee.count > 0 {
             bin.pointee.count &-= 1
             block = bin.pointee.items[bin.pointee.count]
-            cache.pointee.cachedBytes &-= SizeClass._size(ofIndex: cls)
+            cache.pointee.cachedBytes &-= size
         } else {
             block = _refill(cache: cache, classIndex: cls)
         }
         let counters = cache.pointee.counters
         _bump(counters + _Counter.acquires, by: 1)
-        _bump(counters + _Counter.bytesAcquired, by: Int64(truncatingIfNeeded: SizeClass._size(ofIndex: cls)))
+        _bump(counters + _Counter.bytesAcquired, by: Int64(truncatingIfNeeded: size))
         return _handOut(block: block, classIndex: cls, count: count)
     }
 
@@ -196,10 +197,10 @@ public final class BufferPool: @unchecked Sendable {
         let generation = qb_load_relaxed(header) | 1
         qb_store_release(header, generation)
         return PoolBuffer(
-            _payload: block + _PoolDebug.headerSize, classIndex: Int32(classIndex), poolID: Int32(_id),
+            _payload: block + _PoolDebug.headerSize, classIndex: Int32(truncatingIfNeeded: classIndex), poolID: Int32(truncatingIfNeeded: _id),
             count: count, generation: generation)
         #else
-        return PoolBuffer(_payload: block, classIndex: Int32(classIndex), poolID: Int32(_id), count: count)
+        return PoolBuffer(_payload: block, classIndex: Int32(truncatingIfNeeded: classIndex), poolID: Int32(truncatingIfNeeded: _id), count: count)
         #endif
     }
 

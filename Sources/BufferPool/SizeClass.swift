@@ -16,7 +16,7 @@ public enum SizeClass {
     /// The largest class; larger buffers are allocated and freed directly by jemalloc.
     public static let maxClassSize = 1 << 20
 
-    @inlinable
+    @inlinable @inline(__always)
     static func _size(ofIndex index: Int) -> Int {
         if index < 8 { return (index + 1) << 4 }
         let j = index - 8
@@ -26,7 +26,7 @@ public enum SizeClass {
     }
 
     /// The index of the smallest class that holds `size` bytes, or `nil` when `size` exceeds ``maxClassSize``.
-    @inlinable
+    @inlinable @inline(__always)
     public static func index(for size: Int) -> Int? {
         if size <= 128 {
             return size <= 16 ? 0 : (size + 15) >> 4 - 1
@@ -39,7 +39,7 @@ public enum SizeClass {
     }
 
     /// The byte size of class `index`.
-    @inlinable
+    @inlinable @inline(__always)
     public static func size(ofIndex index: Int) -> Int { _size(ofIndex: index) }
 
     /// The size a request of `size` bytes is rounded up to (itself above ``maxClassSize``).

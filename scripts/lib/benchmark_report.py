@@ -1,0 +1,110 @@
+"""Turns package-benchmark's markdown output into reports/benchmarks.md: p50 per benchmark, required ratios."""
+import datetime
+import re
+import sys
+
+raw_path, out_path, command, machine = sys.argv[1:5]
+results = {}  # name -> {metric: {"p50": value, "unit": unit}}
+current = None
+for line in open(raw_path, encoding="utf-8"):
+    m = re.match(r"^### (\S+)", line)
+    if m:
+        current = m.group(1)
+        results[current] = {}
+        continue
+    if current and line.startswith("|") and not line.startswith("| Metric") and not line.startswith("|:"):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 9 or not cells[3].replace(".", "").isdigit():
+            continue
+        name = cells[0].rstrip(" *")
+        unit = re.search(r"\(([^)]*)\)\s*$", name)
+        results[current][name] = {"p50": float(cells[3]), "unit": unit.group(1) if unit else ""}
+
+
+def p50(bench, metric_prefix="Time (wall clock)"):
+    for metric, v in results.get(bench, {}).items():
+        if metric.startswith(metric_prefix):
+            return v["p50"], v["unit"]
+    return None, None
+
+
+lines = [
+    "# Benchmark figures",
+    "",
+    f"Command: `{command}` — machine: {machine} — {datetime.date.today().isoformat()}.",
+    "",
+    "Ratios compare benchmarks measured in the same run. p50 of wall-clock time; the machine is shared and noisy,",
+    "so compare ratios, not absolute times across runs.",
+    "",
+]
+failures = []
+
+
+def check(label, ok):
+    if not ok:
+        failures.append(label)
+    return "yes" if ok else "**NO**"
+
+
+same = [b for b in results if b.startswith("same-thread/pool/")]
+if same:
+    lines += [
+        "## Buffer pool: acquire + release on one thread",
+        "",
+        "Time per 1,000 acquire+release pairs (ns). Requirement: pool ≤ 1.0 × raw `mallocx`+`sdallocx` at p50.",
+        "",
+        "| size | pool | mallocx+sdallocx | malloc+free | pool / mallocx | pool / malloc | meets ≤ 1.0 |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for size in ["64B", "256B", "4096B"]:
+        pool, _ = p50(f"same-thread/pool/{size}")
+        mx, _ = p50(f"same-thread/mallocx/{size}")
+        ml, _ = p50(f"same-thread/malloc/{size}")
+        if None in (pool, mx, ml):
+            continue
+        r = pool / mx
+        lines.append(f"| {size} | {pool:.0f} | {mx:.0f} | {ml:.0f} | {r:.2f} | {pool / ml:.2f} | {check(f'same-thread {size}', r <= 1.0)} |")
+    lines.append("")
+
+cross = [b for b in results if b.startswith("cross-thread/pool/")]
+if cross:
+    lines += [
+        "## Buffer pool: one thread acquires, another releases",
+        "",
+        "Time per buffer (ns) through a single-producer ring to a consumer thread. Requirement: pool ≤ 1.5 × raw",
+        "`mallocx`+`sdallocx`.",
+        "",
+        "| size | pool | mallocx+sdallocx | malloc+free | pool / mallocx | pool / malloc | meets ≤ 1.5 |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for size in ["64B", "256B", "4096B"]:
+        pool, _ = p50(f"cross-thread/pool/{size}")
+        mx, _ = p50(f"cross-thread/mallocx/{size}")
+        ml, _ = p50(f"cross-thread/malloc/{size}")
+        if None in (pool, mx, ml):
+            continue
+        r = pool / mx
+        lines.append(f"| {size} | {pool:.0f} | {mx:.0f} | {ml:.0f} | {r:.2f} | {pool / ml:.2f} | {check(f'cross-thread {size}', r <= 1.5)} |")
+    lines.append("")
+
+if "churn/pool/1GiB-live-64MiB" in results:
+    arena, _ = p50("churn/pool/1GiB-live-64MiB", "arena resident")
+    rss, _ = p50("churn/pool/1GiB-live-64MiB", "process RSS growth")
+    limit = 1.25 * 64 + 16
+    lines += [
+        "## Buffer pool: memory after churn",
+        "",
+        "1 GiB of acquisitions, sizes log-uniform 16 B – 64 KiB, through a live set held at 64 MiB; measured 1.5 s",
+        f"after the churn (arena decay 1 s). Requirement: resident ≤ 1.25 × 64 MiB + 16 MiB = {limit:.0f} MiB.",
+        "",
+        "| figure | MiB | meets |",
+        "|---|---:|---|",
+        f"| pool arena resident (`stats.arenas.<i>.resident`) | {arena:.0f} | {check('churn arena resident', arena <= limit)} |",
+        f"| process RSS growth (`/proc/self/statm`) | {rss:.0f} | {check('churn RSS', rss <= limit)} |",
+        "",
+    ]
+
+lines += ["## Verdict", "", "All requirements met." if not failures else "Not met: " + ", ".join(failures), ""]
+open(out_path, "w", encoding="utf-8").write("\n".join(lines))
+print("\n".join(lines))
+sys.exit(1 if failures else 0)
