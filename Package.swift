@@ -6,6 +6,12 @@
 
 import PackageDescription
 
+import class Foundation.ProcessInfo
+
+// QUORUMBENCH_SYSTEM_ALLOCATOR=1 (set by scripts/tsan.sh) builds the buffer pool on the system allocator:
+// ThreadSanitizer's malloc interceptors and jemalloc's malloc cannot share a process.
+let systemAllocator = ProcessInfo.processInfo.environment["QUORUMBENCH_SYSTEM_ALLOCATOR"] != nil
+
 let package = Package(
     name: "quorumbench",
     platforms: [.macOS(.v15)],
@@ -28,9 +34,13 @@ let package = Package(
         // Thread-local slot and relaxed atomic load/store helpers the buffer pool's fast path needs,
         // which Swift cannot express without a C shim (no `thread_local` in Swift).
         .target(name: "CQuorumSupport"),
+        // Locks, queues and parking that ThreadSanitizer understands; shared by the pool and the runtimes.
+        .target(name: "SyncPrimitives"),
         .target(
             name: "BufferPool",
-            dependencies: ["CJemalloc", "CQuorumSupport"]
+            dependencies: systemAllocator
+                ? ["CQuorumSupport", "SyncPrimitives"] : ["CJemalloc", "CQuorumSupport", "SyncPrimitives"],
+            swiftSettings: systemAllocator ? [.define("QB_SYSTEM_ALLOCATOR")] : []
         ),
         .executableTarget(
             name: "quorumbench",
@@ -41,7 +51,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BufferPoolTests",
-            dependencies: ["BufferPool", "CJemalloc"]
+            dependencies: ["BufferPool", "SyncPrimitives"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,6 @@
-import CJemalloc
 import CQuorumSupport
 import Synchronization
+import SyncPrimitives
 
 #if canImport(Glibc)
 import Glibc
@@ -70,7 +70,7 @@ public final class BufferPool: @unchecked Sendable {
     public let arena: UInt32
     public let configuration: Configuration
     @usableFromInline let _capacities: [Int]
-    let _shared: Mutex<_SharedFreeLists>
+    let _shared: Locked<_SharedFreeLists>
     /// Bytes reserved by all thread caches from `totalThreadCacheBytes`.
     let _reservedBytes = Atomic<Int>(0)
     @usableFromInline static let _reserveChunk = 256 << 10
@@ -81,12 +81,12 @@ public final class BufferPool: @unchecked Sendable {
         self.configuration = configuration
         self.arena = _Jemalloc.createArena()
         _Jemalloc.setDecay(arena: arena, milliseconds: configuration.decayMilliseconds)
-        self._flags = qb_pool_flags(arena)
+        self._flags = _Jemalloc.flags(arena: arena)
         self._capacities = (0..<SizeClass.count).map { index in
             let size = SizeClass.size(ofIndex: index)
             return max(1, min(configuration.maxBuffersPerClass, configuration.bytesPerClass / size))
         }
-        self._shared = Mutex(_SharedFreeLists())
+        self._shared = Locked(_SharedFreeLists())
         self._id = _Registry.register()
         _Registry.setPool(_id, Unmanaged.passUnretained(self))
     }
@@ -248,7 +248,7 @@ public final class BufferPool: @unchecked Sendable {
             cache.pointee.cachedBytes &+= (moved - 1) * size
             return bin.pointee.items[moved - 1]
         }
-        guard let block = mallocx(size, _flags) else { fatalError("jemalloc out of memory (\(size) bytes)") }
+        let block = _Jemalloc.allocate(size, flags: _flags)
         #if DEBUG
         block.storeBytes(of: Int64(0), as: Int64.self)
         #endif
@@ -272,7 +272,7 @@ public final class BufferPool: @unchecked Sendable {
             bin.pointee.count += 1
             cache.pointee.cachedBytes += size
         } else {
-            sdallocx(block, size, _flags)
+            _Jemalloc.deallocate(block, size: size, flags: _flags)
         }
     }
 
@@ -287,7 +287,7 @@ public final class BufferPool: @unchecked Sendable {
         let limit = configuration.sharedFreeListBytes
         _shared.withLock { lists in
             lists.put(classIndex: cls, size: size, from: items, count: n, limit: limit) { block in
-                sdallocx(block, size, flags)
+                _Jemalloc.deallocate(block, size: size, flags: flags)
             }
         }
         let remaining = bin.pointee.count - n
@@ -325,7 +325,7 @@ public final class BufferPool: @unchecked Sendable {
     @usableFromInline
     func _acquireLarge(count: Int, cache: UnsafeMutablePointer<_ThreadCache>) -> PoolBuffer {
         let total = count + _PoolDebug.headerSize
-        guard let block = mallocx(total, _flags) else { fatalError("jemalloc out of memory (\(total) bytes)") }
+        let block = _Jemalloc.allocate(total, flags: _flags)
         #if DEBUG
         block.storeBytes(of: Int64(0), as: Int64.self)
         #endif
@@ -340,7 +340,7 @@ public final class BufferPool: @unchecked Sendable {
         let total = count + _PoolDebug.headerSize
         _bump(cache.pointee.counters + _Counter.releases, by: 1)
         _bump(cache.pointee.counters + _Counter.bytesReleased, by: Int64(total))
-        sdallocx(block, total, _flags)
+        _Jemalloc.deallocate(block, size: total, flags: _flags)
     }
 
     // MARK: - Maintenance and statistics
@@ -352,7 +352,7 @@ public final class BufferPool: @unchecked Sendable {
         for cls in 0..<SizeClass.count {
             let bin = cache.pointee.bins + cls
             let size = SizeClass._size(ofIndex: cls)
-            for i in 0..<bin.pointee.count { sdallocx(bin.pointee.items[i], size, _flags) }
+            for i in 0..<bin.pointee.count { _Jemalloc.deallocate(bin.pointee.items[i], size: size, flags: _flags) }
             cache.pointee.cachedBytes -= bin.pointee.count * size
             bin.pointee.count = 0
         }
@@ -363,7 +363,7 @@ public final class BufferPool: @unchecked Sendable {
 
     func _drainShared() {
         let flags = _flags
-        _shared.withLock { lists in lists.drain { block, size in sdallocx(block, size, flags) } }
+        _shared.withLock { lists in lists.drain { block, size in _Jemalloc.deallocate(block, size: size, flags: flags) } }
     }
 
     /// The pool's counters summed over every thread that used it, and jemalloc's process-wide figures.

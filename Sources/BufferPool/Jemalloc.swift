@@ -1,4 +1,13 @@
+#if QB_SYSTEM_ALLOCATOR
+// Built with QUORUMBENCH_SYSTEM_ALLOCATOR=1 (scripts/tsan.sh): ThreadSanitizer's malloc interceptors and a
+// jemalloc that replaces malloc cannot share a process, so the pool's blocks come from the system allocator and
+// the jemalloc figures read 0. Every line of the pool's own synchronization is the same.
+#if canImport(Glibc)
+import Glibc
+#endif
+#else
 import CJemalloc
+#endif
 
 /// jemalloc's process-wide statistics, read through `mallctl` after advancing `epoch`.
 public struct JemallocStatistics: Sendable, Equatable, Codable {
@@ -31,16 +40,55 @@ public struct JemallocStatistics: Sendable, Equatable, Codable {
 
     /// The jemalloc version string this process runs with.
     public static var version: String {
+        #if QB_SYSTEM_ALLOCATOR
+        return "none (system allocator build)"
+        #else
         var ptr: UnsafePointer<CChar>? = nil
         var len = MemoryLayout<UnsafePointer<CChar>?>.size
         guard mallctl("version", &ptr, &len, nil, 0) == 0, let ptr else { return "unknown" }
         return String(cString: ptr)
+        #endif
     }
 }
 
 /// The few `mallctl` calls the pool needs. The only place jemalloc's control interface is called.
 @usableFromInline
 enum _Jemalloc {
+    /// A block of `size` bytes from the arena behind `flags` (see `qb_pool_flags`).
+    static func allocate(_ size: Int, flags: Int32) -> UnsafeMutableRawPointer {
+        #if QB_SYSTEM_ALLOCATOR
+        guard let block = malloc(size) else { fatalError("out of memory (\(size) bytes)") }
+        #else
+        guard let block = mallocx(size, flags) else { fatalError("jemalloc out of memory (\(size) bytes)") }
+        #endif
+        return block
+    }
+
+    /// Frees a block from ``allocate(_:flags:)``, telling jemalloc its size.
+    static func deallocate(_ block: UnsafeMutableRawPointer, size: Int, flags: Int32) {
+        #if QB_SYSTEM_ALLOCATOR
+        free(block)
+        #else
+        sdallocx(block, size, flags)
+        #endif
+    }
+
+    /// The `mallocx` flags for the pool's arena: that arena, and no jemalloc thread cache.
+    static func flags(arena: UInt32) -> Int32 {
+        #if QB_SYSTEM_ALLOCATOR
+        return 0
+        #else
+        return qb_pool_flags(arena)
+        #endif
+    }
+
+    #if QB_SYSTEM_ALLOCATOR
+    static func mallctl(
+        _ name: String, _ old: UnsafeMutableRawPointer?, _ oldLen: UnsafeMutablePointer<Int>?,
+        _ new: UnsafeMutableRawPointer?, _ newLen: Int
+    ) -> Int32 { -1 }
+    #endif
+
     static func advanceEpoch() {
         var epoch: UInt64 = 1
         _ = mallctl("epoch", nil, nil, &epoch, MemoryLayout<UInt64>.size)
@@ -58,7 +106,9 @@ enum _Jemalloc {
         var index: UInt32 = 0
         var len = MemoryLayout<UInt32>.size
         let rc = mallctl("arenas.create", &index, &len, nil, 0)
+        #if !QB_SYSTEM_ALLOCATOR
         precondition(rc == 0, "jemalloc arenas.create failed with \(rc)")
+        #endif
         return index
     }
 

@@ -1,6 +1,6 @@
-import CJemalloc
 import CQuorumSupport
 import Synchronization
+import SyncPrimitives
 
 #if canImport(Glibc)
 import Glibc
@@ -111,7 +111,7 @@ private let _threadExit: @convention(c) (UnsafeMutableRawPointer?) -> Void = { r
 }
 
 /// Blocks returned from thread caches in batches, per size class, waiting for a thread to take a batch back.
-struct _SharedFreeLists: ~Copyable {
+struct _SharedFreeLists {
     var lists: [[UInt]] = Array(repeating: [], count: SizeClass.count)
     var bytes: Int = 0
 
@@ -161,12 +161,12 @@ enum _Registry {
         var retired: [Int64] = Array(repeating: 0, count: _Counter.count)
     }
 
-    struct State: ~Copyable {
+    struct State {
         var nextID = 0
         var pools: [Int: PoolEntry] = [:]
     }
 
-    static let lock = Mutex(State())
+    static let lock = Locked(State())
 
     static func register() -> Int {
         lock.withLock { state in
@@ -219,7 +219,7 @@ enum _Registry {
                 for cls in 0..<SizeClass.count {
                     let bin = cache.pointee.bins + cls
                     let size = SizeClass.size(ofIndex: cls)
-                    for i in 0..<bin.pointee.count { sdallocx(bin.pointee.items[i], size, pool._flags) }
+                    for i in 0..<bin.pointee.count { _Jemalloc.deallocate(bin.pointee.items[i], size: size, flags: pool._flags) }
                     bin.pointee.count = 0
                 }
                 cache.pointee.cachedBytes = 0

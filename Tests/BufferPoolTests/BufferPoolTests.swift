@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import SyncPrimitives
 import Testing
 @testable import BufferPool
 
@@ -19,7 +20,7 @@ func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 }
 
 final class LockedQueue: Sendable {
-    let items = Mutex<[(PoolBuffer, UInt64)]>([])
+    let items = Locked<[(PoolBuffer, UInt64)]>([])
 }
 
 @Suite("Buffer pool, one thread")
@@ -135,7 +136,7 @@ struct BufferPoolConcurrencyTests {
         let produced = Atomic<Int>(0)
         let consumed = Atomic<Int>(0)
         let corrupt = Atomic<Int>(0)
-        let live = Mutex(Set<UInt>())
+        let live = Locked(Set<UInt>())
         let duplicates = Atomic<Int>(0)
         let sampleLive = Atomic<Bool>(true)
 
