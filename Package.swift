@@ -42,6 +42,15 @@ let package = Package(
                 ? ["CQuorumSupport", "SyncPrimitives"] : ["CJemalloc", "CQuorumSupport", "SyncPrimitives"],
             swiftSettings: systemAllocator ? [.define("QB_SYSTEM_ALLOCATOR")] : []
         ),
+        // The sans-I/O replication core: ring, versions, store, coordinator, node state machines.
+        .target(name: "ReplicationCore", dependencies: ["BufferPool"]),
+        // The runtimes that run the core: in-process threads (and, later, virtual time and loopback TCP).
+        .target(name: "ClusterRuntime", dependencies: ["ReplicationCore", "SyncPrimitives", "BufferPool"]),
+        // Checkers and harnesses shared by the test suites of this and later issues.
+        .target(
+            name: "QuorumTestSupport",
+            dependencies: ["ReplicationCore", "ClusterRuntime", "SyncPrimitives", "BufferPool"]
+        ),
         .executableTarget(
             name: "quorumbench",
             dependencies: [
@@ -52,6 +61,14 @@ let package = Package(
         .testTarget(
             name: "BufferPoolTests",
             dependencies: ["BufferPool", "SyncPrimitives"]
+        ),
+        .testTarget(
+            name: "ReplicationCoreTests",
+            dependencies: ["ReplicationCore", "QuorumTestSupport", "BufferPool"]
+        ),
+        .testTarget(
+            name: "ClusterRuntimeTests",
+            dependencies: ["ClusterRuntime", "ReplicationCore", "QuorumTestSupport", "BufferPool", "SyncPrimitives"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,134 @@
+import BufferPool
+import ReplicationCore
+import SyncPrimitives
+
+/// A load-generator thread's connection to an in-process cluster: non-blocking submission of gets, puts and
+/// deletes, many in flight, and replies collected by ``poll(now:_:)``. One port belongs to one thread.
+///
+/// With `--routing server` a request goes to a coordinator node (chosen at random, like a load balancer, unless
+/// the caller names one). With `--routing client` the port runs the coordinator itself and talks to every replica.
+public final class ClientPort: @unchecked Sendable {
+    public let id: Int
+    public let endpoint: Endpoint
+    unowned(unsafe) let cluster: InProcessCluster
+    var router: Router
+    let consumer: Int
+    /// The client-side coordinator (`--routing client`).
+    public let coordinator: Coordinator?
+    var heap = TimerHeap<Deferred>()
+    var outbox = Outbox()
+    var ready: [ClientReply] = []
+    var rng: Xoshiro
+
+    init(id: Int, cluster: InProcessCluster) {
+        self.id = id
+        endpoint = .client(id)
+        self.cluster = cluster
+        let k = cluster.workerCount
+        consumer = k + id
+        router = Router(producer: k + id, parties: k + cluster.options.clients, options: cluster.options)
+        router.cluster = cluster
+        rng = Xoshiro.derive(cluster.options.seed, 0x434C_4945 &+ UInt64(id))
+        coordinator = cluster.options.core.routing == .client
+            ? Coordinator(endpoint: .client(id), config: cluster.options.core, ring: cluster.ring,
+                          pool: cluster.options.pool)
+            : nil
+    }
+
+    /// Submits a request; its reply comes back through ``poll(now:_:)`` with the request's tag.
+    /// - Parameters:
+    ///   - coordinatorNode: with server routing, the node to ask (nil: a random one).
+    public func submit(_ request: ClientRequest, now: UInt64, coordinatorNode: Int? = nil) {
+        if let coordinator {
+            coordinator.start(request, from: endpoint, now: now, local: nil, out: &outbox)
+            dispatch(now: now)
+        } else {
+            let node = coordinatorNode ?? rng.next(below: cluster.options.core.nodes)
+            let envelope = Envelope(from: endpoint, to: .node(node), message: .request(request))
+            if let at = router.schedule(envelope, now: now) {
+                router.push(Parcel(at: at, envelope: envelope), to: cluster.consumer(of: .node(node)))
+            }
+        }
+        router.flush()
+    }
+
+    /// Collects replies that have arrived (and runs the client-side coordinator); calls `body` for each.
+    /// Returns how many replies were handed out.
+    @discardableResult
+    public func poll(now: UInt64, _ body: (ClientReply) -> Void) -> Int {
+        cluster.lanes[consumer].forEach { lane in
+            lane.drain { parcel in
+                if parcel.at > now {
+                    heap.push(at: parcel.at, .parcel(parcel.envelope))
+                } else {
+                    receive(parcel.envelope, now: now)
+                }
+            }
+        }
+        while let due = heap.popDue(now) {
+            switch due.payload {
+            case .parcel(let envelope): receive(envelope, now: now)
+            case .timer(_, let token):
+                coordinator?.timerFired(token, now: now, local: nil, out: &outbox)
+                dispatch(now: now)
+            }
+        }
+        router.flush()
+        let n = ready.count
+        for reply in ready { body(reply) }
+        ready.removeAll(keepingCapacity: true)
+        return n
+    }
+
+    /// Sleeps until a reply may have arrived or until `deadline` (monotonic ns).
+    public func wait(until deadline: UInt64) {
+        let lanes = cluster.lanes[consumer]
+        let d = min(deadline, heap.nextTime ?? .max)
+        cluster.parkers[consumer].park(until: d) { lanes.contains { !$0.isEmpty } || !ready.isEmpty }
+    }
+
+    /// The earliest time a deferred reply or timer of this port comes due.
+    public var nextDeadline: UInt64? { heap.nextTime }
+
+    func receive(_ envelope: Envelope, now: UInt64) {
+        switch envelope.message {
+        case .reply(let reply):
+            ready.append(reply)
+        case .writeAck(let ack):
+            coordinator?.writeAcked(ack, from: envelope.from, now: now, out: &outbox)
+            dispatch(now: now)
+        case .readResponse(let response):
+            if let coordinator {
+                coordinator.readAnswered(response, from: envelope.from, now: now, out: &outbox)
+                dispatch(now: now)
+            } else {
+                envelope.message.release(to: cluster.options.pool)
+            }
+        default:
+            envelope.message.release(to: cluster.options.pool)
+        }
+    }
+
+    func dispatch(now: UInt64) {
+        for envelope in outbox.messages {
+            if envelope.to == endpoint, case .reply(let reply) = envelope.message {
+                ready.append(reply)
+                continue
+            }
+            guard let at = router.schedule(envelope, now: now) else { continue }
+            router.push(Parcel(at: at, envelope: envelope), to: cluster.consumer(of: envelope.to))
+        }
+        for t in outbox.timers { heap.push(at: t.at, .timer(node: -1, token: t.token)) }
+        outbox.removeAll()
+    }
+
+    func discardInFlight() {
+        while let e = heap.popFirst() {
+            if case .parcel(let envelope) = e.payload { envelope.message.release(to: cluster.options.pool) }
+        }
+        for r in ready { Siblings.release(r.versions, pool: cluster.options.pool) }
+        ready.removeAll()
+        router.discardOverflow()
+        coordinator?.abandonAll()
+    }
+}

@@ -1,0 +1,352 @@
+import BufferPool
+import Foundation
+import ReplicationCore
+import Synchronization
+import SyncPrimitives
+
+/// One-way delays per message kind, from `--delay`, `--delay-client`, `--delay-write`, `--delay-write-ack`,
+/// `--delay-read`, `--delay-read-response`.
+public struct Delays: Sendable, Equatable {
+    /// Indexed by `MessageKind.rawValue`; nil: no delay.
+    public var byKind: [Distribution?]
+
+    public init(
+        all: Distribution? = nil, client: Distribution? = nil, write: Distribution? = nil,
+        writeAck: Distribution? = nil, read: Distribution? = nil, readResponse: Distribution? = nil
+    ) {
+        byKind = [client, write ?? all, writeAck ?? all, read ?? all, readResponse ?? all]
+    }
+
+    public static let none = Delays()
+    public var isEmpty: Bool { byKind.allSatisfy { $0 == nil } }
+    public subscript(kind: MessageKind) -> Distribution? { byKind[kind.rawValue] }
+}
+
+/// How an in-process cluster runs.
+public struct ClusterOptions: Sendable {
+    public var core: CoreConfig
+    /// Worker threads; nodes are spread over them (node i on worker i mod K).
+    public var workers: Int
+    /// Client ports (one per load-generator thread).
+    public var clients: Int
+    public var delays: Delays
+    /// Probability that a message between nodes (or between a client-side coordinator and a replica) is lost.
+    public var drop: Double
+    public var seed: UInt64
+    /// Slots of each single-producer lane.
+    public var laneCapacity: Int
+    public var pool: BufferPool
+
+    public init(
+        core: CoreConfig = CoreConfig(), workers: Int = ProcessInfo.processInfo.activeProcessorCount,
+        clients: Int = 1, delays: Delays = .none, drop: Double = 0, seed: UInt64 = 1, laneCapacity: Int = 4096,
+        pool: BufferPool = .shared
+    ) {
+        self.core = core
+        self.workers = max(1, workers)
+        self.clients = clients
+        self.delays = delays
+        self.drop = drop
+        self.seed = seed
+        self.laneCapacity = laneCapacity
+        self.pool = pool
+    }
+}
+
+/// A message in flight between threads, with the time it may be delivered.
+struct Parcel {
+    var at: UInt64
+    var envelope: Envelope
+}
+
+enum Deferred {
+    case parcel(Envelope)
+    case timer(node: Int, token: UInt64)
+}
+
+/// M nodes on K worker threads in one process.
+///
+/// How shared state is synchronized:
+/// - A node's state (store, coordinator, counters) is touched only by the worker thread that owns it.
+/// - Messages cross threads through one bounded single-producer/single-consumer ring per (producer, consumer)
+///   pair: each consumer's lanes together form its lock-free multi-producer, single-consumer inbox, drained in
+///   batches. Producers publish a batch with one release store and wake a sleeping consumer through its
+///   ``Parker`` (which takes a lock only when the consumer actually sleeps).
+/// - Delays and timers live in a heap owned by the consuming thread; loss is decided by the sender's own
+///   generator. No lock is taken per request.
+/// - `running` is an atomic flag; counters are read only after ``stop()``.
+public final class InProcessCluster: @unchecked Sendable {
+    public let options: ClusterOptions
+    public let ring: Ring
+    public let nodes: [Node]
+    public private(set) var ports: [ClientPort] = []
+    let workers: [Worker]
+    /// lanes[consumer][producer]; consumers and producers are workers 0..<K, then ports K..<K+P.
+    let lanes: [[SPSCRing<Parcel>]]
+    let parkers: [Parker]
+    let running = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+    private var started = false
+    private var stopped = false
+
+    public init(options: ClusterOptions) {
+        precondition(options.core.problem == nil, options.core.problem ?? "")
+        self.options = options
+        let ring = options.core.makeRing()
+        self.ring = ring
+        nodes = (0..<options.core.nodes).map { Node(id: $0, config: options.core, ring: ring, pool: options.pool) }
+        let k = min(options.workers, options.core.nodes)
+        let parties = k + options.clients
+        lanes = (0..<parties).map { _ in (0..<parties).map { _ in SPSCRing<Parcel>(capacity: options.laneCapacity) } }
+        parkers = (0..<parties).map { _ in Parker() }
+        var ws: [Worker] = []
+        for i in 0..<k { ws.append(Worker(index: i, workerCount: k, options: options)) }
+        workers = ws
+        for w in workers { w.cluster = self }
+        ports = (0..<options.clients).map { ClientPort(id: $0, cluster: self) }
+    }
+
+    /// The worker that owns node `i`.
+    @inline(__always)
+    func consumer(of endpoint: Endpoint) -> Int {
+        endpoint.isClient ? workers.count + endpoint.index : endpoint.index % workers.count
+    }
+
+    public var workerCount: Int { workers.count }
+
+    /// Starts the worker threads.
+    public func start() {
+        precondition(!started, "a cluster starts once")
+        started = true
+        running.store(true, ordering: .releasing)
+        for w in workers {
+            let thread = Thread { [w, finished] in
+                w.run()
+                finished.signal()
+            }
+            thread.name = "quorumbench-worker-\(w.index)"
+            thread.start()
+        }
+    }
+
+    /// Stops the workers and waits for them; messages still in flight are discarded (their buffers released).
+    public func stop() {
+        guard started, !stopped else { return }
+        stopped = true
+        running.store(false, ordering: .releasing)
+        for p in parkers { p.unpark() }
+        for w in workers {
+            _ = w
+            while finished.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
+                for p in parkers { p.unpark() }
+            }
+        }
+        for w in workers { w.discardInFlight() }
+        for p in ports { p.discardInFlight() }
+        for consumerLanes in lanes {
+            for lane in consumerLanes { lane.drain { $0.envelope.message.release(to: options.pool) } }
+        }
+    }
+
+    deinit { stop() }
+
+    /// Everything the nodes and client-side coordinators counted (read after ``stop()``).
+    public var counters: CoreCounters {
+        var c = CoreCounters()
+        for n in nodes { c.add(n.counters) }
+        for p in ports { if let co = p.coordinator { c.add(co.counters) } }
+        return c
+    }
+
+    /// Messages lost to `--drop`.
+    public var droppedMessages: Int {
+        workers.reduce(0) { $0 + $1.router.dropped } + ports.reduce(0) { $0 + $1.router.dropped }
+    }
+}
+
+/// Sends envelopes from one producer thread: loss, delay, and the lane to each consumer.
+struct Router {
+    let producer: Int
+    let options: ClusterOptions
+    let delays: [Distribution?]
+    unowned(unsafe) var cluster: InProcessCluster!
+    var rng: Xoshiro
+    var dirty: [Bool]
+    var dirtyList: [Int] = []
+    var overflow: [[Parcel]]
+    var dropped = 0
+
+    init(producer: Int, parties: Int, options: ClusterOptions) {
+        self.producer = producer
+        self.options = options
+        delays = options.delays.byKind
+        rng = Xoshiro.derive(options.seed, 0x524F_5554 &+ UInt64(producer))
+        dirty = Array(repeating: false, count: parties)
+        overflow = Array(repeating: [], count: parties)
+    }
+
+    /// The delivery time of `envelope` sent at `now`, or nil if it is lost.
+    @inline(__always)
+    mutating func schedule(_ envelope: Envelope, now: UInt64) -> UInt64? {
+        let kind = envelope.message.kind
+        if options.drop > 0 && kind != .client && rng.nextDouble() < options.drop {
+            dropped += 1
+            envelope.message.release(to: options.pool)
+            return nil
+        }
+        if let d = delays[kind.rawValue] { return now &+ UInt64(d.sample(&rng)) }
+        return now
+    }
+
+    /// Puts a parcel in `consumer`'s lane from this producer (or in the overflow if the lane is full).
+    @inline(__always)
+    mutating func push(_ parcel: Parcel, to consumer: Int) {
+        let lane = cluster.lanes[consumer][producer]
+        if !overflow[consumer].isEmpty || !lane.tryPush(parcel) {
+            overflow[consumer].append(parcel)
+        }
+        if !dirty[consumer] {
+            dirty[consumer] = true
+            dirtyList.append(consumer)
+        }
+    }
+
+    /// Publishes what was pushed since the last flush and wakes the consumers. Returns false if some parcels are
+    /// still waiting for room.
+    @discardableResult
+    mutating func flush() -> Bool {
+        var pending = false
+        var stillDirty: [Int] = []
+        for consumer in dirtyList {
+            let lane = cluster.lanes[consumer][producer]
+            if !overflow[consumer].isEmpty {
+                var moved = 0
+                for parcel in overflow[consumer] {
+                    if !lane.tryPush(parcel) { break }
+                    moved += 1
+                }
+                overflow[consumer].removeFirst(moved)
+            }
+            lane.publish()
+            cluster.parkers[consumer].unpark()
+            if overflow[consumer].isEmpty {
+                dirty[consumer] = false
+            } else {
+                pending = true
+                stillDirty.append(consumer)
+            }
+        }
+        dirtyList = stillDirty
+        return !pending
+    }
+
+    func discardOverflow() {
+        for list in overflow { for p in list { p.envelope.message.release(to: options.pool) } }
+    }
+}
+
+/// A worker thread: owns the nodes `i` with `i mod K == index`, drains its lanes, runs its timers and delays.
+final class Worker: @unchecked Sendable {
+    let index: Int
+    let workerCount: Int
+    let options: ClusterOptions
+    unowned(unsafe) var cluster: InProcessCluster! {
+        didSet { router.cluster = cluster }
+    }
+    var router: Router
+    var heap = TimerHeap<Deferred>()
+    var local: [Envelope] = []
+    var localNext: [Envelope] = []
+    var outbox = Outbox()
+
+    init(index: Int, workerCount: Int, options: ClusterOptions) {
+        self.index = index
+        self.workerCount = workerCount
+        self.options = options
+        router = Router(producer: index, parties: workerCount + options.clients, options: options)
+    }
+
+    func run() {
+        let lanes = cluster.lanes[index]
+        let parker = cluster.parkers[index]
+        var idleRounds = 0
+        while cluster.running.load(ordering: .relaxed) {
+            let now = monotonicNanos()
+            var work = 0
+            for lane in lanes {
+                work += lane.drain { parcel in
+                    if parcel.at > now {
+                        heap.push(at: parcel.at, .parcel(parcel.envelope))
+                    } else {
+                        deliver(parcel.envelope, now: now)
+                    }
+                }
+            }
+            while let due = heap.popDue(now) {
+                work += 1
+                switch due.payload {
+                case .parcel(let envelope): deliver(envelope, now: now)
+                case .timer(let node, let token):
+                    cluster.nodes[node].timer(token, now: now, out: &outbox)
+                    dispatch(from: node, now: now)
+                }
+            }
+            while !local.isEmpty {
+                swap(&local, &localNext)
+                for envelope in localNext { deliver(envelope, now: now) }
+                work += localNext.count
+                localNext.removeAll(keepingCapacity: true)
+            }
+            let flushed = router.flush()
+            if work > 0 || !flushed {
+                idleRounds = 0
+                continue
+            }
+            idleRounds += 1
+            if idleRounds < 64 {
+                if idleRounds & 7 == 0 { sched_yield() }
+                continue
+            }
+            let deadline = min(heap.nextTime ?? UInt64.max, monotonicNanos() &+ 50_000_000)
+            parker.park(until: deadline) { lanes.contains { !$0.isEmpty } }
+            idleRounds = 0
+        }
+    }
+
+    @inline(__always)
+    func deliver(_ envelope: Envelope, now: UInt64) {
+        let node = envelope.to.index
+        guard !envelope.to.isClient, node < cluster.nodes.count, node % workerCount == index else {
+            envelope.message.release(to: options.pool)
+            return
+        }
+        cluster.nodes[node].handle(envelope, now: now, out: &outbox)
+        dispatch(from: node, now: now)
+    }
+
+    /// Routes what a node asked for: messages to their consumers (or this worker's local queue), timers here.
+    @inline(__always)
+    func dispatch(from node: Int, now: UInt64) {
+        for envelope in outbox.messages {
+            guard let at = router.schedule(envelope, now: now) else { continue }
+            let consumer = cluster.consumer(of: envelope.to)
+            if consumer == index {
+                if at <= now { local.append(envelope) } else { heap.push(at: at, .parcel(envelope)) }
+            } else {
+                router.push(Parcel(at: at, envelope: envelope), to: consumer)
+            }
+        }
+        for t in outbox.timers { heap.push(at: t.at, .timer(node: node, token: t.token)) }
+        outbox.removeAll()
+    }
+
+    func discardInFlight() {
+        while let e = heap.popFirst() {
+            if case .parcel(let envelope) = e.payload { envelope.message.release(to: options.pool) }
+        }
+        for e in local { e.message.release(to: options.pool) }
+        local.removeAll()
+        router.discardOverflow()
+        for node in cluster.nodes where node.id % workerCount == index { node.coordinator.abandonAll() }
+    }
+}

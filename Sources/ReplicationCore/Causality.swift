@@ -1,0 +1,173 @@
+/// Who made a version. A node actor is a node in one incarnation: a node that restarts empty gets a new
+/// incarnation, so it never reuses a counter (Riak's kv679 lesson).
+///
+/// A *replica* actor coordinates writes to keys it stores, so every state holding its dot `(a, c)` holds (or has
+/// superseded) all of its earlier dots on that key: its entries compress into a version vector. A *loose* actor
+/// (a coordinator that is not a replica of the key, or a client-side coordinator) does not see the key's history,
+/// so its dots are kept exactly, never as a counter prefix.
+public struct Actor: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let raw: UInt64
+    @usableFromInline static let looseBit: UInt64 = 1 << 63
+    @usableFromInline static let clientBit: UInt64 = 1 << 62
+
+    @inlinable public init(raw: UInt64) { self.raw = raw }
+
+    /// A node coordinating as one of the key's replicas.
+    @inlinable
+    public static func replica(node: Int, incarnation: UInt32) -> Actor {
+        Actor(raw: UInt64(node) << 32 | UInt64(incarnation))
+    }
+
+    /// A node coordinating a key it does not store.
+    @inlinable
+    public static func looseNode(node: Int, incarnation: UInt32) -> Actor {
+        Actor(raw: looseBit | UInt64(node) << 32 | UInt64(incarnation))
+    }
+
+    /// A client-side coordinator.
+    @inlinable
+    public static func client(_ id: Int, epoch: UInt32 = 0) -> Actor {
+        Actor(raw: looseBit | clientBit | UInt64(id) << 32 | UInt64(epoch))
+    }
+
+    @inlinable public var isLoose: Bool { raw & Actor.looseBit != 0 }
+    @inlinable public var isClient: Bool { raw & Actor.clientBit != 0 }
+    /// The node (or client) number.
+    @inlinable public var node: Int { Int(truncatingIfNeeded: (raw & ~(Actor.looseBit | Actor.clientBit)) >> 32) }
+    @inlinable public var incarnation: UInt32 { UInt32(truncatingIfNeeded: raw) }
+    @inlinable public static func < (a: Actor, b: Actor) -> Bool { a.raw < b.raw }
+
+    public var description: String {
+        (isClient ? "c" : "n") + "\(node)" + (isLoose && !isClient ? "~" : "") + ".\(incarnation)"
+    }
+}
+
+/// One event: the `counter`-th write coordinated by `actor`.
+public struct Dot: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var actor: Actor
+    public var counter: UInt64
+
+    @inlinable
+    public init(actor: Actor, counter: UInt64) {
+        self.actor = actor
+        self.counter = counter
+    }
+
+    @inlinable
+    public static func < (a: Dot, b: Dot) -> Bool {
+        a.actor.raw != b.actor.raw ? a.actor.raw < b.actor.raw : a.counter < b.counter
+    }
+
+    public var description: String { "\(actor):\(counter)" }
+}
+
+/// What a writer had seen: a version vector over replica actors, and a set of exact dots.
+///
+/// `covers(d)` says whether the event `d` is in this history. A put carries the context its client last saw; the
+/// versions it covers are superseded.
+///
+/// A version-vector entry `a:c` stands for every dot of `a` up to `c`. That is only true of histories that are
+/// prefix-closed for `a`: the clock of a replica's state is (a replica actor's dots reach other replicas only with
+/// the actor's whole state of the key), so a read's context compresses into entries. A dot known on its own — the
+/// dot a put was given, which its client learns without learning the other dots of that actor — is kept exact, as
+/// is every dot of a loose actor. Exact dots are kept up to ``maxExactDots`` (the newest); forgetting one can only
+/// make a superseded version reappear as a sibling, never drop a live one.
+public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
+    public struct Entry: Sendable, Equatable {
+        public var actor: Actor
+        public var counter: UInt64
+    }
+
+    /// Version-vector entries for replica actors, sorted by actor.
+    public private(set) var entries: [Entry]
+    /// Dots known one by one, sorted.
+    public private(set) var exactDots: [Dot]
+    public static let maxExactDots = 16
+
+    public init() {
+        entries = []
+        exactDots = []
+    }
+
+    public static let empty = CausalContext()
+
+    public var isEmpty: Bool { entries.isEmpty && exactDots.isEmpty }
+
+    /// Whether event `dot` is part of this history.
+    @inlinable
+    public func covers(_ dot: Dot) -> Bool {
+        if !dot.actor.isLoose {
+            for e in entries where e.actor == dot.actor {
+                if e.counter >= dot.counter { return true }
+                break
+            }
+        }
+        for d in exactDots where d == dot { return true }
+        return false
+    }
+
+    /// The highest counter of a replica actor in this history (0 if none).
+    @inlinable
+    public func counter(of actor: Actor) -> UInt64 {
+        var c: UInt64 = 0
+        for e in entries where e.actor == actor { c = e.counter }
+        for d in exactDots where d.actor == actor { c = max(c, d.counter) }
+        return c
+    }
+
+    /// Adds an event of a prefix-closed history: a replica actor's dot becomes (or raises) its entry; a loose
+    /// actor's dot is kept exact.
+    public mutating func add(_ dot: Dot) {
+        if dot.actor.isLoose {
+            addExact(dot)
+            return
+        }
+        var i = 0
+        while i < entries.count && entries[i].actor < dot.actor { i += 1 }
+        if i < entries.count && entries[i].actor == dot.actor {
+            if entries[i].counter < dot.counter { entries[i].counter = dot.counter }
+        } else {
+            entries.insert(Entry(actor: dot.actor, counter: dot.counter), at: i)
+        }
+        // Exact dots the entry now covers are redundant.
+        exactDots.removeAll { $0.actor == dot.actor && $0.counter <= dot.counter && !dot.actor.isLoose }
+    }
+
+    /// Adds one event by itself, implying nothing about the actor's other events.
+    public mutating func addExact(_ dot: Dot) {
+        if covers(dot) { return }
+        var i = 0
+        while i < exactDots.count && exactDots[i] < dot { i += 1 }
+        exactDots.insert(dot, at: i)
+        if exactDots.count > CausalContext.maxExactDots {
+            // Forget the oldest (smallest counter).
+            let oldest = exactDots.indices.min { exactDots[$0].counter < exactDots[$1].counter }!
+            exactDots.remove(at: oldest)
+        }
+    }
+
+    /// Joins `other` into this history.
+    public mutating func merge(_ other: CausalContext) {
+        if other.isEmpty { return }
+        if isEmpty {
+            self = other
+            return
+        }
+        for e in other.entries { add(Dot(actor: e.actor, counter: e.counter)) }
+        for d in other.exactDots { addExact(d) }
+    }
+
+    /// Whether every event in `other` is in this history.
+    public func dominates(_ other: CausalContext) -> Bool {
+        for e in other.entries {
+            // An entry stands for its whole prefix: only an entry at least as high covers it.
+            guard entries.contains(where: { $0.actor == e.actor && $0.counter >= e.counter }) else { return false }
+        }
+        for d in other.exactDots where !covers(d) { return false }
+        return true
+    }
+
+    public var description: String {
+        "{" + (entries.map { "\($0.actor):\($0.counter)" } + exactDots.map { "=\($0)" }).joined(separator: ",") + "}"
+    }
+}

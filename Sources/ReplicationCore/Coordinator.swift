@@ -1,0 +1,293 @@
+import BufferPool
+
+/// The quorum state machine: runs a client's get, put or delete against the key's n replicas.
+///
+/// The same logic serves a node (server routing: its own replica is local) and the client library (client
+/// routing: every replica is remote). It never reads a clock or sends anything itself: `now` comes in with every
+/// call, and what to send and when to be woken goes into the `Outbox`.
+///
+/// - A put or delete is stored locally if the coordinator is a replica (that counts as one ack) and sent to the
+///   other replicas; it succeeds at w acks and fails at the timeout.
+/// - A get asks the n replicas and answers after r responses, reconciled; answers that come later are still used
+///   for read repair, done when all n answered or at the timeout.
+/// - A delete that every replica acknowledged as its whole state is purged after `tombstoneGrace`.
+public final class Coordinator {
+    public let endpoint: Endpoint
+    public let config: CoreConfig
+    public let ring: Ring
+    public let pool: BufferPool
+    public var counters = CoreCounters()
+    /// Incarnation of the node (or client) coordinating: part of every actor it writes as.
+    public var incarnation: UInt32 = 0
+
+    final class Pending {
+        let op: Operation
+        let client: Endpoint
+        let tag: UInt64
+        let key: UInt64
+        let replicas: ArraySlice<UInt16>
+        var answered: UInt64 = 0  // bit i: replica i answered
+        var answers = 0
+        var replied = false
+        /// get: the responses so far, by replica index (owned here until the request finishes)
+        var responses: [(index: Int, versions: [Version])] = []
+        /// put/delete: what the reply carries, and whether every ack said "my state is exactly this tombstone"
+        var dot: Dot?
+        var context = CausalContext.empty
+        var allTombstoneOnly = true
+
+        init(op: Operation, client: Endpoint, tag: UInt64, key: UInt64, replicas: ArraySlice<UInt16>) {
+            self.op = op
+            self.client = client
+            self.tag = tag
+            self.key = key
+            self.replicas = replicas
+        }
+
+        func index(of node: Endpoint) -> Int? {
+            if node.isClient { return nil }
+            for (i, r) in replicas.enumerated() where Int(r) == node.index { return i }
+            return nil
+        }
+    }
+
+    struct PendingPurge {
+        var key: UInt64
+        var dots: [Dot]
+        var replicas: ArraySlice<UInt16>
+    }
+
+    var pending: [UInt64: Pending] = [:]
+    var purges: [UInt64: PendingPurge] = [:]
+    var nextRequest: UInt64 = 1
+    var looseCounter: UInt64 = 0
+    var lastStamp: UInt64 = 0
+    static let purgeTokenBit: UInt64 = 1 << 63
+
+    public init(endpoint: Endpoint, config: CoreConfig, ring: Ring, pool: BufferPool) {
+        self.endpoint = endpoint
+        self.config = config
+        self.ring = ring
+        self.pool = pool
+    }
+
+    /// Requests in flight (waiting for a quorum or for late answers).
+    public var inFlight: Int { pending.count }
+
+    /// The actor this coordinator writes as for `key`: a replica actor when it stores the key, else loose.
+    func actor(isReplica: Bool) -> Actor {
+        if endpoint.isClient { return .client(endpoint.index, epoch: incarnation) }
+        return isReplica
+            ? .replica(node: endpoint.index, incarnation: incarnation)
+            : .looseNode(node: endpoint.index, incarnation: incarnation)
+    }
+
+    // MARK: - Start
+
+    /// Starts a client request. `local` is the coordinator's own store when it is a node.
+    public func start(
+        _ request: ClientRequest, from client: Endpoint, now: UInt64, local: VersionedStore?, out: inout Outbox
+    ) {
+        counters.coordinated += 1
+        let key = Key(request.key)
+        let replicas = ring.preferenceList(for: key).replicas(config.n)
+        let id = nextRequest
+        nextRequest += 1
+        let p = Pending(op: request.op, client: client, tag: request.tag, key: request.key, replicas: replicas)
+        let localIndex = local == nil || endpoint.isClient ? nil : p.index(of: endpoint)
+        out.setTimer(at: now &+ config.timeout, token: id)
+        pending[id] = p
+
+        switch request.op {
+        case .get:
+            for (i, node) in replicas.enumerated() where i != localIndex {
+                out.send(.read(ReplicaRead(request: id, key: request.key)), from: endpoint, to: .node(Int(node)))
+            }
+            if let localIndex, let local {
+                let copy = Siblings.copy(local.state(of: request.key), pool: pool)
+                recordResponse(p, id: id, index: localIndex, versions: copy, now: now, out: &out)
+            }
+        case .put, .delete:
+            let tombstone = request.op == .delete
+            let context = config.versioning == .vv ? request.context : .empty
+            let version: Version
+            var state: [Version]
+            if localIndex != nil, let local {
+                let dot = local.nextDot(for: actor(isReplica: true), key: request.key)
+                version = Version(
+                    dot: dot, context: context, stamp: local.nextStamp(now: now), value: request.value,
+                    tombstone: tombstone)
+                local.apply(key: request.key, [version])
+                // Replicas get the coordinator's whole state of the key: a replica actor's history travels whole.
+                state = local.state(of: request.key)
+            } else {
+                looseCounter += 1
+                lastStamp = max(now, lastStamp + 1)
+                version = Version(
+                    dot: Dot(actor: actor(isReplica: false), counter: looseCounter), context: context,
+                    stamp: lastStamp, value: request.value, tombstone: tombstone)
+                state = [version]
+            }
+            p.dot = version.dot
+            var replyContext = context
+            // The client learns this one dot, not the actor's earlier ones: kept exact.
+            if config.versioning == .vv { replyContext.addExact(version.dot) }
+            p.context = replyContext
+            let remote = replicas.enumerated().filter { $0.offset != localIndex }
+            for (n, (_, node)) in remote.enumerated() {
+                // The last remote replica takes the original buffers when nothing local holds them.
+                let versions = (localIndex == nil && n == remote.count - 1) ? state : Siblings.copy(state, pool: pool)
+                out.send(.write(ReplicaWrite(request: id, key: request.key, versions: versions)),
+                         from: endpoint, to: .node(Int(node)))
+            }
+            if remote.isEmpty && localIndex == nil { Siblings.release(state, pool: pool) }
+            if let localIndex, let local {
+                let s = local.state(of: request.key)
+                let only = Siblings.deleted(s) && s.count == 1 && s[0].dot == version.dot
+                recordAck(p, id: id, index: localIndex, tombstoneOnly: only, now: now, out: &out)
+            }
+        }
+    }
+
+    // MARK: - Answers from replicas
+
+    /// A replica acknowledged a write.
+    public func writeAcked(_ ack: ReplicaAck, from: Endpoint, now: UInt64, out: inout Outbox) {
+        guard let p = pending[ack.request] else {
+            counters.lateReplies += 1
+            return
+        }
+        guard p.op != .get, p.key == ack.key, let index = p.index(of: from) else {
+            counters.ignored += 1
+            return
+        }
+        if p.answered & (1 << index) != 0 {
+            counters.duplicateReplies += 1
+            return
+        }
+        recordAck(p, id: ack.request, index: index, tombstoneOnly: ack.tombstoneOnly, now: now, out: &out)
+    }
+
+    /// A replica answered a read.
+    public func readAnswered(_ response: ReplicaReadResponse, from: Endpoint, now: UInt64, out: inout Outbox) {
+        guard let p = pending[response.request] else {
+            counters.lateReplies += 1
+            Siblings.release(response.versions, pool: pool)
+            return
+        }
+        guard p.op == .get, p.key == response.key, let index = p.index(of: from) else {
+            counters.ignored += 1
+            Siblings.release(response.versions, pool: pool)
+            return
+        }
+        if p.answered & (1 << index) != 0 {
+            counters.duplicateReplies += 1
+            Siblings.release(response.versions, pool: pool)
+            return
+        }
+        recordResponse(p, id: response.request, index: index, versions: response.versions, now: now, out: &out)
+    }
+
+    func recordAck(_ p: Pending, id: UInt64, index: Int, tombstoneOnly: Bool, now: UInt64, out: inout Outbox) {
+        p.answered |= 1 << index
+        p.answers += 1
+        if !tombstoneOnly { p.allTombstoneOnly = false }
+        if !p.replied && p.answers >= config.w {
+            p.replied = true
+            counters.ok += 1
+            out.send(
+                .reply(ClientReply(tag: p.tag, op: p.op, key: p.key, status: .ok, context: p.context, dot: p.dot,
+                                   coordinator: endpoint)),
+                from: endpoint, to: p.client)
+        }
+        if p.answers == p.replicas.count {
+            pending[id] = nil
+            if p.op == .delete && p.allTombstoneOnly, let dot = p.dot {
+                // Every replica holds exactly this tombstone: purge it after the grace period.
+                let token = Coordinator.purgeTokenBit | id
+                purges[token] = PendingPurge(key: p.key, dots: [dot], replicas: p.replicas)
+                out.setTimer(at: now &+ config.tombstoneGrace, token: token)
+            }
+        }
+    }
+
+    func recordResponse(
+        _ p: Pending, id: UInt64, index: Int, versions: [Version], now: UInt64, out: inout Outbox
+    ) {
+        p.answered |= 1 << index
+        p.answers += 1
+        p.responses.append((index, versions))
+        if !p.replied && p.answers >= config.r {
+            p.replied = true
+            counters.ok += 1
+            let state = reconcile(p.responses)
+            out.send(
+                .reply(ClientReply(tag: p.tag, op: .get, key: p.key, status: .ok, versions: state,
+                                   context: config.versioning == .vv ? Siblings.clock(of: state) : .empty,
+                                   coordinator: endpoint)),
+                from: endpoint, to: p.client)
+        }
+        if p.answers == p.replicas.count {
+            pending[id] = nil
+            finishRead(p, out: &out)
+        }
+    }
+
+    /// Copies of all responses merged into one state.
+    func reconcile(_ responses: [(index: Int, versions: [Version])]) -> [Version] {
+        var state: [Version] = []
+        for r in responses {
+            Siblings.merge(&state, Siblings.copy(r.versions, pool: pool), mode: config.versioning, pool: pool)
+        }
+        return state
+    }
+
+    /// Read repair: every replica that answered with something older or nothing gets the reconciled state.
+    func finishRead(_ p: Pending, out: inout Outbox) {
+        defer { for r in p.responses { Siblings.release(r.versions, pool: pool) } }
+        guard config.readRepair, p.replied, p.responses.count > 1 else { return }
+        let final = reconcile(p.responses)
+        defer { Siblings.release(final, pool: pool) }
+        if final.isEmpty { return }
+        for r in p.responses where !Siblings.same(r.versions, final) {
+            counters.readRepairs += 1
+            out.send(.write(ReplicaWrite(request: 0, key: p.key, versions: Siblings.copy(final, pool: pool))),
+                     from: endpoint, to: .node(Int(p.replicas[p.replicas.startIndex + r.index])))
+        }
+    }
+
+    // MARK: - Timers
+
+    /// A timer this coordinator asked for has come due. Returns false if the token is not its own.
+    @discardableResult
+    public func timerFired(_ token: UInt64, now: UInt64, local: VersionedStore?, out: inout Outbox) -> Bool {
+        if token & Coordinator.purgeTokenBit != 0 {
+            guard let purge = purges.removeValue(forKey: token) else { return false }
+            counters.purgesSent += 1
+            for node in purge.replicas {
+                if Int(node) == endpoint.index && !endpoint.isClient, let local {
+                    if local.purge(key: purge.key, dots: purge.dots) { counters.tombstonesPurged += 1 }
+                } else {
+                    out.send(.purge(Purge(key: purge.key, dots: purge.dots)), from: endpoint, to: .node(Int(node)))
+                }
+            }
+            return true
+        }
+        guard let p = pending.removeValue(forKey: token) else { return true }  // finished before its timeout
+        if !p.replied {
+            counters.failed += 1
+            out.send(
+                .reply(ClientReply(tag: p.tag, op: p.op, key: p.key, status: .timeout, coordinator: endpoint)),
+                from: endpoint, to: p.client)
+        }
+        if p.op == .get { finishRead(p, out: &out) }
+        return true
+    }
+
+    /// Abandons every request in flight (the node went down): their buffers are released, no reply is sent.
+    public func abandonAll() {
+        for (_, p) in pending { for r in p.responses { Siblings.release(r.versions, pool: pool) } }
+        pending.removeAll()
+        purges.removeAll()
+    }
+}

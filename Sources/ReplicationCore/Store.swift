@@ -1,0 +1,88 @@
+import BufferPool
+
+/// One node's versioned store: key → the versions no other version supersedes.
+///
+/// Touched by its node only (one thread). Values live in `BufferPool` buffers owned by the store: versions it
+/// drops are released, versions it hands out are copies.
+public final class VersionedStore {
+    public let mode: Versioning
+    public let pool: BufferPool
+    @usableFromInline var data: [UInt64: [Version]] = [:]
+    /// Last counter this node used for a dot (per incarnation; strictly increasing across keys, so a purged key
+    /// never sees a counter reused).
+    public private(set) var lastCounter: UInt64 = 0
+    /// Last timestamp this node gave a version: stamps are strictly increasing per node.
+    public private(set) var lastStamp: UInt64 = 0
+    /// Tombstones removed under the purge rule.
+    public private(set) var purged = 0
+
+    public init(mode: Versioning, pool: BufferPool) {
+        self.mode = mode
+        self.pool = pool
+    }
+
+    deinit { wipe() }
+
+    /// Number of keys held (tombstones included).
+    public var keyCount: Int { data.count }
+
+    /// The state of `key` (not copied: read it, don't keep it).
+    @inlinable
+    public func state(of key: UInt64) -> [Version] { data[key] ?? [] }
+
+    /// Every key held.
+    public var keys: Dictionary<UInt64, [Version]>.Keys { data.keys }
+
+    /// A new dot for `actor`: above every counter this node has used and every counter of `actor` in the key's
+    /// state.
+    public func nextDot(for actor: Actor, key: UInt64) -> Dot {
+        var counter = lastCounter
+        if !actor.isLoose, let state = data[key] {
+            for v in state {
+                counter = max(counter, v.context.counter(of: actor))
+                if v.dot.actor == actor { counter = max(counter, v.dot.counter) }
+            }
+        }
+        lastCounter = counter + 1
+        return Dot(actor: actor, counter: counter + 1)
+    }
+
+    /// A strictly increasing timestamp not before `now`.
+    public func nextStamp(now: UInt64) -> UInt64 {
+        lastStamp = max(now, lastStamp + 1)
+        return lastStamp
+    }
+
+    /// Merges `versions` (taking ownership of their buffers). Returns whether the state changed.
+    @discardableResult
+    public func apply(key: UInt64, _ versions: [Version]) -> Bool {
+        var changed = false
+        if data[key] == nil {
+            if versions.isEmpty { return false }
+            data[key] = []
+        }
+        changed = Siblings.merge(&data[key]!, versions, mode: mode, pool: pool)
+        return changed
+    }
+
+    /// The tombstone purge rule: removes `key` only if its state is exactly tombstones with these dots.
+    @discardableResult
+    public func purge(key: UInt64, dots: [Dot]) -> Bool {
+        guard let state = data[key], Siblings.deleted(state), state.count == dots.count,
+            state.allSatisfy({ v in dots.contains(v.dot) })
+        else { return false }
+        Siblings.release(state, pool: pool)
+        data[key] = nil
+        purged += 1
+        return true
+    }
+
+    /// Forgets everything (a node that comes back empty).
+    public func wipe() {
+        for (_, state) in data { Siblings.release(state, pool: pool) }
+        data.removeAll()
+    }
+
+    /// Bytes of values held.
+    public var valueBytes: Int { data.values.reduce(0) { $0 + $1.reduce(0) { $0 + ($1.value?.count ?? 0) } } }
+}

@@ -1,0 +1,145 @@
+import BufferPool
+
+/// How replicas resolve concurrent writes.
+public enum Versioning: String, Sendable, CaseIterable {
+    /// Dotted version vectors: concurrent writes are kept as siblings.
+    case vv
+    /// Last write wins by coordinator timestamp, node id breaking ties: one version survives.
+    case lww
+}
+
+/// One version of a key's value.
+public struct Version: Sendable, CustomStringConvertible {
+    /// The write that made it.
+    public var dot: Dot
+    /// What that write had seen (`vv` mode); the versions it covers are superseded by this one.
+    public var context: CausalContext
+    /// Coordinator timestamp (ns of the coordinator's clock, made strictly increasing per coordinator); `lww` orders
+    /// by it.
+    public var stamp: UInt64
+    /// The value. A tombstone may carry one too (the load generator stores the delete's write id in it).
+    public var value: PoolBuffer?
+    /// Whether this version is a delete.
+    public var isTombstone: Bool
+
+    public init(dot: Dot, context: CausalContext, stamp: UInt64, value: PoolBuffer?, tombstone: Bool = false) {
+        self.dot = dot
+        self.context = context
+        self.stamp = stamp
+        self.value = value
+        self.isTombstone = tombstone
+    }
+
+    /// The `lww` order: timestamp, then actor (node id), then counter.
+    @inlinable
+    public func wins(over other: Version) -> Bool {
+        if stamp != other.stamp { return stamp > other.stamp }
+        if dot.actor.raw != other.dot.actor.raw { return dot.actor.raw > other.dot.actor.raw }
+        return dot.counter > other.dot.counter
+    }
+
+    public var description: String {
+        "\(dot)\(context)" + (isTombstone ? "⊥" : "") + (value.map { "[\($0.count)B]" } ?? "") + "@\(stamp)"
+    }
+}
+
+/// The state of one key: the versions that no other version supersedes.
+///
+/// Every operation here owns the buffers it is given: versions it drops have their buffers released to `pool`.
+public enum Siblings {
+    /// Merges `incoming` into `state`: in `vv` mode keeps every version whose dot no other version's context
+    /// covers (duplicates by dot collapse); in `lww` mode keeps the single winner. Returns whether `state` changed.
+    @discardableResult
+    public static func merge(
+        _ state: inout [Version], _ incoming: [Version], mode: Versioning, pool: BufferPool
+    ) -> Bool {
+        if incoming.isEmpty { return false }
+        switch mode {
+        case .lww:
+            var winner: Version? = state.first
+            var changed = false
+            for v in state.dropFirst() { pool.releaseValue(of: v) }
+            if state.count > 1 { changed = true }
+            for v in incoming {
+                if let w = winner {
+                    if v.dot == w.dot {
+                        pool.releaseValue(of: v)
+                    } else if v.wins(over: w) {
+                        pool.releaseValue(of: w)
+                        winner = v
+                        changed = true
+                    } else {
+                        pool.releaseValue(of: v)
+                    }
+                } else {
+                    winner = v
+                    changed = true
+                }
+            }
+            if changed { state = winner.map { [$0] } ?? [] }
+            return changed
+        case .vv:
+            var changed = false
+            for v in incoming {
+                // Already here, or superseded by something here: drop it.
+                if state.contains(where: { $0.dot == v.dot || $0.context.covers(v.dot) }) {
+                    pool.releaseValue(of: v)
+                    continue
+                }
+                // Drop what it supersedes, then add it.
+                var i = 0
+                while i < state.count {
+                    if v.context.covers(state[i].dot) {
+                        pool.releaseValue(of: state[i])
+                        state.remove(at: i)
+                    } else {
+                        i += 1
+                    }
+                }
+                state.append(v)
+                changed = true
+            }
+            return changed
+        }
+    }
+
+    /// The history a state summarizes: every version's context and dot. The context a client gets with a read.
+    public static func clock(of state: [Version]) -> CausalContext {
+        var c = CausalContext()
+        for v in state {
+            c.merge(v.context)
+            c.add(v.dot)
+        }
+        return c
+    }
+
+    /// Whether two states hold the same versions (same dots).
+    public static func same(_ a: [Version], _ b: [Version]) -> Bool {
+        a.count == b.count && a.allSatisfy { v in b.contains { $0.dot == v.dot } }
+    }
+
+    /// True when every version of the state is a tombstone (and there is at least one).
+    public static func deleted(_ state: [Version]) -> Bool { !state.isEmpty && state.allSatisfy(\.isTombstone) }
+
+    /// Copies of the versions with copies of their values, for a message.
+    public static func copy(_ state: [Version], pool: BufferPool) -> [Version] {
+        state.map { v in
+            var c = v
+            if let value = v.value { c.value = pool.acquire(copyOf: value) }
+            return c
+        }
+    }
+
+    /// Releases every value of the versions.
+    public static func release(_ state: [Version], pool: BufferPool) {
+        for v in state { pool.releaseValue(of: v) }
+    }
+}
+
+extension BufferPool {
+    /// Releases the version's value buffer, if it has one.
+    @inlinable
+    public func releaseValue(of version: Version) {
+        if let value = version.value { release(value) }
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+@testable import ClusterRuntime
+@testable import ReplicationCore
+
+func samples(_ d: Distribution, _ count: Int = 200_000, seed: UInt64 = 1) -> [Double] {
+    var rng = Xoshiro(seed: seed)
+    return (0..<count).map { _ in d.sample(&rng) }.sorted()
+}
+
+func quantile(_ sorted: [Double], _ q: Double) -> Double { sorted[Int(Double(sorted.count - 1) * q)] }
+func mean(_ xs: [Double]) -> Double { xs.reduce(0, +) / Double(xs.count) }
+func close(_ a: Double, _ b: Double, _ tolerance: Double) -> Bool { abs(a - b) <= tolerance * abs(b) }
+
+@Suite("Distributions")
+struct DistributionTests {
+    @Test("const and bare values")
+    func constant() throws {
+        #expect(try Distribution.parse("const(2ms)") == .constant(2e6))
+        #expect(try Distribution.parse("5ms") == .constant(5e6))
+        #expect(try Distribution.parse("256", unit: .count) == .constant(256))
+        #expect(samples(.constant(3), 10).allSatisfy { $0 == 3 })
+    }
+
+    @Test("uniform: mean and quartiles")
+    func uniform() throws {
+        let d = try Distribution.parse("uniform(1ms,5ms)")
+        let s = samples(d)
+        #expect(close(mean(s), 3e6, 0.01))
+        #expect(close(quantile(s, 0.25), 2e6, 0.02) && close(quantile(s, 0.75), 4e6, 0.02))
+        #expect(s.first! >= 1e6 && s.last! <= 5e6)
+    }
+
+    @Test("exp: mean, and median = mean·ln 2")
+    func exponential() throws {
+        let d = try Distribution.parse("exp(mean=2ms)")
+        let s = samples(d)
+        #expect(close(mean(s), 2e6, 0.02))
+        #expect(close(quantile(s, 0.5), 2e6 * log(2), 0.02))
+        #expect(try Distribution.parse("exp(2ms)") == d)
+    }
+
+    @Test("pareto: median = xm·2^(1/α), mean = α·xm/(α−1)")
+    func pareto() throws {
+        let d = try Distribution.parse("pareto(xm=0.5ms,alpha=3)")
+        let s = samples(d)
+        #expect(close(quantile(s, 0.5), 0.5e6 * pow(2, 1.0 / 3), 0.02))
+        #expect(close(mean(s), 0.75e6, 0.03))
+        #expect(s.first! >= 0.5e6)
+    }
+
+    @Test("lognormal: median, and the 84th percentile at median·e^σ")
+    func lognormal() throws {
+        let d = try Distribution.parse("lognormal(median=1ms,sigma=0.5)")
+        let s = samples(d)
+        #expect(close(quantile(s, 0.5), 1e6, 0.02))
+        #expect(close(quantile(s, 0.8413), 1e6 * exp(0.5), 0.03))
+        #expect(close(mean(s), d.mean, 0.02))
+    }
+
+    @Test("normal: mean and spread (cut at 0)")
+    func normal() throws {
+        let d = try Distribution.parse("normal(mean=2ms,sd=0.5ms)")
+        let s = samples(d)
+        #expect(close(mean(s), 2e6, 0.01))
+        #expect(close(quantile(s, 0.8413) - quantile(s, 0.5), 0.5e6, 0.04))
+        let cut = samples(try Distribution.parse("normal(mean=0ms,sd=1ms)"))
+        #expect(cut.first! == 0 && close(quantile(cut, 0.5), 0, 1) && quantile(cut, 0.49) == 0)
+    }
+
+    @Test("mix: weights pick components")
+    func mixture() throws {
+        let d = try Distribution.parse("mix(0.9*const(1ms),0.1*exp(mean=10ms))")
+        let s = samples(d)
+        #expect(close(mean(s), 0.9e6 + 1e6, 0.03))
+        #expect(close(Double(s.filter { $0 == 1e6 }.count) / Double(s.count), 0.9, 0.01))
+        #expect(d.render(.duration) == "mix(0.9*const(1ms),0.1*exp(mean=10ms))")
+    }
+
+    @Test("bad distributions name the bad part", arguments: [
+        ("exp(mean=2)", "needs a unit"),
+        ("exp(mean=2xs)", "'xs'"),
+        ("foo(1ms)", "unknown distribution 'foo'"),
+        ("uniform(5ms,1ms)", "low is above high"),
+        ("mix(0.5*const(1ms),0.4*const(2ms))", "sum to 0.9"),
+        ("pareto(xm=1ms)", "missing alpha"),
+        ("exp(mean=2ms", "missing ')'"),
+        ("exp(mean=2ms) x", "unexpected 'x'"),
+        ("lognormal(median=-1ms,sigma=1)", "negative"),
+    ])
+    func errors(text: String, expected: String) {
+        do {
+            _ = try Distribution.parse(text)
+            Issue.record("'\(text)' parsed")
+        } catch {
+            #expect("\(error)".contains(expected), "'\(text)': \(error)")
+        }
+    }
+
+    @Test("durations")
+    func durations() throws {
+        #expect(try Distribution.parseDuration("100ms") == 1e8)
+        #expect(try Distribution.parseDuration("1.5s") == 1.5e9)
+        #expect(try Distribution.parseDuration("250us") == 2.5e5)
+        #expect(try Distribution.parseDuration("2m") == 120e9)
+        #expect(try Distribution.parseDuration("0") == 0)
+        #expect(throws: DistributionError.self) { try Distribution.parseDuration("10") }
+        #expect(throws: DistributionError.self) { try Distribution.parseDuration("-5ms") }
+    }
+}

@@ -1,0 +1,131 @@
+import BufferPool
+import Foundation
+import QuorumTestSupport
+import Synchronization
+import SyncPrimitives
+import Testing
+@testable import ClusterRuntime
+@testable import ReplicationCore
+
+/// Runs `threads` client threads against `cluster`, each doing `opsPerThread` random reads and writes on `keys`
+/// keys, with up to `inFlight` requests outstanding per thread; records everything in `history`.
+/// Updates carry the context of the thread's last read of the key, as the SPEC's `update` does.
+func drive(_ cluster: InProcessCluster, history: History, threads: Int, opsPerThread: Int, keys: UInt64,
+           inFlight: Int, seed: UInt64) {
+    let done = DispatchSemaphore(value: 0)
+    let pool = cluster.options.pool
+    for t in 0..<threads {
+        let port = cluster.ports[t]
+        Thread {
+            var rng = Xoshiro.derive(seed, UInt64(t))
+            var contexts: [UInt64: (CausalContext, [UInt64])] = [:]
+            var outstanding: [UInt64: (op: ReplicationCore.Operation, key: UInt64, start: UInt64, writeID: UInt64)] = [:]
+            var issued = 0
+            var nextTag: UInt64 = 1
+            while issued < opsPerThread || !outstanding.isEmpty {
+                while issued < opsPerThread && outstanding.count < inFlight {
+                    let key = UInt64(rng.next(below: Int(keys)))
+                    let tag = nextTag
+                    nextTag += 1
+                    let now = monotonicNanos()
+                    if rng.next(below: 2) == 0 {
+                        outstanding[tag] = (.get, key, now, 0)
+                        port.submit(ClientRequest(tag: tag, op: .get, key: key), now: now)
+                    } else {
+                        let writeID = UInt64(t + 1) << 40 | tag
+                        let (context, saw) = contexts[key] ?? (.empty, [])
+                        history.wrote(id: writeID, key: key, saw: saw)
+                        outstanding[tag] = (.put, key, now, writeID)
+                        port.submit(ClientRequest(tag: tag, op: .put, key: key,
+                                                  value: WriteTag.value(id: writeID, size: 64, pool: pool),
+                                                  context: context), now: now)
+                    }
+                    issued += 1
+                }
+                let n = port.poll(now: monotonicNanos()) { reply in
+                    guard let request = outstanding.removeValue(forKey: reply.tag) else { return }
+                    if reply.status == .ok {
+                        if request.op == .get {
+                            let ids = reply.versions.compactMap(WriteTag.id(of:))
+                            history.read(key: request.key, start: request.start, returned: ids)
+                            contexts[request.key] = (reply.context, ids)
+                        } else {
+                            history.acknowledged(id: request.writeID, at: monotonicNanos())
+                            contexts[request.key] = (reply.context, [request.writeID])
+                        }
+                    }
+                    Siblings.release(reply.versions, pool: pool)
+                }
+                if n == 0 { port.wait(until: monotonicNanos() + 1_000_000) }
+            }
+            done.signal()
+        }.start()
+    }
+    for _ in 0..<threads { done.wait() }
+}
+
+@Suite("In-process cluster")
+struct InProcessClusterTests {
+    @Test("with w + r > n and random delays, every read returns each write acknowledged before it began",
+          arguments: [Routing.server, .client])
+    func freshReads(routing: Routing) throws {
+        var core = CoreConfig()
+        core.n = 3
+        core.w = 2
+        core.r = 2
+        core.routing = routing
+        core.timeout = 2_000_000_000  // no request may fail: the check is about fresh reads
+        let pool = BufferPool()
+        let cluster = InProcessCluster(options: ClusterOptions(
+            core: core, workers: 2, clients: 3,
+            delays: Delays(all: try Distribution.parse("exp(mean=200us)"),
+                           client: try Distribution.parse("uniform(0ms,100us)")),
+            seed: 5, pool: pool))
+        cluster.start()
+        let history = History()
+        drive(cluster, history: history, threads: 3, opsPerThread: 3000, keys: 12, inFlight: 8, seed: 5)
+        cluster.stop()
+        let violations = history.violations()
+        #expect(history.readCount > 2000)
+        #expect(violations.isEmpty, "\(violations.prefix(5))")
+        #expect(cluster.counters.failed == 0)
+    }
+
+    @Test("the checker does catch stale reads: w + r ≤ n with one slow replica")
+    func checkerCatchesStaleness() throws {
+        var core = CoreConfig()
+        core.n = 3
+        core.w = 1
+        core.r = 1
+        core.readRepair = false
+        core.timeout = 2_000_000_000
+        let pool = BufferPool()
+        let cluster = InProcessCluster(options: ClusterOptions(
+            core: core, workers: 2, clients: 2,
+            delays: Delays(all: try Distribution.parse("mix(0.7*const(10us),0.3*const(20ms))")),
+            seed: 6, pool: pool))
+        cluster.start()
+        let history = History()
+        drive(cluster, history: history, threads: 2, opsPerThread: 1500, keys: 4, inFlight: 8, seed: 6)
+        cluster.stop()
+        #expect(!history.violations().isEmpty)
+    }
+
+    @Test("stopping releases every in-flight buffer: what stays in use is what the stores hold")
+    func noLeaks() throws {
+        let pool = BufferPool()
+        var core = CoreConfig()
+        core.timeout = 50_000_000
+        let cluster = InProcessCluster(options: ClusterOptions(
+            core: core, workers: 2, clients: 2, delays: Delays(all: try Distribution.parse("exp(mean=1ms)")),
+            drop: 0.05, seed: 7, pool: pool))
+        cluster.start()
+        drive(cluster, history: History(), threads: 2, opsPerThread: 2000, keys: 50, inFlight: 16, seed: 7)
+        cluster.stop()
+        let buffersHeld = cluster.nodes.reduce(0) { total, node in
+            total + node.store.keys.reduce(0) { $0 + node.store.state(of: $1).filter { $0.value != nil }.count }
+        }
+        #expect(pool.statistics().buffersInUse == buffersHeld)
+        #expect(cluster.droppedMessages > 0)
+    }
+}

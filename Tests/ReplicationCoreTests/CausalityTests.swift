@@ -1,0 +1,151 @@
+import BufferPool
+import Testing
+@testable import ReplicationCore
+
+/// Random contexts drawn from a small universe of actors and counters (few loose dots, so none is forgotten).
+func randomContext(_ rng: inout Xoshiro) -> CausalContext {
+    var c = CausalContext()
+    for _ in 0..<rng.next(below: 6) {
+        let node = rng.next(below: 4)
+        if rng.next(below: 4) == 0 {
+            c.add(Dot(actor: .client(node), counter: UInt64(1 + rng.next(below: 6))))
+        } else if rng.next(below: 4) == 0 {
+            c.addExact(Dot(actor: .replica(node: node, incarnation: 0), counter: UInt64(1 + rng.next(below: 8))))
+        } else {
+            c.add(Dot(actor: .replica(node: node, incarnation: UInt32(rng.next(below: 2))),
+                      counter: UInt64(1 + rng.next(below: 8))))
+        }
+    }
+    return c
+}
+
+func merged(_ a: CausalContext, _ b: CausalContext) -> CausalContext {
+    var c = a
+    c.merge(b)
+    return c
+}
+
+func equivalent(_ a: CausalContext, _ b: CausalContext) -> Bool { a.dominates(b) && b.dominates(a) }
+
+@Suite("Version-vector laws (property tests over random histories)")
+struct CausalityTests {
+    @Test("merge is commutative, associative and idempotent")
+    func mergeLaws() {
+        var rng = Xoshiro(seed: 7)
+        for _ in 0..<5000 {
+            let a = randomContext(&rng), b = randomContext(&rng), c = randomContext(&rng)
+            #expect(equivalent(merged(a, b), merged(b, a)))
+            #expect(equivalent(merged(merged(a, b), c), merged(a, merged(b, c))))
+            #expect(equivalent(merged(a, a), a))
+        }
+    }
+
+    @Test("merge is the least upper bound under dominance")
+    func leastUpperBound() {
+        var rng = Xoshiro(seed: 8)
+        for _ in 0..<5000 {
+            let a = randomContext(&rng), b = randomContext(&rng), c = randomContext(&rng)
+            let ab = merged(a, b)
+            #expect(ab.dominates(a) && ab.dominates(b))
+            if c.dominates(a) && c.dominates(b) { #expect(c.dominates(ab)) }
+        }
+    }
+
+    @Test("dominance is reflexive, antisymmetric and transitive; concurrency is symmetric")
+    func partialOrder() {
+        var rng = Xoshiro(seed: 9)
+        for _ in 0..<5000 {
+            let a = randomContext(&rng), b = randomContext(&rng), c = randomContext(&rng)
+            #expect(a.dominates(a))
+            if a.dominates(b) && b.dominates(a) {
+                // Same history: covers the same dots.
+                for actor in 0..<4 {
+                    for counter in 1...8 as ClosedRange<UInt64> {
+                        let d = Dot(actor: .replica(node: actor, incarnation: 0), counter: counter)
+                        #expect(a.covers(d) == b.covers(d))
+                    }
+                }
+            }
+            if a.dominates(b) && b.dominates(c) { #expect(a.dominates(c)) }
+            let concurrentAB = !a.dominates(b) && !b.dominates(a)
+            let concurrentBA = !b.dominates(a) && !a.dominates(b)
+            #expect(concurrentAB == concurrentBA)
+        }
+    }
+
+    @Test("a replica actor's counter covers its prefix; a loose dot covers only itself")
+    func coverage() {
+        var c = CausalContext()
+        let r = Actor.replica(node: 1, incarnation: 0)
+        let l = Actor.looseNode(node: 1, incarnation: 0)
+        c.add(Dot(actor: r, counter: 5))
+        c.add(Dot(actor: l, counter: 5))
+        #expect(c.covers(Dot(actor: r, counter: 3)))
+        #expect(!c.covers(Dot(actor: r, counter: 6)))
+        #expect(c.covers(Dot(actor: l, counter: 5)))
+        #expect(!c.covers(Dot(actor: l, counter: 3)))
+        // A new incarnation is a new actor: nothing of the old one covers it.
+        #expect(!c.covers(Dot(actor: .replica(node: 1, incarnation: 1), counter: 1)))
+        // A replica actor's dot added exactly (what a put's reply carries) covers only itself.
+        var e = CausalContext()
+        e.addExact(Dot(actor: r, counter: 6))
+        #expect(e.covers(Dot(actor: r, counter: 6)))
+        #expect(!e.covers(Dot(actor: r, counter: 5)))
+        e.add(Dot(actor: r, counter: 7))
+        #expect(e.covers(Dot(actor: r, counter: 5)) && e.exactDots.isEmpty)
+    }
+
+    @Test("past the bound, the oldest loose dots are forgotten")
+    func looseBound() {
+        var c = CausalContext()
+        for i in 1...40 { c.add(Dot(actor: .client(i % 3), counter: UInt64(i))) }
+        #expect(c.exactDots.count == CausalContext.maxExactDots)
+        #expect(c.covers(Dot(actor: .client(40 % 3), counter: 40)))
+        #expect(!c.covers(Dot(actor: .client(1), counter: 1)))
+    }
+}
+
+@Suite("Sibling reconciliation")
+struct SiblingTests {
+    /// Random versions: each write's context is the clock of a random subset of earlier writes.
+    func randomVersions(_ rng: inout Xoshiro, count: Int, pool: BufferPool) -> [Version] {
+        var all: [Version] = []
+        for i in 0..<count {
+            var context = CausalContext()
+            for earlier in all where rng.next(below: 3) == 0 {
+                context.merge(earlier.context)
+                context.add(earlier.dot)
+            }
+            let actor: Actor = rng.next(below: 2) == 0 ? .client(rng.next(below: 3)) : .looseNode(node: rng.next(below: 3), incarnation: 0)
+            all.append(Version(dot: Dot(actor: actor, counter: UInt64(i + 1)), context: context,
+                               stamp: UInt64(rng.next(below: 1000)), value: pool.acquire(count: 8)))
+        }
+        return all
+    }
+
+    @Test("merging in any order converges to the versions no other covers")
+    func orderIndependent() {
+        let pool = BufferPool()
+        var rng = Xoshiro(seed: 11)
+        for _ in 0..<300 {
+            let versions = randomVersions(&rng, count: 1 + rng.next(below: 8), pool: pool)
+            let expected = Set(versions.filter { v in !versions.contains { $0.context.covers(v.dot) } }.map(\.dot))
+            for _ in 0..<3 {
+                var state: [Version] = []
+                for v in Siblings.copy(versions, pool: pool).shuffled(using: &rng) {
+                    Siblings.merge(&state, [v], mode: .vv, pool: pool)
+                }
+                #expect(Set(state.map(\.dot)) == expected)
+                // lww keeps exactly the winner.
+                var lww: [Version] = []
+                Siblings.merge(&lww, Siblings.copy(versions, pool: pool).shuffled(using: &rng), mode: .lww, pool: pool)
+                let winner = versions.max { $1.wins(over: $0) }!
+                #expect(lww.count == 1 && lww[0].dot == winner.dot)
+                Siblings.release(state, pool: pool)
+                Siblings.release(lww, pool: pool)
+            }
+            Siblings.release(versions, pool: pool)
+        }
+        #expect(pool.statistics().bytesInUse == 0)
+    }
+}

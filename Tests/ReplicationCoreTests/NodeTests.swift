@@ -1,0 +1,245 @@
+import BufferPool
+import QuorumTestSupport
+import Testing
+@testable import ReplicationCore
+
+func config(nodes: Int = 5, n: Int = 3, w: Int = 2, r: Int = 2, versioning: Versioning = .vv) -> CoreConfig {
+    var c = CoreConfig()
+    c.nodes = nodes
+    c.n = n
+    c.w = w
+    c.r = r
+    c.versioning = versioning
+    return c
+}
+
+/// A key whose replicas include node 0 (so node 0 coordinates as a replica).
+func key(replicatedOn node: Int, in net: ManualNetwork, avoiding other: Int? = nil) -> UInt64 {
+    var k: UInt64 = 1
+    while true {
+        let reps = net.replicas(of: k)
+        if reps.contains(node) && (other == nil || !reps.contains(other!)) { return k }
+        k += 1
+    }
+}
+
+@Suite("Coordinator and replicas")
+struct NodeTests {
+    @Test("a put acknowledged by w replicas is read back by r")
+    func putGet() {
+        let pool = BufferPool()
+        let net = ManualNetwork(config: config(), pool: pool)
+        let k = key(replicatedOn: 0, in: net)
+        let put = net.submit(.put, key: k, value: WriteTag.value(id: 42, pool: pool), to: 0)
+        net.deliverAll()
+        #expect(net.reply(put)?.status == .ok)
+        #expect(net.stateIDs(of: k) == [[42], [42], [42]])
+        let get = net.submit(.get, key: k, to: 3)
+        net.deliverAll()
+        let reply = net.reply(get)!
+        #expect(reply.status == .ok)
+        #expect(reply.versions.compactMap(WriteTag.id(of:)) == [42])
+        Siblings.release(reply.versions, pool: pool)
+        net.discardAll()
+    }
+
+    @Test("concurrent writes become siblings under vv; a write with their context replaces both")
+    func siblingsUnderVV() {
+        let pool = BufferPool()
+        let net = ManualNetwork(config: config(), pool: pool)
+        let k = key(replicatedOn: 0, in: net)
+        let other = net.replicas(of: k).first { $0 != 0 }!
+        net.submit(.put, key: k, value: WriteTag.value(id: 1, pool: pool), to: 0)
+        net.submit(.put, key: k, value: WriteTag.value(id: 2, pool: pool), to: other)
+        net.deliverAll()
+        let get = net.submit(.get, key: k, to: 0)
+        net.deliverAll()
+        let reply = net.reply(get)!
+        #expect(Set(reply.versions.compactMap(WriteTag.id(of:))) == [1, 2])
+        #expect(net.stateIDs(of: k).allSatisfy { $0 == [1, 2] })
+        Siblings.release(reply.versions, pool: pool)
+        // A client that saw both writes resolves them.
+        let put = net.submit(.put, key: k, value: WriteTag.value(id: 3, pool: pool), context: reply.context, to: 4)
+        net.deliverAll()
+        #expect(net.reply(put)?.status == .ok)
+        #expect(net.stateIDs(of: k).allSatisfy { $0 == [3] })
+        net.discardAll()
+    }
+
+    @Test("concurrent writes leave one survivor under lww: the later timestamp")
+    func oneSurvivorUnderLWW() {
+        let pool = BufferPool()
+        let net = ManualNetwork(config: config(versioning: .lww), pool: pool)
+        let k = key(replicatedOn: 0, in: net)
+        let other = net.replicas(of: k).first { $0 != 0 }!
+        net.submit(.put, key: k, value: WriteTag.value(id: 1, pool: pool), to: 0)
+        net.advance(by: 1000)
+        net.submit(.put, key: k, value: WriteTag.value(id: 2, pool: pool), to: other)
+        net.deliverAll()
+        #expect(net.stateIDs(of: k).allSatisfy { $0 == [2] })
+        net.discardAll()
+    }
+
+    @Test("read repair makes diverged replicas equal")
+    func readRepair() {
+        let pool = BufferPool()
+        let net = ManualNetwork(config: config(w: 1, r: 1), pool: pool)
+        let k = key(replicatedOn: 0, in: net)
+        // The write reaches only node 0 (its own replica); the others never get it.
+        net.submit(.put, key: k, value: WriteTag.value(id: 7, pool: pool), to: 0)
+        net.deliverAll(keep: { e in if case .write = e.message { return false } else { return true } })
+        #expect(net.stateIDs(of: k).filter { $0 == [7] }.count == 1)
+        let get = net.submit(.get, key: k, to: 0)
+        net.deliverAll()
+        #expect(net.reply(get)?.status == .ok)
+        #expect(net.stateIDs(of: k) == [[7], [7], [7]])
+        #expect(net.nodes[0].counters.readRepairs == 2)
+        net.discardAll()
+    }
+
+    @Test("a tombstone hides the key, and is purged once every replica holds it")
+    func tombstonePurge() {
+        let pool = BufferPool()
+        var c = config()
+        c.tombstoneGrace = 1_000_000
+        let net = ManualNetwork(config: c, pool: pool)
+        let k = key(replicatedOn: 0, in: net)
+        let put = net.submit(.put, key: k, value: WriteTag.value(id: 1, pool: pool), to: 0)
+        net.deliverAll()
+        let context = net.reply(put)!.context
+        let del = net.submit(.delete, key: k, value: WriteTag.value(id: 2, pool: pool), context: context, to: 0)
+        net.deliverAll()
+        #expect(net.reply(del)?.status == .ok)
+        let get = net.submit(.get, key: k, to: 0)
+        net.deliverAll()
+        let reply = net.reply(get)!
+        #expect(reply.versions.count == 1 && reply.versions[0].isTombstone)
+        #expect(reply.versions.compactMap(WriteTag.id(of:)) == [2])
+        Siblings.release(reply.versions, pool: pool)
+        // Before the grace period the tombstones stay; after it, the purge removes them everywhere.
+        #expect(net.replicas(of: k).allSatisfy { net.nodes[$0].store.keyCount == 1 })
+        net.advance(by: 2_000_000)
+        net.deliverAll()
+        #expect(net.replicas(of: k).allSatisfy { net.nodes[$0].store.state(of: k).isEmpty })
+        net.discardAll()
+    }
+
+    @Test("no purge while a replica lacks the tombstone")
+    func noPurgeWithoutAllReplicas() {
+        let pool = BufferPool()
+        var c = config()
+        c.tombstoneGrace = 1_000_000
+        let net = ManualNetwork(config: c, pool: pool)
+        let k = key(replicatedOn: 0, in: net)
+        let lagging = net.replicas(of: k).first { $0 != 0 }!
+        let put = net.submit(.put, key: k, value: WriteTag.value(id: 1, pool: pool), to: 0)
+        net.deliverAll()
+        let context = net.reply(put)!.context
+        net.submit(.delete, key: k, context: context, to: 0)
+        net.deliverAll(keep: { !($0.to == .node(lagging)) })
+        net.advance(by: 200_000_000)  // past the timeout and the grace period
+        net.deliverAll()
+        #expect(net.nodes[lagging].store.state(of: k).compactMap(WriteTag.id(of:)) == [1])
+        #expect(net.replicas(of: k).filter { $0 != lagging }.allSatisfy {
+            Siblings.deleted(net.nodes[$0].store.state(of: k))
+        })
+        net.discardAll()
+    }
+
+    @Test("a request without its quorum fails at the timeout")
+    func timeout() {
+        let pool = BufferPool()
+        let net = ManualNetwork(config: config(w: 3), pool: pool)
+        let k = key(replicatedOn: 0, in: net)
+        let put = net.submit(.put, key: k, value: WriteTag.value(id: 1, pool: pool), to: 0)
+        let silent = net.replicas(of: k).first { $0 != 0 }!
+        net.deliverAll(keep: { $0.to != .node(silent) })
+        #expect(net.reply(put) == nil)
+        net.advance(by: net.config.timeout + 1)
+        net.deliverAll()
+        #expect(net.reply(put)?.status == .timeout)
+        #expect(net.nodes[0].counters.failed == 1)
+        net.discardAll()
+    }
+
+    @Test("bad input is ignored and counted, never a crash")
+    func badInput() {
+        let pool = BufferPool()
+        let net = ManualNetwork(config: config(), pool: pool)
+        let k = key(replicatedOn: 0, in: net)
+        let replicas = net.replicas(of: k)
+        let outsider = (0..<5).first { !replicas.contains($0) }!
+        // A message from a node that does not exist.
+        net.inFlight.append(Envelope(from: .node(99), to: .node(0),
+                                     message: .write(ReplicaWrite(request: 1, key: k, versions: []))))
+        // A write for a key this node does not replicate.
+        net.inFlight.append(Envelope(from: .node(1), to: .node(outsider),
+                                     message: .write(ReplicaWrite(request: 0, key: k, versions: []))))
+        // An ack and a response for requests that never existed.
+        net.inFlight.append(Envelope(from: .node(1), to: .node(0), message: .writeAck(ReplicaAck(request: 999, key: k))))
+        net.inFlight.append(Envelope(from: .node(1), to: .node(0),
+                                     message: .readResponse(ReplicaReadResponse(request: 998, key: k, versions: []))))
+        net.deliverAll()
+        // A duplicate ack, and an ack from a node that is not a replica of the key.
+        let put = net.submit(.put, key: k, value: WriteTag.value(id: 1, pool: pool), to: 0)
+        net.deliverAll(keep: { e in
+            if case .writeAck = e.message { return false }
+            return true
+        })
+        // Deliver the acks by hand: first one, then the same again, then one from the outsider.
+        let remote = replicas.first { $0 != 0 }!
+        let ackRequest: UInt64 = 1
+        net.inFlight.append(Envelope(from: .node(remote), to: .node(0), message: .writeAck(ReplicaAck(request: ackRequest, key: k))))
+        net.inFlight.append(Envelope(from: .node(remote), to: .node(0), message: .writeAck(ReplicaAck(request: ackRequest, key: k))))
+        net.inFlight.append(Envelope(from: .node(outsider), to: .node(0), message: .writeAck(ReplicaAck(request: ackRequest, key: k))))
+        net.deliverAll()
+        #expect(net.reply(put)?.status == .ok)
+        let c0 = net.nodes[0].counters
+        #expect(c0.ignored >= 2)  // the unknown node, the outsider's ack
+        #expect(c0.duplicateReplies == 1)
+        #expect(c0.lateReplies == 2)
+        #expect(net.nodes[outsider].counters.ignored == 1)
+        net.discardAll()
+    }
+
+    @Test("client-side coordination: the same logic with every replica remote")
+    func clientRouting() {
+        let pool = BufferPool()
+        var c = config(w: 2, r: 2)
+        c.routing = .client
+        let ring = c.makeRing()
+        let nodes = (0..<5).map { Node(id: $0, config: c, ring: ring, pool: pool) }
+        let client = Coordinator(endpoint: .client(0), config: c, ring: ring, pool: pool)
+        var out = Outbox()
+        var queue: [Envelope] = []
+        var replies: [ClientReply] = []
+        func pump() {
+            queue += out.messages
+            out.removeAll()
+            while !queue.isEmpty {
+                let e = queue.removeFirst()
+                if e.to.isClient {
+                    switch e.message {
+                    case .reply(let r): replies.append(r)
+                    case .writeAck(let a): client.writeAcked(a, from: e.from, now: 1, out: &out)
+                    case .readResponse(let r): client.readAnswered(r, from: e.from, now: 1, out: &out)
+                    default: break
+                    }
+                } else {
+                    nodes[e.to.index].handle(e, now: 1, out: &out)
+                }
+                queue += out.messages
+                out.removeAll()
+            }
+        }
+        client.start(ClientRequest(tag: 1, op: .put, key: 5, value: WriteTag.value(id: 9, pool: pool)),
+                     from: .client(0), now: 1, local: nil, out: &out)
+        pump()
+        client.start(ClientRequest(tag: 2, op: .get, key: 5), from: .client(0), now: 1, local: nil, out: &out)
+        pump()
+        #expect(replies.map(\.status) == [.ok, .ok])
+        #expect(replies[1].versions.compactMap(WriteTag.id(of:)) == [9])
+        #expect(replies[0].dot?.actor.isClient == true)
+        Siblings.release(replies[1].versions, pool: pool)
+    }
+}
