@@ -12,6 +12,10 @@ import class Foundation.ProcessInfo
 // ThreadSanitizer's malloc interceptors and jemalloc's malloc cannot share a process.
 let systemAllocator = ProcessInfo.processInfo.environment["QUORUMBENCH_SYSTEM_ALLOCATOR"] != nil
 
+// The hot modules touch class properties on every message; their state is confined to one thread by design
+// (see ClusterRuntime), so release builds skip the runtime exclusivity checks there. Debug builds keep them.
+let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "quorumbench",
     platforms: [.macOS(.v15)],
@@ -20,6 +24,8 @@ let package = Package(
         .library(name: "BufferPool", targets: ["BufferPool"]),
         // For the benchmarks' raw mallocx/sdallocx baselines.
         .library(name: "CJemalloc", targets: ["CJemalloc"]),
+        .library(name: "ReplicationCore", targets: ["ReplicationCore"]),
+        .library(name: "ClusterRuntime", targets: ["ClusterRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -35,7 +41,7 @@ let package = Package(
         // which Swift cannot express without a C shim (no `thread_local` in Swift).
         .target(name: "CQuorumSupport"),
         // Locks, queues and parking that ThreadSanitizer understands; shared by the pool and the runtimes.
-        .target(name: "SyncPrimitives"),
+        .target(name: "SyncPrimitives", swiftSettings: hotPath),
         .target(
             name: "BufferPool",
             dependencies: systemAllocator
@@ -43,9 +49,11 @@ let package = Package(
             swiftSettings: systemAllocator ? [.define("QB_SYSTEM_ALLOCATOR")] : []
         ),
         // The sans-I/O replication core: ring, versions, store, coordinator, node state machines.
-        .target(name: "ReplicationCore", dependencies: ["BufferPool"]),
+        .target(name: "ReplicationCore", dependencies: ["BufferPool"], swiftSettings: hotPath),
         // The runtimes that run the core: in-process threads (and, later, virtual time and loopback TCP).
-        .target(name: "ClusterRuntime", dependencies: ["ReplicationCore", "SyncPrimitives", "BufferPool"]),
+        .target(
+            name: "ClusterRuntime", dependencies: ["ReplicationCore", "SyncPrimitives", "BufferPool"],
+            swiftSettings: hotPath),
         // Checkers and harnesses shared by the test suites of this and later issues.
         .target(
             name: "QuorumTestSupport",

@@ -30,6 +30,14 @@ let package = Package(
             path: "Benchmarks/PoolBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        .executableTarget(
+            name: "ClusterThroughput",
+            dependencies: [
+                .product(name: "ClusterRuntime", package: root),
+                .product(name: "BufferPool", package: root),
+            ],
+            path: "Benchmarks/ClusterThroughput"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -11,14 +11,15 @@ public final class ClientPort: @unchecked Sendable {
     public let id: Int
     public let endpoint: Endpoint
     unowned(unsafe) let cluster: InProcessCluster
-    var router: Router
+    @exclusivity(unchecked) var router: Router
     let consumer: Int
     /// The client-side coordinator (`--routing client`).
     public let coordinator: Coordinator?
-    var heap = TimerHeap<Deferred>()
-    var outbox = Outbox()
-    var ready: [ClientReply] = []
-    var rng: Xoshiro
+    @exclusivity(unchecked) var delayed = TimerHeap<Envelope>()
+    @exclusivity(unchecked) var timers = TimerQueue<UInt64>()
+    @exclusivity(unchecked) var outbox = Outbox()
+    @exclusivity(unchecked) var ready: [ClientReply] = []
+    @exclusivity(unchecked) var rng: Xoshiro
 
     init(id: Int, cluster: InProcessCluster) {
         self.id = id
@@ -59,19 +60,16 @@ public final class ClientPort: @unchecked Sendable {
         cluster.lanes[consumer].forEach { lane in
             lane.drain { parcel in
                 if parcel.at > now {
-                    heap.push(at: parcel.at, .parcel(parcel.envelope))
+                    delayed.push(at: parcel.at, parcel.envelope)
                 } else {
                     receive(parcel.envelope, now: now)
                 }
             }
         }
-        while let due = heap.popDue(now) {
-            switch due.payload {
-            case .parcel(let envelope): receive(envelope, now: now)
-            case .timer(_, let token):
-                coordinator?.timerFired(token, now: now, local: nil, out: &outbox)
-                dispatch(now: now)
-            }
+        while let due = delayed.popDue(now) { receive(due.payload, now: now) }
+        while let token = timers.popDue(now) {
+            coordinator?.timerFired(token, now: now, local: nil, out: &outbox)
+            dispatch(now: now)
         }
         router.flush()
         let n = ready.count
@@ -83,12 +81,12 @@ public final class ClientPort: @unchecked Sendable {
     /// Sleeps until a reply may have arrived or until `deadline` (monotonic ns).
     public func wait(until deadline: UInt64) {
         let lanes = cluster.lanes[consumer]
-        let d = min(deadline, heap.nextTime ?? .max)
+        let d = min(deadline, delayed.nextTime ?? .max, timers.nextTime ?? .max)
         cluster.parkers[consumer].park(until: d) { lanes.contains { !$0.isEmpty } || !ready.isEmpty }
     }
 
     /// The earliest time a deferred reply or timer of this port comes due.
-    public var nextDeadline: UInt64? { heap.nextTime }
+    public var nextDeadline: UInt64? { min(delayed.nextTime ?? .max, timers.nextTime ?? .max) == .max ? nil : min(delayed.nextTime ?? .max, timers.nextTime ?? .max) }
 
     func receive(_ envelope: Envelope, now: UInt64) {
         switch envelope.message {
@@ -118,14 +116,12 @@ public final class ClientPort: @unchecked Sendable {
             guard let at = router.schedule(envelope, now: now) else { continue }
             router.push(Parcel(at: at, envelope: envelope), to: cluster.consumer(of: envelope.to))
         }
-        for t in outbox.timers { heap.push(at: t.at, .timer(node: -1, token: t.token)) }
+        for t in outbox.timers { timers.push(at: t.at, t.token) }
         outbox.removeAll()
     }
 
     func discardInFlight() {
-        while let e = heap.popFirst() {
-            if case .parcel(let envelope) = e.payload { envelope.message.release(to: cluster.options.pool) }
-        }
+        while let e = delayed.popFirst() { e.payload.message.release(to: cluster.options.pool) }
         for r in ready { Siblings.release(r.versions, pool: cluster.options.pool) }
         ready.removeAll()
         router.discardOverflow()

@@ -59,9 +59,10 @@ struct Parcel {
     var envelope: Envelope
 }
 
-enum Deferred {
-    case parcel(Envelope)
-    case timer(node: Int, token: UInt64)
+/// A timer a node (or client-side coordinator) asked for.
+struct TimerRequest {
+    var node: Int
+    var token: UInt64
 }
 
 /// M nodes on K worker threads in one process.
@@ -253,11 +254,16 @@ final class Worker: @unchecked Sendable {
     unowned(unsafe) var cluster: InProcessCluster! {
         didSet { router.cluster = cluster }
     }
-    var router: Router
-    var heap = TimerHeap<Deferred>()
-    var local: [Envelope] = []
-    var localNext: [Envelope] = []
-    var outbox = Outbox()
+    @exclusivity(unchecked) var router: Router
+    /// Messages whose delivery time has not come.
+    @exclusivity(unchecked) var delayed = TimerHeap<Envelope>()
+    @exclusivity(unchecked) var timers = TimerQueue<TimerRequest>()
+    @exclusivity(unchecked) var local: [Envelope] = []
+    @exclusivity(unchecked) var localNext: [Envelope] = []
+    @exclusivity(unchecked) var outbox = Outbox()
+
+    /// How long an idle worker yields before it parks.
+    static let spinNanos: UInt64 = 50_000
 
     init(index: Int, workerCount: Int, options: ClusterOptions) {
         self.index = index
@@ -269,27 +275,27 @@ final class Worker: @unchecked Sendable {
     func run() {
         let lanes = cluster.lanes[index]
         let parker = cluster.parkers[index]
-        var idleRounds = 0
+        var idleSince: UInt64 = 0
         while cluster.running.load(ordering: .relaxed) {
             let now = monotonicNanos()
             var work = 0
             for lane in lanes {
                 work += lane.drain { parcel in
                     if parcel.at > now {
-                        heap.push(at: parcel.at, .parcel(parcel.envelope))
+                        delayed.push(at: parcel.at, parcel.envelope)
                     } else {
                         deliver(parcel.envelope, now: now)
                     }
                 }
             }
-            while let due = heap.popDue(now) {
+            while let due = delayed.popDue(now) {
                 work += 1
-                switch due.payload {
-                case .parcel(let envelope): deliver(envelope, now: now)
-                case .timer(let node, let token):
-                    cluster.nodes[node].timer(token, now: now, out: &outbox)
-                    dispatch(from: node, now: now)
-                }
+                deliver(due.payload, now: now)
+            }
+            while let t = timers.popDue(now) {
+                work += 1
+                cluster.nodes[t.node].timer(t.token, now: now, out: &outbox)
+                dispatch(from: t.node, now: now)
             }
             while !local.isEmpty {
                 swap(&local, &localNext)
@@ -299,17 +305,21 @@ final class Worker: @unchecked Sendable {
             }
             let flushed = router.flush()
             if work > 0 || !flushed {
-                idleRounds = 0
+                idleSince = 0
                 continue
             }
-            idleRounds += 1
-            if idleRounds < 64 {
-                if idleRounds & 7 == 0 { sched_yield() }
+            // Idle: yield for a while (a request usually follows soon under load), then sleep until a producer
+            // wakes us or the next timer or delayed message is due.
+            if idleSince == 0 { idleSince = now }
+            if now &- idleSince < Worker.spinNanos {
+                sched_yield()
                 continue
             }
-            let deadline = min(heap.nextTime ?? UInt64.max, monotonicNanos() &+ 50_000_000)
-            parker.park(until: deadline) { lanes.contains { !$0.isEmpty } }
-            idleRounds = 0
+            let deadline = min(delayed.nextTime ?? .max, timers.nextTime ?? .max, now &+ 50_000_000)
+            if deadline > now {
+                parker.park(until: deadline) { lanes.contains { !$0.isEmpty } }
+            }
+            idleSince = 0
         }
     }
 
@@ -331,19 +341,17 @@ final class Worker: @unchecked Sendable {
             guard let at = router.schedule(envelope, now: now) else { continue }
             let consumer = cluster.consumer(of: envelope.to)
             if consumer == index {
-                if at <= now { local.append(envelope) } else { heap.push(at: at, .parcel(envelope)) }
+                if at <= now { local.append(envelope) } else { delayed.push(at: at, envelope) }
             } else {
                 router.push(Parcel(at: at, envelope: envelope), to: consumer)
             }
         }
-        for t in outbox.timers { heap.push(at: t.at, .timer(node: node, token: t.token)) }
+        for t in outbox.timers { timers.push(at: t.at, TimerRequest(node: node, token: t.token)) }
         outbox.removeAll()
     }
 
     func discardInFlight() {
-        while let e = heap.popFirst() {
-            if case .parcel(let envelope) = e.payload { envelope.message.release(to: options.pool) }
-        }
+        while let e = delayed.popFirst() { e.payload.message.release(to: options.pool) }
         for e in local { e.message.release(to: options.pool) }
         local.removeAll()
         router.discardOverflow()

@@ -16,7 +16,7 @@ public final class Coordinator {
     public let config: CoreConfig
     public let ring: Ring
     public let pool: BufferPool
-    public var counters = CoreCounters()
+    @exclusivity(unchecked) public var counters = CoreCounters()
     /// Incarnation of the node (or client) coordinating: part of every actor it writes as.
     public var incarnation: UInt32 = 0
 
@@ -26,15 +26,15 @@ public final class Coordinator {
         let tag: UInt64
         let key: UInt64
         let replicas: ArraySlice<UInt16>
-        var answered: UInt64 = 0  // bit i: replica i answered
-        var answers = 0
-        var replied = false
+        @exclusivity(unchecked) var answered: UInt64 = 0  // bit i: replica i answered
+        @exclusivity(unchecked) var answers = 0
+        @exclusivity(unchecked) var replied = false
         /// get: the responses so far, by replica index (owned here until the request finishes)
-        var responses: [(index: Int, versions: [Version])] = []
+        @exclusivity(unchecked) var responses: [(index: Int, versions: [Version])] = []
         /// put/delete: what the reply carries, and whether every ack said "my state is exactly this tombstone"
-        var dot: Dot?
-        var context = CausalContext.empty
-        var allTombstoneOnly = true
+        @exclusivity(unchecked) var dot: Dot?
+        @exclusivity(unchecked) var context = CausalContext.empty
+        @exclusivity(unchecked) var allTombstoneOnly = true
 
         init(op: Operation, client: Endpoint, tag: UInt64, key: UInt64, replicas: ArraySlice<UInt16>) {
             self.op = op
@@ -57,11 +57,11 @@ public final class Coordinator {
         var replicas: ArraySlice<UInt16>
     }
 
-    var pending: [UInt64: Pending] = [:]
-    var purges: [UInt64: PendingPurge] = [:]
-    var nextRequest: UInt64 = 1
-    var looseCounter: UInt64 = 0
-    var lastStamp: UInt64 = 0
+    @exclusivity(unchecked) var pending: [UInt64: Pending] = [:]
+    @exclusivity(unchecked) var purges: [UInt64: PendingPurge] = [:]
+    @exclusivity(unchecked) var nextRequest: UInt64 = 1
+    @exclusivity(unchecked) var looseCounter: UInt64 = 0
+    @exclusivity(unchecked) var lastStamp: UInt64 = 0
     static let purgeTokenBit: UInt64 = 1 << 63
 
     public init(endpoint: Endpoint, config: CoreConfig, ring: Ring, pool: BufferPool) {
@@ -90,7 +90,7 @@ public final class Coordinator {
     ) {
         counters.coordinated += 1
         let key = Key(request.key)
-        let replicas = ring.preferenceList(for: key).replicas(config.n)
+        let replicas = ring.replicas(of: key, n: config.n)
         let id = nextRequest
         nextRequest += 1
         let p = Pending(op: request.op, client: client, tag: request.tag, key: request.key, replicas: replicas)
@@ -100,8 +100,12 @@ public final class Coordinator {
 
         switch request.op {
         case .get:
-            for (i, node) in replicas.enumerated() where i != localIndex {
-                out.send(.read(ReplicaRead(request: id, key: request.key)), from: endpoint, to: .node(Int(node)))
+            var i = 0
+            for node in replicas {
+                if i != localIndex {
+                    out.send(.read(ReplicaRead(request: id, key: request.key)), from: endpoint, to: .node(Int(node)))
+                }
+                i += 1
             }
             if let localIndex, let local {
                 let copy = Siblings.copy(local.state(of: request.key), pool: pool)
@@ -133,14 +137,17 @@ public final class Coordinator {
             // The client learns this one dot, not the actor's earlier ones: kept exact.
             if config.versioning == .vv { replyContext.addExact(version.dot) }
             p.context = replyContext
-            let remote = replicas.enumerated().filter { $0.offset != localIndex }
-            for (n, (_, node)) in remote.enumerated() {
+            let lastRemote = localIndex == replicas.count - 1 ? replicas.count - 2 : replicas.count - 1
+            var i = 0
+            for node in replicas {
+                defer { i += 1 }
+                if i == localIndex { continue }
                 // The last remote replica takes the original buffers when nothing local holds them.
-                let versions = (localIndex == nil && n == remote.count - 1) ? state : Siblings.copy(state, pool: pool)
+                let versions = (localIndex == nil && i == lastRemote) ? state : Siblings.copy(state, pool: pool)
                 out.send(.write(ReplicaWrite(request: id, key: request.key, versions: versions)),
                          from: endpoint, to: .node(Int(node)))
             }
-            if remote.isEmpty && localIndex == nil { Siblings.release(state, pool: pool) }
+            if lastRemote < 0 && localIndex == nil { Siblings.release(state, pool: pool) }
             if let localIndex, let local {
                 let s = local.state(of: request.key)
                 let only = Siblings.deleted(s) && s.count == 1 && s[0].dot == version.dot
@@ -243,15 +250,29 @@ public final class Coordinator {
     }
 
     /// Read repair: every replica that answered with something older or nothing gets the reconciled state.
+    /// The reconciliation is done on the versions' metadata; values are copied only for the repairs sent.
     func finishRead(_ p: Pending, out: inout Outbox) {
         defer { for r in p.responses { Siblings.release(r.versions, pool: pool) } }
         guard config.readRepair, p.replied, p.responses.count > 1 else { return }
-        let final = reconcile(p.responses)
-        defer { Siblings.release(final, pool: pool) }
+        var final: [Version] = []
+        for r in p.responses {
+            Siblings.merge(&final, r.versions.map { var v = $0; v.value = nil; return v },
+                           mode: config.versioning, pool: pool)
+        }
         if final.isEmpty { return }
         for r in p.responses where !Siblings.same(r.versions, final) {
             counters.readRepairs += 1
-            out.send(.write(ReplicaWrite(request: 0, key: p.key, versions: Siblings.copy(final, pool: pool))),
+            let repair = final.map { v -> Version in
+                var c = v
+                for other in p.responses {
+                    if let held = other.versions.first(where: { $0.dot == v.dot }) {
+                        c.value = held.value.map { pool.acquire(copyOf: $0) }
+                        break
+                    }
+                }
+                return c
+            }
+            out.send(.write(ReplicaWrite(request: 0, key: p.key, versions: repair)),
                      from: endpoint, to: .node(Int(p.replicas[p.replicas.startIndex + r.index])))
         }
     }

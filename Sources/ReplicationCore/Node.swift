@@ -11,7 +11,7 @@ public final class Node {
     public let store: VersionedStore
     public let coordinator: Coordinator
     /// Replica-side counters (the coordinator keeps its own; ``counters`` sums both).
-    var replicaCounters = CoreCounters()
+    @exclusivity(unchecked) var replicaCounters = CoreCounters()
     /// Incremented each time the node comes back empty; part of every actor it writes as.
     public private(set) var incarnation: UInt32 = 0
 
@@ -43,7 +43,7 @@ public final class Node {
         case .request(let request):
             coordinator.start(request, from: from, now: now, local: store, out: &out)
         case .write(let write):
-            guard ring.preferenceList(for: Key(write.key)).contains(id, within: config.n) else {
+            guard ring.isReplica(id, of: Key(write.key), n: config.n) else {
                 replicaCounters.ignored += 1
                 Siblings.release(write.versions, pool: store.pool)
                 return

@@ -10,7 +10,7 @@
 /// A key's preference list is the first n distinct nodes clockwise from its partition, followed by every other node
 /// in ring order: the fallbacks of a sloppy quorum. Lists are precomputed per partition, so a lookup is a multiply,
 /// a shift and an index.
-public struct Ring: Sendable {
+public final class Ring: Sendable {
     public let nodeCount: Int
     public let vnodes: Int
     public let partitionCount: Int
@@ -100,6 +100,23 @@ public struct Ring: Sendable {
     @inlinable
     public func preferenceList(for key: Key) -> PreferenceList {
         PreferenceList(ring: self, base: partition(of: key.hash) * nodeCount)
+    }
+
+    /// The first `n` nodes of `key`'s preference list: its replicas.
+    @inlinable
+    public func replicas(of key: Key, n: Int) -> ArraySlice<UInt16> {
+        let base = partition(of: key.hash) * nodeCount
+        return preference[base..<(base + n)]
+    }
+
+    /// Whether `node` is among the first `n` nodes of `key`'s preference list.
+    @inlinable
+    public func isReplica(_ node: Int, of key: Key, n: Int) -> Bool {
+        let base = partition(of: key.hash) * nodeCount
+        return preference.withUnsafeBufferPointer { p in
+            for i in base..<(base + n) where Int(p[i]) == node { return true }
+            return false
+        }
     }
 
     /// The primary (first) node of `key`.

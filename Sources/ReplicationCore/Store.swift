@@ -7,14 +7,14 @@ import BufferPool
 public final class VersionedStore {
     public let mode: Versioning
     public let pool: BufferPool
-    @usableFromInline var data: [UInt64: [Version]] = [:]
+    @exclusivity(unchecked) @usableFromInline var data: [UInt64: [Version]] = [:]
     /// Last counter this node used for a dot (per incarnation; strictly increasing across keys, so a purged key
     /// never sees a counter reused).
-    public private(set) var lastCounter: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var lastCounter: UInt64 = 0
     /// Last timestamp this node gave a version: stamps are strictly increasing per node.
-    public private(set) var lastStamp: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var lastStamp: UInt64 = 0
     /// Tombstones removed under the purge rule.
-    public private(set) var purged = 0
+    @exclusivity(unchecked) public private(set) var purged = 0
 
     public init(mode: Versioning, pool: BufferPool) {
         self.mode = mode

@@ -35,6 +35,8 @@ public final class Parker: @unchecked Sendable {
     /// announcing sleep — says there is work already.
     public func park(until deadline: UInt64, hasWork: () -> Bool) {
         sleeping.store(true, ordering: .sequentiallyConsistent)
+        // Orders the store above before the queue loads in hasWork (a Dekker pair with unpark's fence).
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
         if hasWork() {
             sleeping.store(false, ordering: .relaxed)
             return
@@ -52,6 +54,8 @@ public final class Parker: @unchecked Sendable {
     /// Producer: wakes the consumer if it sleeps or is about to.
     @inline(__always)
     public func unpark() {
+        // Orders the producer's publishing store before this load (see park).
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
         if sleeping.load(ordering: .sequentiallyConsistent) {
             pthread_mutex_lock(mutex)
             permit = true

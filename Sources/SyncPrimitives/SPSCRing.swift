@@ -7,14 +7,14 @@ import Synchronization
 /// consumer (see `Inbox`).
 public final class SPSCRing<Element>: @unchecked Sendable {
     public let capacity: Int
-    private let mask: Int
-    private let slots: UnsafeMutablePointer<Element>
-    private let head = Atomic<Int>(0)  // next slot to read, written by the consumer
-    private let tail = Atomic<Int>(0)  // next slot to write, written by the producer
+    @usableFromInline let mask: Int
+    @usableFromInline let slots: UnsafeMutablePointer<Element>
+    @usableFromInline let head = Atomic<Int>(0)  // next slot to read, written by the consumer
+    @usableFromInline let tail = Atomic<Int>(0)  // next slot to write, written by the producer
     // Producer-side and consumer-side caches of the other side's index (each touched by one thread only).
-    private var producerTail = 0
-    private var producerHeadCache = 0
-    private var consumerHead = 0
+    @usableFromInline var producerTail = 0
+    @usableFromInline var producerHeadCache = 0
+    @usableFromInline var consumerHead = 0
 
     /// - Parameter capacity: rounded up to a power of two.
     public init(capacity: Int) {
@@ -38,11 +38,6 @@ public final class SPSCRing<Element>: @unchecked Sendable {
     /// Producer: appends `element` unless the ring is full. Visible to the consumer at the next ``publish()``.
     @inlinable
     public func tryPush(_ element: Element) -> Bool {
-        _tryPush(element)
-    }
-
-    @usableFromInline
-    func _tryPush(_ element: Element) -> Bool {
         if producerTail &- producerHeadCache == capacity {
             producerHeadCache = head.load(ordering: .acquiring)
             if producerTail &- producerHeadCache == capacity { return false }
@@ -54,13 +49,10 @@ public final class SPSCRing<Element>: @unchecked Sendable {
 
     /// Producer: makes everything pushed so far visible to the consumer.
     @inlinable
-    public func publish() { _publish() }
-
-    @usableFromInline
-    func _publish() { tail.store(producerTail, ordering: .releasing) }
+    public func publish() { tail.store(producerTail, ordering: .releasing) }
 
     /// Consumer: hands every published element to `body`, in order; returns how many.
-    @discardableResult
+    @inlinable @discardableResult
     public func drain(_ body: (consuming Element) -> Void) -> Int {
         let t = tail.load(ordering: .acquiring)
         var h = consumerHead
@@ -75,5 +67,6 @@ public final class SPSCRing<Element>: @unchecked Sendable {
     }
 
     /// Consumer: whether anything published waits.
+    @inlinable
     public var isEmpty: Bool { tail.load(ordering: .acquiring) == consumerHead }
 }
