@@ -29,6 +29,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
         // Debian's libjemalloc-dev. The only place allocator C symbols enter Swift.
@@ -54,6 +56,22 @@ let package = Package(
         .target(
             name: "ClusterRuntime", dependencies: ["ReplicationCore", "SyncPrimitives", "BufferPool"],
             swiftSettings: hotPath),
+        // Workloads, open and closed loop drivers, recorders, the consistency oracle.
+        .target(
+            name: "LoadGenerator",
+            dependencies: [
+                "ClusterRuntime", "ReplicationCore", "SyncPrimitives", "BufferPool",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: hotPath),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // CSV, Markdown, HdrHistogram logs, SVG charts.
+        .target(
+            name: "Reports",
+            dependencies: [
+                "LoadGenerator", "ReplicationCore", "ClusterRuntime", "BufferPool", "CZlib",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]),
         // Checkers and harnesses shared by the test suites of this and later issues.
         .target(
             name: "QuorumTestSupport",
@@ -62,7 +80,8 @@ let package = Package(
         .executableTarget(
             name: "quorumbench",
             dependencies: [
-                "BufferPool",
+                "BufferPool", "LoadGenerator", "Reports", "ClusterRuntime", "ReplicationCore",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -3,8 +3,9 @@
 ///
 /// A *replica* actor coordinates writes to keys it stores, so every state holding its dot `(a, c)` holds (or has
 /// superseded) all of its earlier dots on that key: its entries compress into a version vector. A *loose* actor
-/// (a coordinator that is not a replica of the key, or a client-side coordinator) does not see the key's history,
-/// so its dots are kept exactly, never as a counter prefix.
+/// (a client-side coordinator, which does not see the key's history) has its dots kept exactly, never as a
+/// counter prefix. With server routing every write is coordinated by a replica (a node that is not one forwards
+/// it), so contexts stay version vectors.
 public struct Actor: Hashable, Sendable, Comparable, CustomStringConvertible {
     public let raw: UInt64
     @usableFromInline static let looseBit: UInt64 = 1 << 63
@@ -82,7 +83,7 @@ public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
     public private(set) var entries: [Entry]
     /// Dots known one by one, sorted.
     public private(set) var exactDots: [Dot]
-    public static let maxExactDots = 16
+    public static let maxExactDots = 64
 
     public init() {
         entries = []

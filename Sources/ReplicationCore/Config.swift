@@ -51,6 +51,8 @@ public struct CoreConfig: Sendable, Equatable {
 public struct CoreCounters: Sendable, Equatable, Codable {
     /// Client requests coordinated.
     public var coordinated = 0
+    /// Writes a node that is not a replica of the key handed to the key's first replica.
+    public var forwarded = 0
     /// Of those, answered ok / failed.
     public var ok = 0
     public var failed = 0
@@ -73,6 +75,7 @@ public struct CoreCounters: Sendable, Equatable, Codable {
 
     public mutating func add(_ o: CoreCounters) {
         coordinated += o.coordinated
+        forwarded += o.forwarded
         ok += o.ok
         failed += o.failed
         readRepairs += o.readRepairs

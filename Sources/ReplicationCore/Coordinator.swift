@@ -57,7 +57,7 @@ public final class Coordinator {
         var replicas: ArraySlice<UInt16>
     }
 
-    @exclusivity(unchecked) var pending: [UInt64: Pending] = [:]
+    @exclusivity(unchecked) var pending: [FastKey: Pending] = [:]
     @exclusivity(unchecked) var purges: [UInt64: PendingPurge] = [:]
     @exclusivity(unchecked) var nextRequest: UInt64 = 1
     @exclusivity(unchecked) var looseCounter: UInt64 = 0
@@ -88,15 +88,23 @@ public final class Coordinator {
     public func start(
         _ request: ClientRequest, from client: Endpoint, now: UInt64, local: VersionedStore?, out: inout Outbox
     ) {
-        counters.coordinated += 1
         let key = Key(request.key)
         let replicas = ring.replicas(of: key, n: config.n)
+        // A node that does not store the key hands a write to the key's first replica, which coordinates it (as
+        // Riak's put FSM does): a replica knows the key's history, so its dots compress into version-vector
+        // entries. The reply goes from there straight to the client.
+        if request.op != .get, !endpoint.isClient, !replicas.contains(UInt16(endpoint.index)) {
+            counters.forwarded += 1
+            out.send(.request(request), from: client, to: .node(Int(replicas[replicas.startIndex])))
+            return
+        }
+        counters.coordinated += 1
         let id = nextRequest
         nextRequest += 1
         let p = Pending(op: request.op, client: client, tag: request.tag, key: request.key, replicas: replicas)
         let localIndex = local == nil || endpoint.isClient ? nil : p.index(of: endpoint)
         out.setTimer(at: now &+ config.timeout, token: id)
-        pending[id] = p
+        pending[FastKey(id)] = p
 
         switch request.op {
         case .get:
@@ -160,7 +168,7 @@ public final class Coordinator {
 
     /// A replica acknowledged a write.
     public func writeAcked(_ ack: ReplicaAck, from: Endpoint, now: UInt64, out: inout Outbox) {
-        guard let p = pending[ack.request] else {
+        guard let p = pending[FastKey(ack.request)] else {
             counters.lateReplies += 1
             return
         }
@@ -177,7 +185,7 @@ public final class Coordinator {
 
     /// A replica answered a read.
     public func readAnswered(_ response: ReplicaReadResponse, from: Endpoint, now: UInt64, out: inout Outbox) {
-        guard let p = pending[response.request] else {
+        guard let p = pending[FastKey(response.request)] else {
             counters.lateReplies += 1
             Siblings.release(response.versions, pool: pool)
             return
@@ -208,7 +216,7 @@ public final class Coordinator {
                 from: endpoint, to: p.client)
         }
         if p.answers == p.replicas.count {
-            pending[id] = nil
+            pending[FastKey(id)] = nil
             if p.op == .delete && p.allTombstoneOnly, let dot = p.dot {
                 // Every replica holds exactly this tombstone: purge it after the grace period.
                 let token = Coordinator.purgeTokenBit | id
@@ -235,7 +243,7 @@ public final class Coordinator {
                 from: endpoint, to: p.client)
         }
         if p.answers == p.replicas.count {
-            pending[id] = nil
+            pending[FastKey(id)] = nil
             finishRead(p, out: &out)
         }
     }
@@ -294,7 +302,7 @@ public final class Coordinator {
             }
             return true
         }
-        guard let p = pending.removeValue(forKey: token) else { return true }  // finished before its timeout
+        guard let p = pending.removeValue(forKey: FastKey(token)) else { return true }  // finished before its timeout
         if !p.replied {
             counters.failed += 1
             out.send(

@@ -80,3 +80,16 @@ public struct Xoshiro: RandomNumberGenerator, Sendable {
         Int(truncatingIfNeeded: next().multipliedFullWidth(by: UInt64(bound)).high)
     }
 }
+
+/// A 64-bit integer key for dictionaries on the hot path: hashed with one multiply-xorshift mix instead of
+/// SipHash (through `_rawHashValue(seed:)`, which `Dictionary` and `Set` call directly). The seed keeps the
+/// per-process randomization of the standard library.
+public struct FastKey: Hashable, Sendable {
+    public var raw: UInt64
+    @inlinable public init(_ raw: UInt64) { self.raw = raw }
+    @inlinable public static func == (a: FastKey, b: FastKey) -> Bool { a.raw == b.raw }
+    @inlinable public func hash(into hasher: inout Hasher) { hasher.combine(raw) }
+    @inlinable public func _rawHashValue(seed: Int) -> Int {
+        Int(truncatingIfNeeded: Hash64.mix(raw ^ UInt64(truncatingIfNeeded: seed)))
+    }
+}

@@ -7,7 +7,7 @@ import BufferPool
 public final class VersionedStore {
     public let mode: Versioning
     public let pool: BufferPool
-    @exclusivity(unchecked) @usableFromInline var data: [UInt64: [Version]] = [:]
+    @exclusivity(unchecked) @usableFromInline var data: [FastKey: [Version]] = [:]
     /// Last counter this node used for a dot (per incarnation; strictly increasing across keys, so a purged key
     /// never sees a counter reused).
     @exclusivity(unchecked) public private(set) var lastCounter: UInt64 = 0
@@ -28,16 +28,16 @@ public final class VersionedStore {
 
     /// The state of `key` (not copied: read it, don't keep it).
     @inlinable
-    public func state(of key: UInt64) -> [Version] { data[key] ?? [] }
+    public func state(of key: UInt64) -> [Version] { data[FastKey(key)] ?? [] }
 
     /// Every key held.
-    public var keys: Dictionary<UInt64, [Version]>.Keys { data.keys }
+    public var keys: [UInt64] { data.keys.map(\.raw) }
 
     /// A new dot for `actor`: above every counter this node has used and every counter of `actor` in the key's
     /// state.
     public func nextDot(for actor: Actor, key: UInt64) -> Dot {
         var counter = lastCounter
-        if !actor.isLoose, let state = data[key] {
+        if !actor.isLoose, let state = data[FastKey(key)] {
             for v in state {
                 counter = max(counter, v.context.counter(of: actor))
                 if v.dot.actor == actor { counter = max(counter, v.dot.counter) }
@@ -56,23 +56,19 @@ public final class VersionedStore {
     /// Merges `versions` (taking ownership of their buffers). Returns whether the state changed.
     @discardableResult
     public func apply(key: UInt64, _ versions: [Version]) -> Bool {
-        var changed = false
-        if data[key] == nil {
-            if versions.isEmpty { return false }
-            data[key] = []
-        }
-        changed = Siblings.merge(&data[key]!, versions, mode: mode, pool: pool)
-        return changed
+        let k = FastKey(key)
+        if versions.isEmpty { return false }
+        return Siblings.merge(&data[k, default: []], versions, mode: mode, pool: pool)
     }
 
     /// The tombstone purge rule: removes `key` only if its state is exactly tombstones with these dots.
     @discardableResult
     public func purge(key: UInt64, dots: [Dot]) -> Bool {
-        guard let state = data[key], Siblings.deleted(state), state.count == dots.count,
+        guard let state = data[FastKey(key)], Siblings.deleted(state), state.count == dots.count,
             state.allSatisfy({ v in dots.contains(v.dot) })
         else { return false }
         Siblings.release(state, pool: pool)
-        data[key] = nil
+        data[FastKey(key)] = nil
         purged += 1
         return true
     }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import BufferPool
 
-@main
 struct Quorumbench: ParsableCommand {
     static let version = "0.1.0"
 
@@ -12,10 +11,11 @@ struct Quorumbench: ParsableCommand {
             Drives a replicated key-value store (n replicas per key, write quorum w, read quorum r) with YCSB-style \
             workloads and reports latency, availability and staleness side by side.
 
-            Commands arriving in later releases: run, sweep, node, cluster, compare, capacity, merge.
+            Commands arriving in later releases: sweep, node, cluster, compare, capacity, merge.
             """,
         version: "quorumbench \(version) (jemalloc \(JemallocStatistics.version))",
-        subcommands: [PoolInfo.self]
+        subcommands: [RunCommand.self, PoolInfo.self],
+        defaultSubcommand: nil
     )
 }
 

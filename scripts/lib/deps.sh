@@ -15,5 +15,5 @@ qb_apt_install() {
 }
 
 qb_install_deps() {
-    qb_apt_install libjemalloc-dev pkg-config
+    qb_apt_install libjemalloc-dev zlib1g-dev pkg-config
 }

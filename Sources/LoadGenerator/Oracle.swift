@@ -1,0 +1,179 @@
+import ReplicationCore
+import SyncPrimitives
+
+/// The consistency oracle of SPEC.md "Definitions", independent of what the store does.
+///
+/// Every value carries the id of the write that made it. The oracle knows each write's key, when it was
+/// acknowledged, and which writes it superseded (the writes returned by the read that gave it its context, or the
+/// thread's own previous write of the key). It classifies every ok read as fresh or stale with its k, and at the
+/// end counts the acknowledged writes that are neither returned nor superseded by anything a read of all replicas
+/// returns.
+///
+/// Sharded by key: a thread locks only the shard of the key it touches, so the generator is never serialized
+/// behind one lock.
+public final class Oracle: @unchecked Sendable {
+    struct WriteInfo {
+        var key: UInt64
+        /// Registration order within the shard: a write can only supersede writes registered before it.
+        var seq: UInt64
+        var ackedAt: UInt64 = 0
+        var sawStart: Int32
+        var sawCount: Int32
+    }
+
+    struct Acked {
+        var id: UInt64
+        var ackedAt: UInt64
+        var seq: UInt64
+        /// When a write that supersedes it was acknowledged (0: not yet).
+        var supersededAt: UInt64 = 0
+    }
+
+    /// Per key: acknowledged writes no acknowledged write supersedes yet, and those superseded recently (in the
+    /// order they were superseded), kept for reads that began before the superseding acknowledgement.
+    struct KeyWrites {
+        var frontier: [Acked] = []
+        var superseded: [Acked] = []
+    }
+
+    struct Shard {
+        var writes: [FastKey: WriteInfo] = [:]
+        var saw: [UInt64] = []
+        var nextSeq: UInt64 = 1
+        var keys: [FastKey: KeyWrites] = [:]
+
+        /// Whether `target` is `start` or reachable from it through "saw" edges (pruned below `floor`: a write
+        /// only supersedes writes registered before it).
+        func reaches(_ start: UInt64, _ target: UInt64, floor: UInt64, visited: inout Set<UInt64>) -> Bool {
+            var stack = [start]
+            while let id = stack.popLast() {
+                if id == target { return true }
+                guard let w = writes[FastKey(id)], w.seq >= floor, visited.insert(id).inserted else { continue }
+                for i in Int(w.sawStart)..<Int(w.sawStart + w.sawCount) { stack.append(saw[i]) }
+            }
+            return false
+        }
+
+        /// Every write reachable from `ids` (themselves included).
+        func closure(of ids: [UInt64]) -> Set<UInt64> {
+            var covered = Set<UInt64>()
+            var stack = ids
+            while let id = stack.popLast() {
+                guard covered.insert(id).inserted, let w = writes[FastKey(id)] else { continue }
+                for i in Int(w.sawStart)..<Int(w.sawStart + w.sawCount) { stack.append(saw[i]) }
+            }
+            return covered
+        }
+    }
+
+    let shards: [Locked<Shard>]
+    let mask: Int
+    let retention: UInt64
+
+    /// - Parameter retention: how long a superseded write stays checkable: longer than any read can take
+    ///   (the request timeout plus delays).
+    public init(shards: Int = 64, retention: UInt64 = 2_000_000_000) {
+        var c = 1
+        while c < shards { c <<= 1 }
+        self.shards = (0..<c).map { _ in Locked(Shard()) }
+        mask = c - 1
+        self.retention = retention
+    }
+
+    @inline(__always)
+    func shard(_ key: UInt64) -> Locked<Shard> { shards[Int(truncatingIfNeeded: Hash64.mix(key)) & mask] }
+
+    /// A write is about to be sent.
+    public func wrote(id: UInt64, key: UInt64, saw: [UInt64]) {
+        shard(key).withLock { s in
+            let start = Int32(s.saw.count)
+            s.saw.append(contentsOf: saw)
+            s.writes[FastKey(id)] = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(saw.count))
+            s.nextSeq += 1
+        }
+    }
+
+    /// A write was acknowledged to its client at `time`.
+    public func acknowledged(id: UInt64, key: UInt64, at time: UInt64) {
+        shard(key).withLock { s in
+            guard let w = s.writes[FastKey(id)] else { return }
+            s.writes[FastKey(id)]!.ackedAt = time
+            var k = s.keys[FastKey(key)] ?? KeyWrites()
+            var visited = Set<UInt64>()
+            var i = 0
+            while i < k.frontier.count {
+                let a = k.frontier[i]
+                visited.removeAll(keepingCapacity: true)
+                if a.id != id && s.reaches(id, a.id, floor: a.seq, visited: &visited) {
+                    var gone = k.frontier.remove(at: i)
+                    gone.supersededAt = time
+                    k.superseded.append(gone)
+                } else {
+                    i += 1
+                }
+            }
+            // Forget what no read still in flight can have begun before.
+            if let first = k.superseded.first, first.supersededAt &+ retention < time {
+                k.superseded.removeAll { $0.supersededAt &+ retention < time }
+            }
+            k.frontier.append(Acked(id: id, ackedAt: time, seq: w.seq))
+            s.keys[FastKey(key)] = k
+        }
+    }
+
+    /// Classifies an ok read that started at `start` and returned `returned`: how many acknowledged writes it
+    /// missed (0: fresh). A write counts if it was acknowledged before the read began and nothing acknowledged
+    /// before the read began supersedes it.
+    public func missed(key: UInt64, start: UInt64, returned: [UInt64]) -> Int {
+        shard(key).withLock { s in
+            guard let k = s.keys[FastKey(key)] else { return 0 }
+            var missed = 0
+            var visited = Set<UInt64>()
+            func check(_ a: Acked) {
+                for r in returned {
+                    visited.removeAll(keepingCapacity: true)
+                    if s.reaches(r, a.id, floor: a.seq, visited: &visited) { return }
+                }
+                missed += 1
+            }
+            for a in k.frontier where a.ackedAt < start { check(a) }
+            // Superseded after the read began: the read still owed them. Newest first, stop at the old ones.
+            for a in k.superseded.reversed() {
+                if a.supersededAt < start { break }
+                if a.ackedAt < start { check(a) }
+            }
+            return missed
+        }
+    }
+
+    /// Keys that were written.
+    public var writtenKeys: [UInt64] {
+        var keys = Set<UInt64>()
+        for s in shards { s.withLock { for w in $0.writes.values { keys.insert(w.key) } } }
+        return Array(keys)
+    }
+
+    /// A lost write and why.
+    public struct Loss: Sendable {
+        public var write: UInt64
+        public var key: UInt64
+    }
+
+    /// Every key's lost writes, given a reader of all replicas. Groups the work by shard.
+    /// The acknowledged writes that are neither in what a read of all replicas of their key returns (`readAll`)
+    /// nor superseded by anything in it. Call when the run is quiescent.
+    public func lostWrites(readAll: (UInt64) -> [UInt64]) -> [Loss] {
+        var losses: [Loss] = []
+        for shard in shards {
+            shard.withLock { s in
+                var acked: [UInt64: [UInt64]] = [:]
+                for (id, w) in s.writes where w.ackedAt != 0 { acked[w.key, default: []].append(id.raw) }
+                for (key, ids) in acked {
+                    let covered = s.closure(of: readAll(key))
+                    for id in ids where !covered.contains(id) { losses.append(Loss(write: id, key: key)) }
+                }
+            }
+        }
+        return losses
+    }
+}

@@ -1,0 +1,58 @@
+import BufferPool
+import ClusterRuntime
+import Foundation
+import ReplicationCore
+
+/// What a run drives.
+public enum TargetKind: String, Sendable, CaseIterable {
+    case cluster, noop
+}
+
+/// Spacing of open-loop requests.
+public enum Arrival: String, Sendable, CaseIterable {
+    case constant, poisson
+}
+
+/// Everything `quorumbench run` is told: the cluster, the workload, the schedule.
+public struct RunConfig: Sendable {
+    public var core = CoreConfig()
+    public var target: TargetKind = .cluster
+    public var transport = "inprocess"
+    public var clock = "real"
+    public var quorum = "sloppy"
+    /// In-process worker threads.
+    public var workers = ProcessInfo.processInfo.activeProcessorCount
+    public var delays = Delays.none
+    public var drop = 0.0
+    public var failureRate = 0.0
+    public var workload: WorkloadName = .a
+    /// read, update, insert, rmw, delete
+    public var proportions: [Double] = WorkloadName.a.mix
+    public var keys = 100_000
+    public var valueSize: Distribution = .constant(256)
+    public var distribution: KeyDistribution = .zipfian
+    public var threads = ProcessInfo.processInfo.activeProcessorCount
+    public var concurrency = 64
+    /// Open loop at this many ops/s (all threads); nil: closed loop.
+    public var rate: Double?
+    public var arrival: Arrival = .constant
+    public var duration: UInt64 = 10_000_000_000
+    public var warmup: UInt64 = 2_000_000_000
+    /// Stop after this many measured operations instead of a duration.
+    public var ops: Int?
+    public var seed: UInt64 = 1
+    /// The bounded context cache of each thread (keys).
+    public var contextCacheSize = 65_536
+    /// Schedule lag p99 above which an open-loop run is declared generator-bound, ns.
+    public var generatorBoundLag: UInt64 = 1_000_000
+    /// The effective configuration as text, flag name → value, for the report and run.json.
+    public var settings: [(String, String)] = []
+
+    public init() {}
+
+    /// The value-size distribution as written.
+    public var valueSizeText: String {
+        if case .constant(let v) = valueSize { return String(Int(v)) }
+        return valueSize.render(.count)
+    }
+}

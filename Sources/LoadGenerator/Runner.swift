@@ -1,0 +1,203 @@
+import BufferPool
+import ClusterRuntime
+import Foundation
+import Histogram
+import ReplicationCore
+import Synchronization
+import SyncPrimitives
+
+/// Totals of one operation kind over the measured phase.
+public struct KindTotals: @unchecked Sendable {
+    public var ok = 0
+    public var failed = 0
+    public var histogram = makeLatencyHistogram()
+    public var attempted: Int { ok + failed }
+}
+
+/// One interval (second) of the run, merged over threads.
+public struct IntervalRecord: @unchecked Sendable {
+    public var index: Int
+    public var histograms: [Histogram<UInt64>?]
+    public var ok: [Int]
+    public var failed: [Int]
+    public var nodesUp: Int
+}
+
+/// Everything a run measured.
+public struct RunResult: @unchecked Sendable {
+    public var config: RunConfig
+    public var totals: [KindTotals]
+    public var intervals: [IntervalRecord]
+    public var staleReads = 0
+    public var staleK = 0
+    public var maxK = 0
+    public var lostWrites = 0
+    public var lostWriteSamples: [Oracle.Loss] = []
+    public var counters = CoreCounters()
+    public var droppedMessages = 0
+    /// Measured phase length, seconds.
+    public var durationSeconds: Double = 0
+    /// Wall-clock start of the run (for the .hlog StartTime), seconds since 1970.
+    public var startTime: Double = 0
+    /// Offset of interval 0 from the start of the run (the warm-up), seconds.
+    public var warmupSeconds: Double = 0
+    /// Open loop: how late requests were sent against their schedule (ns).
+    public var scheduleLag = makeLatencyHistogram()
+    public var generatorBound = false
+    public var achievedRate: Double = 0
+    public var pool = BufferPoolStatistics()
+    public var loadedKeys = 0
+    /// Versions per key at the end of the run (siblings under vv), over the written keys: the most and the mean.
+    public var maxSiblings = 0
+    public var meanSiblings = 0.0
+
+    /// Totals over every kind.
+    public var all: KindTotals {
+        var t = KindTotals()
+        for k in totals {
+            t.ok += k.ok
+            t.failed += k.failed
+            t.histogram.add(k.histogram)
+        }
+        return t
+    }
+}
+
+/// Shared state of a run's threads.
+final class RunControl: @unchecked Sendable {
+    let loaded = Atomic<Int>(0)
+    let startMeasured = Atomic<UInt64>(0)
+    let stopping = Atomic<Bool>(false)
+    /// When the first thread stopped issuing measured operations (duration reached or its share of --ops done).
+    let stopAt = Atomic<UInt64>(0)
+    let insertCounter: Atomic<UInt64>
+    let issuedMeasured = Atomic<Int>(0)
+    let mailbox = Locked<[IntervalSample]>([])
+    let lags = Locked<Histogram<UInt64>>(makeLatencyHistogram())
+    let finished = DispatchSemaphore(value: 0)
+    init(keys: Int) { insertCounter = Atomic(UInt64(keys)) }
+}
+
+/// Runs a configured benchmark: loads the records, warms up, measures, and collects the result.
+public final class Runner {
+    public let config: RunConfig
+    let pool = BufferPool.shared
+    /// Progress output: called about once a second with (elapsed measured seconds, ops/s, p99 µs, errors).
+    public var onProgress: ((Double, Double, Double, Int) -> Void)?
+    /// Phase announcements ("loading 100000 records", …).
+    public var onPhase: ((String) -> Void)?
+
+    public init(config: RunConfig) { self.config = config }
+
+    public func run() -> RunResult {
+        let control = RunControl(keys: config.keys)
+        let oracle = config.target == .cluster ? Oracle() : nil
+        var cluster: InProcessCluster?
+        if config.target == .cluster {
+            let c = InProcessCluster(options: ClusterOptions(
+                core: config.core, workers: config.workers, clients: config.threads, delays: config.delays,
+                drop: config.drop, seed: config.seed, pool: pool))
+            c.start()
+            cluster = c
+        }
+        let wallStart = Date().timeIntervalSince1970
+        onPhase?("loading \(config.keys) records")
+        for t in 0..<config.threads {
+            let port = cluster?.ports[t]
+            let driver = ThreadDriver(thread: t, config: config, control: control, oracle: oracle, pool: pool)
+            let thread = Thread {
+                if let port {
+                    driver.run(target: ClusterTarget(port: port))
+                } else {
+                    driver.run(target: NoopTarget(pool: BufferPool.shared))
+                }
+                control.finished.signal()
+            }
+            thread.name = "quorumbench-load-\(t)"
+            thread.start()
+        }
+        // Wait for the load phase, then start the clock: warm-up, then the measured phase.
+        while control.loaded.load(ordering: .acquiring) < config.threads { usleep(2000) }
+        let origin = monotonicNanos() &+ config.warmup
+        control.startMeasured.store(origin, ordering: .releasing)
+        if config.warmup > 0 { onPhase?("warming up for \(Distribution.formatDuration(Double(config.warmup)))") }
+        var reporter = Reporter(kinds: OpKind.allCases.count)
+        var lastProgress = monotonicNanos()
+        var announcedMeasure = false
+        while true {
+            let now = monotonicNanos()
+            if !announcedMeasure && now >= origin {
+                announcedMeasure = true
+                onPhase?(config.ops.map { "measuring \($0) operations" }
+                         ?? "measuring for \(Distribution.formatDuration(Double(config.duration)))")
+            }
+            if control.finished.wait(timeout: .now() + .milliseconds(200)) == .success {
+                var remaining = config.threads - 1
+                while remaining > 0 {
+                    control.finished.wait()
+                    remaining -= 1
+                }
+                break
+            }
+            reporter.absorb(control.mailbox.withLock { m in defer { m.removeAll() }; return m })
+            if now &- lastProgress >= 1_000_000_000 && now > origin {
+                lastProgress = now
+                let (rate, p99, errors) = reporter.recent(before: ThreadRecorder.intervalIndex(now, origin: origin))
+                onProgress?(Double(now - origin) / 1e9, rate, p99, errors)
+            }
+        }
+        reporter.absorb(control.mailbox.withLock { m in defer { m.removeAll() }; return m })
+        let end = monotonicNanos()
+        var result = RunResult(config: config, totals: reporter.totals(), intervals: reporter.intervalRecords(nodes: config.core.nodes))
+        result.startTime = wallStart
+        result.warmupSeconds = Double(config.warmup) / 1e9
+        let stoppedAt = control.stopping.load(ordering: .acquiring) ? control.stopAt.load(ordering: .acquiring) : end
+        result.durationSeconds = max(1e-9, Double(min(stoppedAt, end) &- origin) / 1e9)
+        result.staleReads = reporter.staleReads
+        result.staleK = reporter.staleK
+        result.maxK = reporter.maxK
+        result.scheduleLag = control.lags.withLock { $0 }
+        result.loadedKeys = config.keys
+        if let rate = config.rate {
+            result.achievedRate = Double(result.all.attempted) / result.durationSeconds
+            result.generatorBound = result.scheduleLag.totalCount > 0
+                && result.scheduleLag.valueAtPercentile(99) > config.generatorBoundLag
+                || result.achievedRate < 0.95 * rate
+        }
+        if let cluster {
+            onPhase?("checking for lost writes")
+            cluster.stop()
+            result.counters = cluster.counters
+            result.droppedMessages = cluster.droppedMessages
+            if let oracle {
+                let ring = cluster.ring
+                let n = config.core.n
+                var keysSeen = 0, versionsSeen = 0, maxSiblings = 0
+                let losses = oracle.lostWrites { key in
+                    var ids: [UInt64] = []
+                    for node in ring.replicas(of: Key(key), n: n) {
+                        let state = cluster.nodes[Int(node)].store.state(of: key)
+                        if state.count > maxSiblings, ProcessInfo.processInfo.environment["QB_DEBUG_SIBLINGS"] != nil {
+                            print("key \(key) node \(node): \(state.count) versions")
+                            for v in state.prefix(12) { print("   \(v)") }
+                        }
+                        maxSiblings = max(maxSiblings, state.count)
+                        for v in state {
+                            if let value = v.value, value.count >= 8 { ids.append(value.load(as: UInt64.self)) }
+                        }
+                    }
+                    keysSeen += 1
+                    versionsSeen += Set(ids).count
+                    return ids
+                }
+                result.maxSiblings = maxSiblings
+                result.meanSiblings = keysSeen > 0 ? Double(versionsSeen) / Double(keysSeen) : 0
+                result.lostWrites = losses.count
+                result.lostWriteSamples = Array(losses.prefix(20))
+            }
+        }
+        result.pool = pool.statistics()
+        return result
+    }
+}
+

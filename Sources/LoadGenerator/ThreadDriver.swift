@@ -1,0 +1,305 @@
+import BufferPool
+import Foundation
+import Histogram
+import ReplicationCore
+import Synchronization
+import SyncPrimitives
+
+/// The context a thread last saw for a key, and the writes it stood for.
+struct CachedContext {
+    var context: CausalContext
+    var saw: [UInt64]
+}
+
+/// The bounded per-thread context cache: two-way set-associative, least recently used way evicted. A key that is
+/// used often stays; cold keys only ever evict within their own set, never a hot key elsewhere.
+struct ContextCache {
+    struct Way {
+        var key: UInt64 = .max
+        var value: CachedContext? = nil
+    }
+
+    var ways: [Way]
+    var recent: [UInt8]  // per set: the way used last
+    let mask: Int
+
+    init(capacity: Int) {
+        var sets = 1
+        while sets * 2 < capacity { sets <<= 1 }
+        ways = Array(repeating: Way(), count: sets * 2)
+        recent = Array(repeating: 0, count: sets)
+        mask = sets - 1
+    }
+
+    @inline(__always)
+    func set(of key: UInt64) -> Int { Int(truncatingIfNeeded: Hash64.mix(key)) & mask }
+
+    subscript(key: UInt64) -> CachedContext? {
+        mutating get {
+            let s = set(of: key)
+            for w in 0..<2 where ways[s * 2 + w].key == key {
+                recent[s] = UInt8(w)
+                return ways[s * 2 + w].value
+            }
+            return nil
+        }
+    }
+
+    mutating func store(_ key: UInt64, _ value: CachedContext) {
+        let s = set(of: key)
+        var way = ways[s * 2].key == key ? 0 : (ways[s * 2 + 1].key == key ? 1 : -1)
+        if way < 0 { way = 1 - Int(recent[s]) }
+        ways[s * 2 + way] = Way(key: key, value: value)
+        recent[s] = UInt8(way)
+    }
+}
+
+/// One request in flight.
+struct Slot {
+    var kind: OpKind = .read
+    var key: UInt64 = 0
+    /// Intended start (open loop: the schedule; closed loop: when it was sent), ns.
+    var intended: UInt64 = 0
+    var sent: UInt64 = 0
+    var writeID: UInt64 = 0
+    /// rmw: 0 while reading, 1 while writing.
+    var stage: UInt8 = 0
+}
+
+/// One load-generator thread: loads its share of the records, then runs the workload closed or open loop against
+/// its target, recording latencies and consulting the oracle.
+final class ThreadDriver: @unchecked Sendable {
+    let thread: Int
+    let config: RunConfig
+    let control: RunControl
+    let oracle: Oracle?
+    let pool: BufferPool
+    let cap: Int
+    let mix: OperationMix
+    let chooser: KeyChooser
+    var rng: Xoshiro
+    var slots: [Slot]
+    var free: [Int]
+    var contexts: ContextCache
+    var nextWrite: UInt64 = 0
+    var lag = makeLatencyHistogram()
+    /// Requests a reply asks for (the write half of an rmw), sent once the poll is done.
+    var followUps: [ClientRequest] = []
+
+    init(thread: Int, config: RunConfig, control: RunControl, oracle: Oracle?, pool: BufferPool) {
+        self.thread = thread
+        self.config = config
+        self.control = control
+        self.oracle = oracle
+        self.pool = pool
+        let base = config.concurrency / config.threads
+        cap = max(1, base + (thread < config.concurrency % config.threads ? 1 : 0))
+        mix = OperationMix(proportions: config.proportions)
+        chooser = KeyChooser(distribution: config.distribution, keys: config.keys)
+        rng = Xoshiro.derive(config.seed, 0x4C4F_4144 &+ UInt64(thread))
+        slots = Array(repeating: Slot(), count: cap)
+        contexts = ContextCache(capacity: config.contextCacheSize)
+        free = Array((0..<cap).reversed())
+    }
+
+    @inline(__always)
+    func newWriteID() -> UInt64 {
+        nextWrite += 1
+        return UInt64(thread + 1) << 48 | nextWrite
+    }
+
+    @inline(__always)
+    func value(id: UInt64) -> PoolBuffer {
+        let size = max(8, Int(config.valueSize.sample(&rng)))
+        let b = pool.acquire(count: size)
+        b.store(id)
+        return b
+    }
+
+    func run<T: RequestTarget>(target: T) {
+        var target = target
+        load(&target)
+        control.loaded.add(1, ordering: .releasing)
+        var origin: UInt64 = 0
+        while origin == 0 {
+            origin = control.startMeasured.load(ordering: .acquiring)
+            if origin == 0 { usleep(200) }
+        }
+        measure(&target, origin: origin)
+        control.lags.withLock { $0.add(lag) }
+    }
+
+    /// Inserts this thread's share of the records (keys thread, thread + T, …), `cap` in flight.
+    func load<T: RequestTarget>(_ target: inout T) {
+        var next = UInt64(thread)
+        let step = UInt64(config.threads)
+        var inFlight = 0
+        var ids: [UInt64: UInt64] = [:]
+        while next < UInt64(config.keys) || inFlight > 0 {
+            while inFlight < cap && next < UInt64(config.keys) {
+                let id = newWriteID()
+                oracle?.wrote(id: id, key: next, saw: [])
+                ids[next] = id
+                target.submit(ClientRequest(tag: next, op: .put, key: next, value: value(id: id)), now: monotonicNanos())
+                inFlight += 1
+                next += step
+            }
+            let n = target.poll(now: monotonicNanos()) { reply in
+                inFlight -= 1
+                if reply.status == .ok, let id = ids.removeValue(forKey: reply.key) {
+                    oracle?.acknowledged(id: id, key: reply.key, at: monotonicNanos())
+                    remember(reply.key, CachedContext(context: reply.context, saw: [id]))
+                } else {
+                    ids[reply.key] = nil
+                }
+            }
+            if n == 0 { target.wait(until: monotonicNanos() &+ 1_000_000) }
+        }
+    }
+
+    @inline(__always)
+    func remember(_ key: UInt64, _ c: CachedContext) { contexts.store(key, c) }
+
+    func measure<T: RequestTarget>(_ target: inout T, origin: UInt64) {
+        var recorder = ThreadRecorder(thread: thread, mailbox: control.mailbox, origin: origin, now: monotonicNanos())
+        let warmStart = origin &- config.warmup
+        let end = origin &+ config.duration
+        let opsShare = config.ops.map { $0 / config.threads + (thread < $0 % config.threads ? 1 : 0) }
+        var measuredIssued = 0
+        // Open loop: each thread keeps its share of the rate on its own schedule.
+        let period = config.rate.map { Double(config.threads) * 1e9 / $0 }
+        var nextIntended = Double(warmStart)
+        var slotFreedAt: UInt64 = 0
+        var inFlight = 0
+        var stopping = false
+        var drainDeadline: UInt64 = 0
+
+        while true {
+            var now = monotonicNanos()
+            // Stop issuing when the measured phase is over.
+            if !stopping {
+                let done = opsShare.map { measuredIssued >= $0 } ?? (now >= end)
+                if done {
+                    stopping = true
+                    drainDeadline = now &+ config.core.timeout &+ 5_000_000_000
+                    _ = control.stopAt.compareExchange(expected: 0, desired: now, ordering: .acquiringAndReleasing)
+                }
+            }
+            if stopping && (inFlight == 0 || now >= drainDeadline) { break }
+
+            // Issue.
+            if !stopping {
+                if let period {
+                    while inFlight < cap && nextIntended <= Double(now) && !(opsShare.map { measuredIssued >= $0 } ?? false) {
+                        let intended = UInt64(nextIntended)
+                        let lateFrom = max(intended, slotFreedAt)
+                        if intended >= origin { lag.record(now > lateFrom ? now - lateFrom : 0) }
+                        issue(&target, intended: intended, now: now)
+                        if intended >= origin { measuredIssued += 1 }
+                        inFlight += 1
+                        nextIntended += config.arrival == .poisson ? -period * log(1 - rng.nextDouble()) : period
+                    }
+                } else {
+                    while inFlight < cap && !(opsShare.map { measuredIssued >= $0 } ?? false) {
+                        issue(&target, intended: now, now: now)
+                        if now >= origin { measuredIssued += 1 }
+                        inFlight += 1
+                    }
+                }
+            }
+
+            // Collect.
+            now = monotonicNanos()
+            let wasFull = inFlight >= cap
+            let completed = target.poll(now: now) { reply in
+                if complete(reply, recorder: &recorder, now: now) { inFlight -= 1 }
+            }
+            for request in followUps { target.submit(request, now: now) }
+            followUps.removeAll(keepingCapacity: true)
+            if wasFull && completed > 0 { slotFreedAt = now }
+            recorder.tick(now: now)
+            if completed == 0 {
+                var wake = now &+ 1_000_000
+                if period != nil && !stopping && inFlight < cap { wake = min(wake, UInt64(max(nextIntended, 0))) }
+                if wake > now { target.wait(until: wake) }
+            }
+        }
+        recorder.flush()
+    }
+
+    /// Sends one operation of the mix.
+    @inline(__always)
+    func issue<T: RequestTarget>(_ target: inout T, intended: UInt64, now: UInt64) {
+        let slot = free.removeLast()
+        let kind = mix.next(&rng)
+        let key: UInt64
+        if kind == .insert {
+            key = control.insertCounter.add(1, ordering: .relaxed).oldValue
+        } else {
+            key = chooser.next(&rng, recordCount: control.insertCounter.load(ordering: .relaxed))
+        }
+        slots[slot] = Slot(kind: kind, key: key, intended: intended, sent: now)
+        let tag = UInt64(slot)
+        switch kind {
+        case .read, .rmw:
+            target.submit(ClientRequest(tag: tag, op: .get, key: key), now: now)
+        case .update, .insert, .delete:
+            let id = newWriteID()
+            slots[slot].writeID = id
+            let cached = kind == .insert ? nil : contexts[key]
+            oracle?.wrote(id: id, key: key, saw: cached?.saw ?? [])
+            let op: ReplicationCore.Operation = kind == .delete ? .delete : .put
+            let v = kind == .delete ? { let b = pool.acquire(count: 8); b.store(id); return b }() : value(id: id)
+            target.submit(ClientRequest(tag: tag, op: op, key: key, value: v, context: cached?.context ?? .empty),
+                          now: now)
+        }
+    }
+
+    /// Handles a reply; returns true when the operation is finished (its slot free again).
+    @inline(__always)
+    func complete(_ reply: ClientReply, recorder: inout ThreadRecorder, now: UInt64) -> Bool {
+        let index = Int(reply.tag)
+        let slot = slots[index]
+        let ok = reply.status == .ok
+        switch slot.kind {
+        case .read:
+            if ok {
+                let ids = reply.versions.compactMap(writeID(of:))
+                if let oracle {
+                    let k = oracle.missed(key: slot.key, start: slot.sent, returned: ids)
+                    if k > 0 { recorder.recordStale(k: k) }
+                    remember(slot.key, CachedContext(context: reply.context, saw: ids))
+                }
+            }
+            for v in reply.versions { pool.releaseValue(of: v) }
+        case .rmw where slot.stage == 0:
+            if ok {
+                // Read done: write back with the context it returned, as one operation.
+                let ids = reply.versions.compactMap(writeID(of:))
+                for v in reply.versions { pool.releaseValue(of: v) }
+                let id = newWriteID()
+                slots[index].stage = 1
+                slots[index].writeID = id
+                oracle?.wrote(id: id, key: slot.key, saw: ids)
+                followUps.append(ClientRequest(tag: reply.tag, op: .put, key: slot.key, value: value(id: id),
+                                               context: reply.context))
+                return false
+            }
+            for v in reply.versions { pool.releaseValue(of: v) }
+        default:
+            if ok {
+                oracle?.acknowledged(id: slot.writeID, key: slot.key, at: now)
+                if oracle != nil { remember(slot.key, CachedContext(context: reply.context, saw: [slot.writeID])) }
+            }
+        }
+        recorder.record(slot.kind, latency: now > slot.intended ? now - slot.intended : 0, ok: ok, now: now)
+        free.append(index)
+        return true
+    }
+
+    @inline(__always)
+    func writeID(of version: Version) -> UInt64? {
+        guard let v = version.value, v.count >= 8 else { return nil }
+        return v.load(as: UInt64.self)
+    }
+}

@@ -1,0 +1,274 @@
+import BufferPool
+import Foundation
+import Histogram
+import LoadGenerator
+import ReplicationCore
+import ClusterRuntime
+
+/// Writes a run folder exactly as SPEC.md describes it.
+public enum RunReport {
+    public static let summaryColumns = [
+        "transport", "clock", "nodes", "n", "w", "r", "quorum", "versioning", "workload", "distribution", "keys",
+        "value_size", "threads", "concurrency", "target_rate", "failure_rate", "drop", "seed", "op", "attempted", "ok",
+        "failed", "availability", "throughput_ops_s", "mean_us", "p50_us", "p90_us", "p99_us", "p999_us", "p9999_us",
+        "max_us", "stale_reads", "stale_fraction", "max_k_stale", "read_repairs", "hints_stored", "hints_delivered",
+        "ae_keys_repaired", "lost_writes", "duration_s",
+    ]
+    public static let timeseriesColumns = ["t_s", "phase", "op", "ops", "ok", "failed", "p50_us", "p99_us", "p999_us",
+                                           "max_us", "nodes_up"]
+
+    /// The kinds a run reports: those in the mix, in SPEC order.
+    static func kinds(_ r: RunResult) -> [OpKind] {
+        OpKind.allCases.filter { r.config.proportions[$0.rawValue] > 0 || r.totals[$0.rawValue].attempted > 0 }
+    }
+
+    static func us(_ ns: UInt64) -> String { String(format: "%.1f", Double(ns) / 1000) }
+    static func num(_ v: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", v) }
+
+    /// One summary row per kind in the mix, plus `all`.
+    public static func summaryRows(_ r: RunResult) -> [[String]] {
+        let c = r.config
+        let prefix: [String] = [
+            c.transport, c.clock, "\(c.core.nodes)", "\(c.core.n)", "\(c.core.w)", "\(c.core.r)", c.quorum,
+            c.core.versioning.rawValue, c.workload.rawValue, c.distribution.rawValue, "\(c.keys)", c.valueSizeText,
+            "\(c.threads)", "\(c.concurrency)", c.rate.map { num($0, 0) } ?? "", num(c.failureRate, 3), num(c.drop, 3),
+            "\(c.seed)",
+        ]
+        var rows: [[String]] = []
+        let readOK = r.totals[OpKind.read.rawValue].ok
+        for (name, t, isRead) in kinds(r).map({ ($0.name, r.totals[$0.rawValue], $0 == .read) }) + [("all", r.all, true)] {
+            let h = t.histogram
+            let has = h.totalCount > 0
+            func p(_ q: Double) -> String { has ? us(h.valueAtPercentile(q)) : "0.0" }
+            let stale = isRead ? r.staleReads : 0
+            let staleFraction = isRead && readOK > 0 ? Double(r.staleReads) / Double(readOK) : 0
+            rows.append(prefix + [
+                name, "\(t.attempted)", "\(t.ok)", "\(t.failed)",
+                String(format: "%.6f", t.attempted > 0 ? Double(t.ok) / Double(t.attempted) : 1),
+                num(Double(t.ok) / r.durationSeconds, 1),
+                has ? num(h.mean / 1000) : "0.0", p(50), p(90), p(99), p(99.9), p(99.99), has ? us(h.max) : "0.0",
+                "\(stale)", String(format: "%.6f", staleFraction), "\(isRead ? r.maxK : 0)",
+                "\(r.counters.readRepairs)", "0", "0", "0", "\(r.lostWrites)", num(r.durationSeconds, 3),
+            ])
+        }
+        return rows
+    }
+
+    public static func csv(_ header: [String], _ rows: [[String]]) -> String {
+        ([header] + rows).map { $0.joined(separator: ",") }.joined(separator: "\n") + "\n"
+    }
+
+    public static func timeseriesRows(_ r: RunResult) -> [[String]] {
+        var rows: [[String]] = []
+        let kinds = kinds(r)
+        for interval in r.intervals {
+            let phase = interval.index < 0 ? "warmup" : "measured"
+            var all = makeLatencyHistogram()
+            var allOK = 0, allFailed = 0
+            func row(_ name: String, _ h: Histogram<UInt64>?, _ ok: Int, _ failed: Int) -> [String] {
+                let has = (h?.totalCount ?? 0) > 0
+                return ["\(interval.index)", phase, name, "\(ok + failed)", "\(ok)", "\(failed)",
+                        has ? us(h!.valueAtPercentile(50)) : "0.0", has ? us(h!.valueAtPercentile(99)) : "0.0",
+                        has ? us(h!.valueAtPercentile(99.9)) : "0.0", has ? us(h!.max) : "0.0", "\(interval.nodesUp)"]
+            }
+            for k in kinds {
+                let h = interval.histograms[k.rawValue]
+                if let h { all.add(h) }
+                allOK += interval.ok[k.rawValue]
+                allFailed += interval.failed[k.rawValue]
+                rows.append(row(k.name, h, interval.ok[k.rawValue], interval.failed[k.rawValue]))
+            }
+            rows.append(row("all", all, allOK, allFailed))
+        }
+        return rows
+    }
+
+    /// The measured intervals as HdrHistogram log intervals, one per second per kind, tag = kind.
+    public static func hlog(_ r: RunResult) -> String {
+        var intervals: [HistogramLog.Interval] = []
+        for interval in r.intervals where interval.index >= 0 {
+            for k in kinds(r) {
+                guard let h = interval.histograms[k.rawValue], h.totalCount > 0 else { continue }
+                intervals.append(HistogramLog.Interval(
+                    tag: k.name, start: r.warmupSeconds + Double(interval.index), length: 1, histogram: h))
+            }
+        }
+        return HistogramLog.write(intervals: intervals, startTime: r.startTime, generator: "quorumbench")
+    }
+
+    public static func latencySVG(_ r: RunResult) -> String {
+        var hs = kinds(r).map { ($0.name, r.totals[$0.rawValue].histogram) }
+        if hs.count > 1 { hs.append(("all", r.all.histogram)) }
+        return Charts.percentileSpectrum(hs, title: "Latency by percentile (measured phase)")
+    }
+
+    public static func timelineSVG(_ r: RunResult) -> String {
+        var throughput = Series(name: "all operations", points: [])
+        var p99: [Series] = kinds(r).map { Series(name: $0.name, points: []) }
+        for interval in r.intervals {
+            let x = Double(interval.index) + 0.5
+            throughput.points.append((x, Double(interval.ok.reduce(0, +) + interval.failed.reduce(0, +))))
+            for (i, k) in kinds(r).enumerated() {
+                if let h = interval.histograms[k.rawValue], h.totalCount > 0 {
+                    p99[i].points.append((x, Double(h.valueAtPercentile(99)) / 1e6))
+                }
+            }
+        }
+        return Charts.timeline(throughput: [throughput], p99: p99, warmup: r.warmupSeconds,
+                               end: max(r.durationSeconds, 1))
+    }
+
+    /// Writes every file of the run folder.
+    public static func write(_ r: RunResult, to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        func put(_ name: String, _ text: String) throws {
+            try text.write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        let summary = summaryRows(r)
+        try put("summary.csv", csv(summaryColumns, summary))
+        try put("timeseries.csv", csv(timeseriesColumns, timeseriesRows(r)))
+        try put("latency.hlog", hlog(r))
+        try put("latency.svg", latencySVG(r))
+        try put("timeline.svg", timelineSVG(r))
+        try put("report.md", markdown(r, summary: summary))
+        try put("run.json", json(r, summary: summary))
+    }
+
+    // MARK: - report.md
+
+    public static func markdown(_ r: RunResult, summary: [[String]]) -> String {
+        let c = r.config
+        let all = r.all
+        var s = "# quorumbench run\n\n"
+        let verdict: String
+        if c.target == .noop {
+            verdict = "Target `noop`: every request completes at once, so these figures are the load generator's own ceiling."
+        } else if r.generatorBound {
+            verdict = "**Generator-bound**: the load generator could not keep its schedule (schedule lag p99 "
+                + "\(us(r.scheduleLag.valueAtPercentile(99))) µs, achieved \(num(r.achievedRate, 0)) of "
+                + "\(num(c.rate ?? 0, 0)) ops/s). The throughput below is what the generator sent, not what the system can deliver."
+        } else {
+            verdict = ""
+        }
+        let h = all.histogram
+        func ms(_ q: Double) -> String { h.totalCount > 0 ? String(format: "%.3f ms", Double(h.valueAtPercentile(q)) / 1e6) : "–" }
+        s += "**\(num(Double(all.ok) / r.durationSeconds, 0)) ops/s** over \(num(r.durationSeconds, 2)) s"
+        s += " · p50 \(ms(50)) · p99 \(ms(99)) · p99.9 \(ms(99.9))"
+        s += " · availability \(String(format: "%.4f%%", all.attempted > 0 ? 100 * Double(all.ok) / Double(all.attempted) : 100))"
+        let readOK = r.totals[OpKind.read.rawValue].ok
+        s += " · stale reads \(r.staleReads)" + (readOK > 0 ? String(format: " (%.4f%%)", 100 * Double(r.staleReads) / Double(readOK)) : "")
+        s += " · lost writes \(r.lostWrites)\n\n"
+        if !verdict.isEmpty { s += verdict + "\n\n" }
+
+        s += "## Configuration\n\n| setting | value |\n|---|---|\n"
+        for (k, v) in c.settings { s += "| `\(k)` | \(v) |\n" }
+        s += "\n"
+
+        s += "## Latency\n\nFrom the intended start of each request"
+        s += c.rate == nil ? " (closed loop: when it was sent)" : " (open loop: its place on the schedule, however late it was sent)"
+        s += ", in microseconds.\n\n"
+        s += "| op | attempted | ok | failed | ops/s | mean | p50 | p90 | p99 | p99.9 | p99.99 | max |\n"
+        s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        let col = Dictionary(uniqueKeysWithValues: summaryColumns.enumerated().map { ($1, $0) })
+        for row in summary {
+            let v = { (name: String) in row[col[name]!] }
+            s += "| \(v("op")) | \(v("attempted")) | \(v("ok")) | \(v("failed")) | \(v("throughput_ops_s")) | \(v("mean_us")) | \(v("p50_us")) | \(v("p90_us")) | \(v("p99_us")) | \(v("p999_us")) | \(v("p9999_us")) | \(v("max_us")) |\n"
+        }
+        s += "\n![Latency by percentile](latency.svg)\n\n![Throughput and p99 over time](timeline.svg)\n\n"
+
+        s += "## Availability\n\n| op | attempted | ok | failed | availability |\n|---|---:|---:|---:|---:|\n"
+        for row in summary {
+            s += "| \(row[col["op"]!]) | \(row[col["attempted"]!]) | \(row[col["ok"]!]) | \(row[col["failed"]!]) | \(row[col["availability"]!]) |\n"
+        }
+        s += "\nA request is ok when its coordinator had w acks (writes) or r responses (reads) within `--timeout` "
+        s += "(\(Distribution.formatDuration(Double(c.core.timeout)))).\n\n"
+
+        s += "## Staleness\n\n"
+        if c.target == .noop {
+            s += "Not measured against `noop`.\n\n"
+        } else {
+            s += "A read is stale when it misses a write acknowledged before it began (and everything that supersedes it); "
+            s += "k counts the writes it missed. With w + r "
+            s += c.core.w + c.core.r > c.core.n ? "> n (\(c.core.w) + \(c.core.r) > \(c.core.n)) quorums overlap.\n\n"
+                : "≤ n (\(c.core.w) + \(c.core.r) ≤ \(c.core.n)) quorums need not overlap.\n\n"
+            s += "| ok reads | stale reads | stale fraction | mean k of stale reads | max k |\n|---:|---:|---:|---:|---:|\n"
+            s += "| \(readOK) | \(r.staleReads) | \(String(format: "%.6f", readOK > 0 ? Double(r.staleReads) / Double(readOK) : 0)) | "
+            s += "\(r.staleReads > 0 ? num(Double(r.staleK) / Double(r.staleReads), 2) : "–") | \(r.maxK) |\n\n"
+            s += "Versions per key at the end (siblings under `vv`): mean \(num(r.meanSiblings, 2)), most \(r.maxSiblings).\n\n"
+            s += "Lost writes (acknowledged, then neither returned nor superseded by what a read of all n replicas returns after the run): **\(r.lostWrites)**.\n\n"
+        }
+
+        s += "## Repair\n\n| counter | value |\n|---|---:|\n"
+        s += "| read repairs | \(r.counters.readRepairs) |\n| hints stored | 0 |\n| hints delivered | 0 |\n"
+        s += "| anti-entropy keys repaired | 0 |\n| tombstones purged | \(r.counters.tombstonesPurged) |\n"
+        s += "| messages dropped (`--drop`) | \(r.droppedMessages) |\n| bad input ignored | \(r.counters.ignored) |\n\n"
+
+        if c.rate != nil {
+            s += "## Schedule\n\nOpen loop at \(num(c.rate!, 0)) ops/s (\(c.arrival.rawValue) arrivals): achieved \(num(r.achievedRate, 0)) ops/s; "
+            let lag = r.scheduleLag
+            s += lag.totalCount > 0
+                ? "schedule lag p50 \(us(lag.valueAtPercentile(50))) µs, p99 \(us(lag.valueAtPercentile(99))) µs, max \(us(lag.max)) µs.\n\n"
+                : "no lag recorded.\n\n"
+        }
+
+        s += "## Memory\n\n| figure | value |\n|---|---:|\n"
+        let p = r.pool
+        s += "| pool acquires | \(p.acquires) |\n| pool cache hit rate | \(String(format: "%.4f", p.hitRate)) |\n"
+        s += "| pool bytes in use | \(mib(p.bytesInUse)) |\n| pool bytes cached | \(mib(p.bytesCached)) |\n"
+        s += "| jemalloc allocated | \(mib(p.jemallocAllocated)) |\n| jemalloc active | \(mib(p.jemallocActive)) |\n"
+        s += "| jemalloc resident | \(mib(p.jemallocResident)) |\n| jemalloc mapped | \(mib(p.jemallocMapped)) |\n\n"
+        s += "Files: `summary.csv`, `timeseries.csv`, `latency.hlog` (HdrHistogram interval log), `run.json`.\n"
+        return s
+    }
+
+    static func mib(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
+
+    // MARK: - run.json
+
+    public static func json(_ r: RunResult, summary: [[String]]) -> String {
+        var doc: [String: Any] = [:]
+        doc["configuration"] = Dictionary(uniqueKeysWithValues: r.config.settings.map { ($0.0, $0.1) })
+        doc["summary"] = summary.map { row in
+            Dictionary(uniqueKeysWithValues: zip(summaryColumns, row).map { k, v -> (String, Any) in
+                (k, Double(v).map { $0 as Any } ?? v)
+            })
+        }
+        doc["timeseries"] = timeseriesRows(r).map { row in
+            Dictionary(uniqueKeysWithValues: zip(timeseriesColumns, row).map { k, v -> (String, Any) in
+                (k, Double(v).map { $0 as Any } ?? v)
+            })
+        }
+        var schedule: [String: Any] = ["loop": r.config.rate == nil ? "closed" : "open"]
+        if let rate = r.config.rate {
+            schedule["target_rate"] = rate
+            schedule["achieved_rate"] = r.achievedRate
+            schedule["generator_bound"] = r.generatorBound
+            if r.scheduleLag.totalCount > 0 {
+                schedule["lag_p50_us"] = Double(r.scheduleLag.valueAtPercentile(50)) / 1000
+                schedule["lag_p99_us"] = Double(r.scheduleLag.valueAtPercentile(99)) / 1000
+                schedule["lag_max_us"] = Double(r.scheduleLag.max) / 1000
+            }
+        }
+        doc["schedule"] = schedule
+        doc["verdict"] = r.config.target == .noop ? "generator ceiling (noop target)"
+            : (r.generatorBound ? "generator-bound" : "system-measured")
+        doc["staleness"] = ["stale_reads": r.staleReads, "mean_k": r.staleReads > 0 ? Double(r.staleK) / Double(r.staleReads) : 0,
+                            "max_k": r.maxK, "lost_writes": r.lostWrites, "max_siblings": r.maxSiblings, "mean_siblings": r.meanSiblings,
+                            "lost_write_samples": r.lostWriteSamples.map { ["write": $0.write, "key": $0.key] }] as [String: Any]
+        let c = r.counters
+        doc["counters"] = ["read_repairs": c.readRepairs, "coordinated": c.coordinated, "ok": c.ok, "failed": c.failed,
+                           "writes_applied": c.writesApplied, "reads_served": c.readsServed,
+                           "tombstones_purged": c.tombstonesPurged, "ignored": c.ignored,
+                           "duplicate_replies": c.duplicateReplies, "late_replies": c.lateReplies,
+                           "dropped_messages": r.droppedMessages]
+        let p = r.pool
+        doc["memory"] = ["pool_acquires": p.acquires, "pool_releases": p.releases, "pool_cache_hits": p.cacheHits,
+                         "pool_bytes_in_use": p.bytesInUse, "pool_bytes_cached": p.bytesCached,
+                         "jemalloc_allocated": p.jemallocAllocated, "jemalloc_active": p.jemallocActive,
+                         "jemalloc_resident": p.jemallocResident, "jemalloc_mapped": p.jemallocMapped]
+        doc["duration_s"] = r.durationSeconds
+        doc["files"] = ["summary.csv", "timeseries.csv", "latency.hlog", "report.md", "latency.svg", "timeline.svg"]
+        let data = (try? JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        return (String(data: data, encoding: .utf8) ?? "{}") + "\n"
+    }
+}

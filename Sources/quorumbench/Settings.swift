@@ -1,0 +1,217 @@
+import BufferPool
+import ClusterRuntime
+import Foundation
+import LoadGenerator
+import ReplicationCore
+import Yams
+
+/// A usage error: one line naming what is wrong; the command exits 64.
+struct UsageError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The `run` settings by their SPEC names (the long flags without dashes, which are also the scenario keys),
+/// merged from the embedded defaults, a scenario file and the command line, then turned into a `RunConfig`.
+struct Settings {
+    static let keys: [String] = [
+        "scenario", "target", "transport", "clock", "nodes", "n", "w", "r", "quorum", "routing", "vnodes", "versioning",
+        "read-repair", "hinted-handoff", "anti-entropy", "ae-interval", "timeout", "workload", "read-proportion",
+        "update-proportion", "insert-proportion", "rmw-proportion", "delete-proportion", "keys", "value-size",
+        "distribution", "threads", "concurrency", "rate", "arrival", "duration", "warmup", "ops", "delay",
+        "delay-client", "delay-write", "delay-write-ack", "delay-read", "delay-read-response", "drop", "failure-rate",
+        "mttr", "service-time", "crash-mode", "probe-times", "seed", "out", "quiet",
+    ]
+
+    var values: [String: String] = [:]
+
+    /// Reads a YAML scenario: a mapping of the same keys as the long flags.
+    mutating func loadScenario(_ path: String) throws {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw UsageError("cannot read scenario file '\(path)'")
+        }
+        let node: Any?
+        do {
+            node = try Yams.load(yaml: text)
+        } catch {
+            let first = "\(error)".split(separator: "\n").first.map(String.init) ?? "\(error)"
+            throw UsageError("scenario '\(path)' is not valid YAML: \(first)")
+        }
+        guard let map = node as? [String: Any] else {
+            throw UsageError("scenario '\(path)' must be a mapping of settings (key: value)")
+        }
+        for (key, value) in map.sorted(by: { $0.key < $1.key }) {
+            if key == "faults" {
+                throw UsageError("scenario '\(path)': scripted faults are not available yet (they arrive with the failures issue)")
+            }
+            guard Settings.keys.contains(key), key != "scenario" else {
+                throw UsageError("scenario '\(path)': unknown key '\(key)'")
+            }
+            switch value {
+            case let s as String: values[key] = s
+            case let b as Bool: values[key] = b ? "on" : "off"
+            case let i as Int: values[key] = String(i)
+            case let d as Double: values[key] = String(d)
+            default: throw UsageError("scenario '\(path)': '\(key)' must be a number, a word or a string, not \(type(of: value))")
+            }
+        }
+    }
+
+    func string(_ key: String) -> String? { values[key] }
+
+    func int(_ key: String, default d: Int, min lo: Int = Int.min) throws -> Int {
+        guard let s = values[key] else { return d }
+        guard let v = Int(s) else { throw UsageError("--\(key) must be a whole number (got '\(s)')") }
+        guard v >= lo else { throw UsageError("--\(key) must be at least \(lo) (got \(v))") }
+        return v
+    }
+
+    func double(_ key: String, default d: Double, range: ClosedRange<Double>? = nil) throws -> Double {
+        guard let s = values[key] else { return d }
+        guard let v = Double(s), v.isFinite else { throw UsageError("--\(key) must be a number (got '\(s)')") }
+        if let range, !range.contains(v) {
+            throw UsageError("--\(key) must be between \(range.lowerBound) and \(range.upperBound) (got \(s))")
+        }
+        return v
+    }
+
+    func duration(_ key: String, default d: UInt64, positive: Bool = false) throws -> UInt64 {
+        guard let s = values[key] else { return d }
+        do {
+            let ns = try Distribution.parseDuration(s)
+            if positive && ns <= 0 { throw UsageError("--\(key) must be positive (got '\(s)')") }
+            return UInt64(ns)
+        } catch let e as DistributionError {
+            throw UsageError("--\(key): \(e.description)")
+        }
+    }
+
+    func choice<T: RawRepresentable & CaseIterable>(_ key: String, default d: T) throws -> T where T.RawValue == String {
+        guard let s = values[key] else { return d }
+        guard let v = T(rawValue: s.lowercased()) else {
+            throw UsageError("--\(key) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(s)')")
+        }
+        return v
+    }
+
+    func onOff(_ key: String, default d: Bool) throws -> Bool {
+        guard let s = values[key]?.lowercased() else { return d }
+        switch s {
+        case "on", "true", "yes": return true
+        case "off", "false", "no": return false
+        default: throw UsageError("--\(key) must be on or off (got '\(s)')")
+        }
+    }
+
+    func distribution(_ key: String, unit: Distribution.Unit = .duration) throws -> Distribution? {
+        guard let s = values[key] else { return nil }
+        do {
+            return try Distribution.parse(s, unit: unit)
+        } catch let e as DistributionError {
+            throw UsageError("--\(key): \(e.description)")
+        }
+    }
+
+    /// Builds the run configuration, or names the first problem.
+    func runConfig() throws -> RunConfig {
+        var c = RunConfig()
+        // Features of later issues.
+        for (key, value, allowed) in [("clock", values["clock"], "real"), ("transport", values["transport"], "inprocess"),
+                                      ("quorum", values["quorum"], "sloppy"), ("workload", values["workload"], nil)] {
+            guard let value else { continue }
+            if key == "workload" {
+                if value.lowercased() == "visibility" {
+                    throw UsageError("--workload visibility is not available yet (it arrives with the simulation issue)")
+                }
+                continue
+            }
+            if value.lowercased() != allowed {
+                let known = ["clock": ["real", "virtual"], "transport": ["inprocess", "loopback"], "quorum": ["sloppy", "strict"]]
+                guard known[key]!.contains(value.lowercased()) else {
+                    throw UsageError("--\(key) must be one of \(known[key]!.joined(separator: ", ")) (got '\(value)')")
+                }
+                throw UsageError("--\(key) \(value) is not available yet")
+            }
+        }
+        for key in ["mttr", "service-time", "crash-mode", "probe-times"] where values[key] != nil {
+            throw UsageError("--\(key) is not available yet")
+        }
+        c.failureRate = try double("failure-rate", default: 0, range: 0...1)
+        if c.failureRate > 0 { throw UsageError("--failure-rate is not available yet (it arrives with the failures issue)") }
+
+        c.target = try choice("target", default: TargetKind.cluster)
+        c.core.nodes = try int("nodes", default: 5, min: 1)
+        c.core.n = try int("n", default: 3, min: 1)
+        c.core.w = try int("w", default: 2, min: 1)
+        c.core.r = try int("r", default: 2, min: 1)
+        c.core.vnodes = try int("vnodes", default: 64, min: 1)
+        c.core.routing = try choice("routing", default: Routing.server)
+        c.core.versioning = try choice("versioning", default: Versioning.vv)
+        c.core.readRepair = try onOff("read-repair", default: true)
+        _ = try onOff("hinted-handoff", default: true)
+        _ = try onOff("anti-entropy", default: true)
+        _ = try duration("ae-interval", default: 1_000_000_000, positive: true)
+        c.core.timeout = try duration("timeout", default: 100_000_000, positive: true)
+        c.core.seed = UInt64(try int("seed", default: 1, min: 0))
+        c.seed = c.core.seed
+        if let problem = c.core.problem { throw UsageError(problem) }
+
+        c.workload = try choice("workload", default: WorkloadName.a)
+        var mix = c.workload.mix
+        for (i, key) in ["read-proportion", "update-proportion", "insert-proportion", "rmw-proportion", "delete-proportion"].enumerated() {
+            mix[i] = try double(key, default: mix[i], range: 0...1)
+        }
+        if mix.reduce(0, +) <= 0 { throw UsageError("the operation mix is empty: every proportion is 0") }
+        c.proportions = mix
+        c.keys = try int("keys", default: 100_000, min: 1)
+        c.valueSize = try distribution("value-size", unit: .count) ?? .constant(256)
+        if c.valueSize.mean > Double(64 << 20) { throw UsageError("--value-size above 64 MiB is not supported") }
+        c.distribution = try choice("distribution", default: c.workload.defaultDistribution)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        c.threads = try int("threads", default: cores, min: 1)
+        c.workers = cores
+        c.concurrency = try int("concurrency", default: 64, min: 1)
+        if c.concurrency < c.threads {
+            throw UsageError("--concurrency \(c.concurrency) is less than --threads \(c.threads): every thread needs a request in flight")
+        }
+        if values["rate"] != nil {
+            let rate = try double("rate", default: 0)
+            guard rate > 0 else { throw UsageError("--rate must be positive (got \(values["rate"]!))") }
+            c.rate = rate
+        }
+        c.arrival = try choice("arrival", default: Arrival.constant)
+        c.duration = try duration("duration", default: 10_000_000_000, positive: true)
+        c.warmup = try duration("warmup", default: 2_000_000_000)
+        if values["ops"] != nil { c.ops = try int("ops", default: 0, min: 1) }
+        c.drop = try double("drop", default: 0, range: 0...1)
+        if c.drop >= 1 { throw UsageError("--drop must be below 1 (every message lost)") }
+        let all = try distribution("delay")
+        c.delays = Delays(all: all, client: try distribution("delay-client"), write: try distribution("delay-write"),
+                          writeAck: try distribution("delay-write-ack"), read: try distribution("delay-read"),
+                          readResponse: try distribution("delay-read-response"))
+        c.settings = effectiveSettings(c)
+        return c
+    }
+
+    /// Every setting as it will run, flag name → value.
+    func effectiveSettings(_ c: RunConfig) -> [(String, String)] {
+        func d(_ ns: UInt64) -> String { Distribution.formatDuration(Double(ns)) }
+        func dist(_ k: MessageKind) -> String { c.delays[k]?.render(.duration) ?? "none" }
+        return [
+            ("target", c.target.rawValue), ("transport", c.transport), ("clock", c.clock),
+            ("nodes", "\(c.core.nodes)"), ("n", "\(c.core.n)"), ("w", "\(c.core.w)"), ("r", "\(c.core.r)"),
+            ("quorum", c.quorum), ("routing", c.core.routing.rawValue), ("vnodes", "\(c.core.vnodes)"),
+            ("versioning", c.core.versioning.rawValue), ("read-repair", c.core.readRepair ? "on" : "off"),
+            ("timeout", d(c.core.timeout)), ("workload", c.workload.rawValue),
+            ("mix (read/update/insert/rmw/delete)", c.proportions.map { String(format: "%g", $0) }.joined(separator: "/")),
+            ("keys", "\(c.keys)"), ("value-size", c.valueSizeText), ("distribution", c.distribution.rawValue),
+            ("threads", "\(c.threads)"), ("workers", "\(c.workers)"), ("concurrency", "\(c.concurrency)"),
+            ("rate", c.rate.map { String(format: "%g", $0) } ?? "closed loop"), ("arrival", c.arrival.rawValue),
+            ("duration", c.ops == nil ? d(c.duration) : "until --ops"), ("warmup", d(c.warmup)),
+            ("ops", c.ops.map(String.init) ?? "–"),
+            ("delay-client", dist(.client)), ("delay-write", dist(.write)), ("delay-write-ack", dist(.writeAck)),
+            ("delay-read", dist(.read)), ("delay-read-response", dist(.readResponse)),
+            ("drop", String(format: "%g", c.drop)), ("seed", "\(c.seed)"),
+        ]
+    }
+}
