@@ -94,6 +94,10 @@ let package = Package(
             dependencies: ["ReplicationCore", "QuorumTestSupport", "BufferPool"]
         ),
         .testTarget(
+            name: "LoadGeneratorTests",
+            dependencies: ["LoadGenerator", "ReplicationCore", .product(name: "Histogram", package: "hdrhistogram-swift")]
+        ),
+        .testTarget(
             name: "ClusterRuntimeTests",
             dependencies: ["ClusterRuntime", "ReplicationCore", "QuorumTestSupport", "BufferPool", "SyncPrimitives"]
         ),

@@ -45,6 +45,9 @@ public struct RunConfig: Sendable {
     public var contextCacheSize = 65_536
     /// Schedule lag p99 above which an open-loop run is declared generator-bound, ns.
     public var generatorBoundLag: UInt64 = 1_000_000
+    /// Test hook for `--target noop`: hold every reply that falls due in [at, at + for) (from the start of the
+    /// measured phase, ns) until the window ends — a stalled server, to show coordinated omission.
+    public var noopStall: (at: UInt64, for: UInt64)?
     /// The effective configuration as text, flag name → value, for the report and run.json.
     public var settings: [(String, String)] = []
 

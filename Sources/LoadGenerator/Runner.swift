@@ -102,6 +102,7 @@ public final class Runner {
         }
         let wallStart = Date().timeIntervalSince1970
         onPhase?("loading \(config.keys) records")
+        let stall = config.noopStall
         for t in 0..<config.threads {
             let port = cluster?.ports[t]
             let driver = ThreadDriver(thread: t, config: config, control: control, oracle: oracle, pool: pool)
@@ -109,7 +110,8 @@ public final class Runner {
                 if let port {
                     driver.run(target: ClusterTarget(port: port))
                 } else {
-                    driver.run(target: NoopTarget(pool: BufferPool.shared))
+                    // The stall window is relative to the measured phase, known once loading is done.
+                    driver.run(target: NoopTarget(pool: BufferPool.shared), stall: stall)
                 }
                 control.finished.signal()
             }

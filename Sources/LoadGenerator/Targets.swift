@@ -1,6 +1,10 @@
 import BufferPool
 import ClusterRuntime
 import ReplicationCore
+import SyncPrimitives
+import Foundation
+import SyncPrimitives
+import Foundation
 
 /// Where a load-generator thread sends its requests.
 public protocol RequestTarget {
@@ -22,25 +26,41 @@ public struct ClusterTarget: RequestTarget {
 }
 
 /// Completes every request at once, storing nothing: the generator's own ceiling (`--target noop`).
+/// Optionally stalls: replies due inside a window are held until it ends.
 public struct NoopTarget: RequestTarget {
     var ready: [ClientReply] = []
+    var held: [ClientReply] = []
     let pool: BufferPool
-    public init(pool: BufferPool) { self.pool = pool }
+    let stall: ClosedRange<UInt64>?
+
+    public init(pool: BufferPool, stall: ClosedRange<UInt64>? = nil) {
+        self.pool = pool
+        self.stall = stall
+    }
 
     @inline(__always)
     public mutating func submit(_ request: ClientRequest, now: UInt64) {
         if let v = request.value { pool.release(v) }
-        ready.append(ClientReply(tag: request.tag, op: request.op, key: request.key, status: .ok,
-                                 coordinator: .node(0)))
+        let reply = ClientReply(tag: request.tag, op: request.op, key: request.key, status: .ok, coordinator: .node(0))
+        if let stall, stall.contains(now) { held.append(reply) } else { ready.append(reply) }
     }
 
     @inline(__always)
     public mutating func poll(now: UInt64, _ body: (ClientReply) -> Void) -> Int {
+        if let stall, !held.isEmpty, now > stall.upperBound {
+            ready += held
+            held.removeAll()
+        }
         let n = ready.count
         for r in ready { body(r) }
         ready.removeAll(keepingCapacity: true)
         return n
     }
 
-    public func wait(until deadline: UInt64) {}
+    public func wait(until deadline: UInt64) {
+        if let stall, !held.isEmpty {
+            let now = monotonicNanos()
+            if now <= stall.upperBound { usleep(UInt32(min(1000, (stall.upperBound - now) / 1000 + 1))) }
+        }
+    }
 }

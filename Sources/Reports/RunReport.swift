@@ -54,8 +54,13 @@ public enum RunReport {
         return rows
     }
 
+    /// RFC 4180: fields with a comma, a quote or a line break are quoted (a value size such as `uniform(64,1024)`).
     public static func csv(_ header: [String], _ rows: [[String]]) -> String {
-        ([header] + rows).map { $0.joined(separator: ",") }.joined(separator: "\n") + "\n"
+        func field(_ f: String) -> String {
+            f.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" })
+                ? "\"" + f.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : f
+        }
+        return ([header] + rows).map { $0.map(field).joined(separator: ",") }.joined(separator: "\n") + "\n"
     }
 
     public static func timeseriesRows(_ r: RunResult) -> [[String]] {

@@ -1,5 +1,5 @@
 # Sourced by the scripts in scripts/: installs what quorumbench needs on a fresh Debian machine, each thing only
-# when it is missing. apt-get runs as root (or through sudo when available).
+# when it is missing. apt-get runs as root (or through sudo when available); Python packages come from PyPI.
 
 qb_apt_install() {
     local missing=()
@@ -12,6 +12,14 @@ qb_apt_install() {
     [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo="sudo"
     $sudo apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Python packages the test suite uses as oracles (HdrHistogram's own log reader).
+qb_pip_install() {
+    python3 -c "import hdrh" 2>/dev/null && return 0
+    echo "quorumbench: installing the hdrhistogram Python package (pip)" >&2
+    python3 -m pip install -q hdrhistogram 2>&1 | grep -v "Running pip as the 'root' user" >&2 || true
+    python3 -c "import hdrh"
 }
 
 qb_install_deps() {

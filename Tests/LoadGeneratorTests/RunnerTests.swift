@@ -1,0 +1,65 @@
+import Foundation
+import Histogram
+import Testing
+@testable import LoadGenerator
+@testable import ReplicationCore
+
+func noopConfig(rate: Double?, duration: Double, concurrency: Int = 64, threads: Int = 1) -> RunConfig {
+    var c = RunConfig()
+    c.target = .noop
+    c.keys = 1000
+    c.threads = threads
+    c.concurrency = concurrency
+    c.rate = rate
+    c.duration = UInt64(duration * 1e9)
+    c.warmup = 200_000_000
+    return c
+}
+
+@Suite("Load generator runs", .serialized)
+struct RunnerTests {
+    @Test("open loop keeps its rate within 2% against noop over 5 s")
+    func openLoopRate() {
+        let result = Runner(config: noopConfig(rate: 20_000, duration: 5)).run()
+        let achieved = Double(result.all.attempted) / result.durationSeconds
+        #expect(abs(achieved - 20_000) / 20_000 < 0.02, "achieved \(achieved) ops/s")
+        #expect(!result.generatorBound)
+    }
+
+    @Test("coordinated omission: a 1 s stall in a 10 s constant-rate run reaches p99.9, closed loop hides it")
+    func coordinatedOmission() {
+        var open = noopConfig(rate: 2_000, duration: 10, concurrency: 4096)
+        open.noopStall = (at: 4_000_000_000, for: 1_000_000_000)
+        let o = Runner(config: open).run()
+        var closed = noopConfig(rate: nil, duration: 10, concurrency: 1)
+        closed.noopStall = (at: 4_000_000_000, for: 1_000_000_000)
+        let c = Runner(config: closed).run()
+        let openP999 = Double(o.all.histogram.valueAtPercentile(99.9)) / 1e6
+        let closedP999 = Double(c.all.histogram.valueAtPercentile(99.9)) / 1e6
+        // Open loop: ~10% of the requests were due during the stall; the worst waited the whole second.
+        #expect(openP999 > 900, "open-loop p99.9 \(openP999) ms")
+        #expect(Double(o.all.histogram.valueAtPercentile(95)) / 1e6 > 400)
+        // Closed loop: one request waited; the stall is invisible at p99.9.
+        #expect(closedP999 < 1, "closed-loop p99.9 \(closedP999) ms")
+        #expect(Double(c.all.histogram.max) / 1e6 > 900)
+    }
+
+    @Test("closed loop against noop: warm-up kept out of the totals, intervals marked")
+    func warmupExcluded() {
+        var c = noopConfig(rate: nil, duration: 1)
+        c.warmup = 1_000_000_000
+        let r = Runner(config: c).run()
+        let measured = r.intervals.filter { $0.index >= 0 }.reduce(0) { $0 + $1.ok.reduce(0, +) }
+        let warm = r.intervals.filter { $0.index < 0 }.reduce(0) { $0 + $1.ok.reduce(0, +) }
+        #expect(warm > 0 && measured > 0)
+        #expect(r.all.ok == measured)
+    }
+
+    @Test("--ops ends the measured phase after that many operations")
+    func opsCount() {
+        var c = noopConfig(rate: nil, duration: 60, threads: 2)
+        c.ops = 50_000
+        let r = Runner(config: c).run()
+        #expect(r.all.attempted >= 50_000 && r.all.attempted < 50_000 + c.concurrency)
+    }
+}

@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+@testable import LoadGenerator
+@testable import ReplicationCore
+
+@Suite("Workload generation")
+struct WorkloadTests {
+    @Test("zipfian: rank frequencies follow 1/(k+1)^0.99 / ζ(n)")
+    func zipfianAgainstTheory() {
+        let z = Zipfian(items: 1000, theta: 0.99)
+        var rng = Xoshiro(seed: 1)
+        var counts = [Int](repeating: 0, count: 1000)
+        let draws = 1_000_000
+        for _ in 0..<draws { counts[Int(z.next(&rng))] += 1 }
+        // Gray's method is exact for the first two ranks and an approximation beyond (it is off by ~15% at rank 2,
+        // as YCSB's is); ranks from 5 on are within a few percent.
+        for rank in [0, 1, 5, 10, 50, 100] {
+            let expected = z.probability(of: UInt64(rank)) * Double(draws)
+            // Within 4 standard deviations of a binomial count (and 10% for the small ones).
+            let sd = (expected * (1 - expected / Double(draws))).squareRoot()
+            #expect(abs(Double(counts[rank]) - expected) <= max(4 * sd, 0.1 * expected),
+                    "rank \(rank): \(counts[rank]) draws, expected \(expected)")
+        }
+        let top100 = Double(counts.prefix(100).reduce(0, +)) / Double(draws)
+        let theory100 = (0..<100).reduce(0.0) { $0 + z.probability(of: UInt64($1)) }
+        #expect(abs(top100 - theory100) < 0.03 * theory100, "top-100 mass \(top100), theory \(theory100)")
+    }
+
+    @Test("scrambled zipfian: the hottest key takes 1/ζ(10^10, 0.99) ≈ 3.8% of draws, spread over the key space")
+    func scrambledZipfian() {
+        let chooser = KeyChooser(distribution: .zipfian, keys: 100_000)
+        var rng = Xoshiro(seed: 2)
+        var counts: [UInt64: Int] = [:]
+        let draws = 1_000_000
+        for _ in 0..<draws { counts[chooser.next(&rng, recordCount: 100_000), default: 0] += 1 }
+        let top = counts.values.max()!
+        let expected = Double(draws) / Zipfian.zetaTenBillion
+        #expect(abs(Double(top) - expected) < 0.05 * expected, "top key \(top), expected \(expected)")
+        // Scrambled: the hottest keys are not the lowest ids.
+        let hottest = counts.sorted { $0.value > $1.value }.prefix(10).map(\.key)
+        #expect(hottest.filter { $0 < 100 }.count <= 1, "\(hottest)")
+    }
+
+    @Test("hotspot: 20% of the keys get 80% of the operations")
+    func hotspot() {
+        let chooser = KeyChooser(distribution: .hotspot, keys: 10_000)
+        var rng = Xoshiro(seed: 3)
+        var hot = 0
+        let draws = 500_000
+        for _ in 0..<draws where chooser.next(&rng, recordCount: 10_000) < 2000 { hot += 1 }
+        #expect(abs(Double(hot) / Double(draws) - 0.8) < 0.005)
+    }
+
+    @Test("latest: the newest records are the most popular")
+    func latest() {
+        let chooser = KeyChooser(distribution: .latest, keys: 10_000)
+        var rng = Xoshiro(seed: 4)
+        var newest = 0
+        for _ in 0..<100_000 where chooser.next(&rng, recordCount: 10_000) == 9999 { newest += 1 }
+        let z = Zipfian(items: 10_000, theta: 0.99)
+        #expect(abs(Double(newest) / 100_000 - z.probability(of: 0)) < 0.01)
+    }
+
+    @Test("uniform keys cover the records evenly")
+    func uniform() {
+        let chooser = KeyChooser(distribution: .uniform, keys: 10)
+        var rng = Xoshiro(seed: 5)
+        var counts = [Int](repeating: 0, count: 10)
+        for _ in 0..<100_000 { counts[Int(chooser.next(&rng, recordCount: 10))] += 1 }
+        #expect(counts.allSatisfy { abs($0 - 10_000) < 500 })
+    }
+
+    @Test("operation mixes within 1% of their proportions", arguments: WorkloadName.allCases.filter { $0 != .visibility })
+    func mixes(workload: WorkloadName) {
+        let mix = OperationMix(proportions: workload.mix)
+        var rng = Xoshiro(seed: 6)
+        var counts = [Int](repeating: 0, count: 5)
+        let draws = 200_000
+        for _ in 0..<draws { counts[mix.next(&rng).rawValue] += 1 }
+        for k in 0..<5 { #expect(abs(Double(counts[k]) / Double(draws) - workload.mix[k]) < 0.01) }
+    }
+
+    @Test("proportion overrides are honoured")
+    func overrides() {
+        let mix = OperationMix(proportions: [0.2, 0.3, 0.1, 0.3, 0.1])
+        var rng = Xoshiro(seed: 7)
+        var counts = [Int](repeating: 0, count: 5)
+        for _ in 0..<200_000 { counts[mix.next(&rng).rawValue] += 1 }
+        for (k, p) in [0.2, 0.3, 0.1, 0.3, 0.1].enumerated() { #expect(abs(Double(counts[k]) / 200_000 - p) < 0.01) }
+    }
+
+    @Test("the context cache keeps hot keys whatever cold keys pass through")
+    func contextCache() {
+        var cache = ContextCache(capacity: 1024)
+        var rng = Xoshiro(seed: 8)
+        for i in 0..<100_000 as Range<UInt64> {
+            cache.store(7, CachedContext(context: .empty, saw: [i]))
+            _ = cache[7]
+            cache.store(1000 + rng.next() % 1_000_000, CachedContext(context: .empty, saw: []))
+        }
+        #expect(cache[7]?.saw == [99_999])
+    }
+}
+
+@Suite("Consistency oracle on hand-made histories")
+struct OracleTests {
+    @Test("a read that misses an acknowledged write is stale with k = 1; returning it is fresh")
+    func staleAndFresh() {
+        let o = Oracle()
+        o.wrote(id: 1, key: 9, saw: [])
+        o.acknowledged(id: 1, key: 9, at: 100)
+        #expect(o.missed(key: 9, start: 50, returned: []) == 0)  // began before the ack
+        #expect(o.missed(key: 9, start: 150, returned: []) == 1)
+        #expect(o.missed(key: 9, start: 150, returned: [1]) == 0)
+    }
+
+    @Test("k counts every acknowledged write missed; a superseding write covers what it saw")
+    func kAndSupersession() {
+        let o = Oracle()
+        o.wrote(id: 1, key: 5, saw: [])
+        o.wrote(id: 2, key: 5, saw: [])
+        o.acknowledged(id: 1, key: 5, at: 10)
+        o.acknowledged(id: 2, key: 5, at: 20)
+        #expect(o.missed(key: 5, start: 30, returned: []) == 2)
+        o.wrote(id: 3, key: 5, saw: [1, 2])
+        // Write 3 is not acknowledged yet: returning it covers 1 and 2.
+        #expect(o.missed(key: 5, start: 30, returned: [3]) == 0)
+        o.acknowledged(id: 3, key: 5, at: 40)
+        // After 3's ack a read owes only 3 (or something superseding it).
+        #expect(o.missed(key: 5, start: 50, returned: [1, 2]) == 1)
+        // A read that began before 3's ack still owed 1 and 2, and returning 3 covers them.
+        #expect(o.missed(key: 5, start: 35, returned: [3]) == 0)
+        #expect(o.missed(key: 5, start: 35, returned: [1]) == 1)
+    }
+
+    @Test("concurrent writes returned as siblings are not stale")
+    func siblingsNotStale() {
+        let o = Oracle()
+        o.wrote(id: 1, key: 1, saw: [])
+        o.wrote(id: 2, key: 1, saw: [])
+        o.acknowledged(id: 1, key: 1, at: 10)
+        o.acknowledged(id: 2, key: 1, at: 11)
+        #expect(o.missed(key: 1, start: 20, returned: [1, 2]) == 0)
+        #expect(o.missed(key: 1, start: 20, returned: [2]) == 1)
+    }
+
+    @Test("a lost write: acknowledged, then neither returned nor superseded by what the replicas hold")
+    func lostWrite() {
+        let o = Oracle()
+        o.wrote(id: 1, key: 1, saw: [])
+        o.wrote(id: 2, key: 1, saw: [1])
+        o.wrote(id: 3, key: 2, saw: [])
+        o.wrote(id: 4, key: 2, saw: [])  // never acknowledged: not counted
+        o.acknowledged(id: 1, key: 1, at: 1)
+        o.acknowledged(id: 2, key: 1, at: 2)
+        o.acknowledged(id: 3, key: 2, at: 3)
+        // Key 1 holds write 2 (which supersedes 1); key 2 holds only the unacknowledged 4: write 3 is lost.
+        let losses = o.lostWrites { key in key == 1 ? [2] : [4] }
+        #expect(losses.map(\.write) == [3])
+        #expect(o.lostWrites { key in key == 1 ? [1] : [3] }.map(\.write) == [2])
+    }
+}

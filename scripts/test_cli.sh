@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# End-to-end checks of the command line: every usage error exits 64 with one line on stderr; a short run exits 0
+# and writes a run folder whose latency.hlog HdrHistogram's Python reader decodes and agrees with summary.csv.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN="${QUORUMBENCH:-$(swift build --show-bin-path)/quorumbench}"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+fails=0
+cases=0
+
+expect_usage() {  # expect_usage "what it names" args...
+    local what="$1"; shift
+    cases=$((cases + 1))
+    "$BIN" "$@" >"$TMP/out" 2>"$TMP/err"
+    local rc=$? lines
+    lines=$(wc -l <"$TMP/err")
+    if [ $rc -ne 64 ] || [ "$lines" -ne 1 ] || ! grep -qi -- "$what" "$TMP/err"; then
+        echo "FAIL: quorumbench $* -> exit $rc, $lines stderr lines (want 64, 1 line naming '$what'):"
+        sed 's/^/    /' "$TMP/err" | head -5
+        fails=$((fails + 1))
+    fi
+}
+
+expect_usage "--bogus" run --bogus
+expect_usage "--w" run --w 5
+expect_usage "more than --nodes" run --n 7 --nodes 5
+expect_usage "--w must be" run --n 3 --w 4
+expect_usage "--rate must be positive" run --rate=-5
+expect_usage "needs a unit" run --delay "exp(mean=2)"
+expect_usage "unknown distribution 'expo'" run --delay "expo(2ms)"
+expect_usage "sum to" run --delay "mix(0.5*const(1ms),0.3*const(2ms))"
+expect_usage "--duration" run --duration 10
+expect_usage "--distribution must be one of" run --distribution pareto
+expect_usage "--drop must be" run --drop 1.5
+expect_usage "cannot be written" run --out /proc/quorumbench-cannot-write
+expect_usage "not available yet" run --clock virtual
+expect_usage "not available yet" run --transport loopback
+expect_usage "not available yet" run --quorum strict
+expect_usage "not available yet" run --workload visibility
+expect_usage "not available yet" run --failure-rate 0.1
+expect_usage "not available yet" run --mttr 1s
+expect_usage "not available yet" run --crash-mode wipe
+expect_usage "not available yet" run --service-time "const(1ms)"
+expect_usage "cannot read scenario" run --scenario "$TMP/missing.yaml"
+printf 'nodes: 5\nbogus: 1\n' >"$TMP/unknown.yaml"
+expect_usage "unknown key 'bogus'" run --scenario "$TMP/unknown.yaml"
+printf 'nodes: five\n' >"$TMP/type.yaml"
+expect_usage "--nodes must be a whole number" run --scenario "$TMP/type.yaml"
+printf 'nodes: [1, 2\n' >"$TMP/yaml.yaml"
+expect_usage "not valid YAML" run --scenario "$TMP/yaml.yaml"
+printf 'n: 3\nw: 4\n' >"$TMP/w.yaml"
+expect_usage "--w must be" run --scenario "$TMP/w.yaml"
+
+cases=$((cases + 1))
+if ! "$BIN" --help >/dev/null 2>&1 || ! "$BIN" --version | grep -q quorumbench || ! "$BIN" run --help | grep -q -- "--delay-write-ack"; then
+    echo "FAIL: --help / --version"
+    fails=$((fails + 1))
+fi
+
+# A short run from a scenario file, flags overriding it.
+printf 'keys: 2000\nduration: 1s\nwarmup: 500ms\nvalue-size: uniform(64,512)\nnodes: 4\n' >"$TMP/run.yaml"
+cases=$((cases + 1))
+if "$BIN" run --scenario "$TMP/run.yaml" --nodes 5 --out "$TMP/run" --quiet >"$TMP/out" 2>"$TMP/err"; then
+    for f in summary.csv timeseries.csv latency.hlog report.md latency.svg timeline.svg run.json; do
+        [ -s "$TMP/run/$f" ] || { echo "FAIL: run folder lacks $f"; fails=$((fails + 1)); }
+    done
+    grep -q '^inprocess,real,5,3,2,2,sloppy,vv,a,zipfian,2000,"uniform(64,512)",' "$TMP/run/summary.csv" \
+        || { echo "FAIL: summary.csv does not reflect the scenario and flags"; head -2 "$TMP/run/summary.csv"; fails=$((fails + 1)); }
+    python3 scripts/check_hlog.py "$TMP/run" || fails=$((fails + 1))
+else
+    echo "FAIL: a short run exited $?"; cat "$TMP/err"; fails=$((fails + 1))
+fi
+
+if [ $fails -ne 0 ]; then
+    echo "command-line checks: $fails of $cases cases failed"
+    exit 1
+fi
+echo "command-line checks: all $cases cases behaved"
