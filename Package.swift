@@ -26,6 +26,8 @@ let package = Package(
         .library(name: "CJemalloc", targets: ["CJemalloc"]),
         .library(name: "ReplicationCore", targets: ["ReplicationCore"]),
         .library(name: "ClusterRuntime", targets: ["ClusterRuntime"]),
+        .library(name: "LoadGenerator", targets: ["LoadGenerator"]),
+        .library(name: "SyncPrimitives", targets: ["SyncPrimitives"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),

@@ -26,6 +26,8 @@ let package = Package(
                 .product(name: "Benchmark", package: "package-benchmark"),
                 .product(name: "BufferPool", package: root),
                 .product(name: "CJemalloc", package: root),
+                .product(name: "LoadGenerator", package: root),
+                .product(name: "SyncPrimitives", package: root),
             ],
             path: "Benchmarks/PoolBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]

@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
-# Runs the benchmarks in Benchmarks/ (release build, package-benchmark) and rewrites reports/benchmarks.md with
-# the figures, the ratios the issues require, and whether each requirement holds.
-#   scripts/benchmarks.sh            all benchmarks
-#   scripts/benchmarks.sh 'same.*'   only those matching the regex (the report then covers only them)
+# Runs the benchmarks and rewrites reports/benchmarks.md with the figures, the ratios the issues require, and
+# whether each requirement holds:
+#   1. Benchmarks/ (package-benchmark, release): buffer pool vs malloc/free and mallocx/sdallocx; recording a value;
+#   2. quorumbench run (release): the generator against noop (closed loop; open loop at 200,000/s) and the
+#      in-process cluster (n=3 w=2 r=2 vs n=1 w=1 r=1, YCSB A, 100k keys of 256 B, 64 in flight).
+#   scripts/benchmarks.sh            everything
+#   scripts/benchmarks.sh 'same.*'   only the package-benchmark benchmarks matching the regex, and no runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 qb_install_deps
 FILTER="${1:-.*}"
-RAW="$(mktemp)"
-trap 'rm -f "$RAW"' EXIT
-(cd Benchmarks && swift package benchmark --filter "$FILTER" --no-progress --format markdown) | tee "$RAW" >&2
-python3 scripts/lib/benchmark_report.py "$RAW" reports/benchmarks.md \
-    "scripts/benchmarks.sh $*" "$(nproc) cores, $(uname -m), $(. /etc/os-release && echo "$PRETTY_NAME"), $(swift --version 2>&1 | head -1)"
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+(cd Benchmarks && swift package benchmark --filter "$FILTER" --no-progress --format markdown) | tee "$TMP/raw.md" >&2
+if [ "$FILTER" = ".*" ]; then
+    swift build -c release --product quorumbench >&2
+    BIN="$(swift build -c release --show-bin-path)/quorumbench"
+    "$BIN" run --target noop --threads 1 --duration 5s --warmup 1s --out "$TMP/noop-closed" --quiet >&2
+    "$BIN" run --target noop --threads 1 --rate 200000 --duration 5s --warmup 1s --out "$TMP/noop-open" --quiet >&2
+    "$BIN" run --duration 10s --warmup 2s --out "$TMP/cluster-n3" --quiet >&2
+    "$BIN" run --duration 10s --warmup 2s --n 1 --w 1 --r 1 --out "$TMP/cluster-n1" --quiet >&2
+fi
+python3 scripts/lib/benchmark_report.py "$TMP/raw.md" reports/benchmarks.md \
+    "scripts/benchmarks.sh $*" "$(nproc) cores, $(uname -m), $(. /etc/os-release && echo "$PRETTY_NAME"), $(swift --version 2>&1 | head -1)" \
+    "$TMP"

@@ -8,6 +8,7 @@ source scripts/lib/deps.sh
 qb_install_deps
 qb_pip_install
 swift build --build-tests
-swift test --skip-build
+# Serially: several tests measure rates and latencies, which other tests running beside them would disturb.
+swift test --skip-build --no-parallel
 scripts/test_cli.sh
 scripts/tsan.sh

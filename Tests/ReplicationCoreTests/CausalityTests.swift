@@ -98,9 +98,9 @@ struct CausalityTests {
     @Test("past the bound, the oldest loose dots are forgotten")
     func looseBound() {
         var c = CausalContext()
-        for i in 1...40 { c.add(Dot(actor: .client(i % 3), counter: UInt64(i))) }
+        for i in 1...100 { c.add(Dot(actor: .client(i % 3), counter: UInt64(i))) }
         #expect(c.exactDots.count == CausalContext.maxExactDots)
-        #expect(c.covers(Dot(actor: .client(40 % 3), counter: 40)))
+        #expect(c.covers(Dot(actor: .client(100 % 3), counter: 100)))
         #expect(!c.covers(Dot(actor: .client(1), counter: 1)))
     }
 }

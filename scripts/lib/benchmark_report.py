@@ -4,6 +4,7 @@ import re
 import sys
 
 raw_path, out_path, command, machine = sys.argv[1:5]
+runs = sys.argv[5] if len(sys.argv) > 5 else None
 results = {}  # name -> {metric: {"p50": value, "unit": unit}}
 current = None
 for line in open(raw_path, encoding="utf-8"):
@@ -101,6 +102,54 @@ if "churn/pool/1GiB-live-64MiB" in results:
         "|---|---:|---|",
         f"| pool arena resident (`stats.arenas.<i>.resident`) | {arena:.0f} | {check('churn arena resident', arena <= limit)} |",
         f"| process RSS growth (`/proc/self/statm`) | {rss:.0f} | {check('churn RSS', rss <= limit)} |",
+        "",
+    ]
+
+if "recorder/record-1000-values" in results:
+    t, _ = p50("recorder/record-1000-values")
+    lines += [
+        "## Load generator: recording one latency",
+        "",
+        "`ThreadRecorder.record` (HdrHistogram, 3 digits, ns) for 1,000 values per iteration, called across modules.",
+        "Requirement: ≤ 10 ns per value.",
+        "",
+        "| ns per value (p50) | meets |",
+        "|---:|---|",
+        f"| {t / 1000:.2f} | {check('record one value', t / 1000 <= 10)} |",
+        "",
+    ]
+
+import csv, json, os
+
+
+def run_row(folder, op="all"):
+    for r in csv.DictReader(open(os.path.join(folder, "summary.csv"))):
+        if r["op"] == op:
+            return r
+    return None
+
+
+if runs and os.path.exists(os.path.join(runs, "noop-closed")):
+    closed = run_row(os.path.join(runs, "noop-closed"))
+    openj = json.load(open(os.path.join(runs, "noop-open", "run.json")))
+    sched = openj["schedule"]
+    n3 = run_row(os.path.join(runs, "cluster-n3"))
+    n1 = run_row(os.path.join(runs, "cluster-n1"))
+    c_ops = float(closed["throughput_ops_s"])
+    lag = sched.get("lag_p99_us", 0.0)
+    t3, t1 = float(n3["throughput_ops_s"]), float(n1["throughput_ops_s"])
+    lines += [
+        "## quorumbench run",
+        "",
+        "Release build, default flags unless shown; each figure from the run folder's summary.csv or run.json.",
+        "",
+        "| measurement | command | figure | requirement | meets |",
+        "|---|---|---:|---|---|",
+        f"| generator ceiling, closed loop | `run --target noop --threads 1 --duration 5s` | {c_ops:,.0f} ops/s | ≥ 3,000,000 | {check('noop closed', c_ops >= 3e6)} |",
+        f"| open-loop schedule lag p99 | `run --target noop --threads 1 --rate 200000 --duration 5s` | {lag:.1f} µs (achieved {sched['achieved_rate']:,.0f}/s) | ≤ 50 µs | {check('open-loop lag', lag <= 50)} |",
+        f"| cluster n=3 w=2 r=2, YCSB A, 100k × 256 B, 64 in flight, oracle on | `run --duration 10s` | {t3:,.0f} ops/s (p99 {float(n3['p99_us']):.0f} µs) | ≥ 300,000 | {check('cluster n=3 throughput', t3 >= 3e5)} |",
+        f"| cluster n=1 w=1 r=1, same run settings | `run --duration 10s --n 1 --w 1 --r 1` | {t1:,.0f} ops/s | — | — |",
+        f"| cost of an n=3 operation / an n=1 operation | (the two runs above) | {t1 / t3:.2f} | ≤ 4 | {check('n=3 cost ratio', t1 / t3 <= 4)} |",
         "",
     ]
 

@@ -2,7 +2,9 @@ import Benchmark
 import BufferPool
 import CJemalloc
 import Foundation
+import LoadGenerator
 import Synchronization
+import SyncPrimitives
 
 #if canImport(Glibc)
 import Glibc
@@ -18,6 +20,7 @@ let sizes = [64, 256, 4096]
 let batch = 1000
 
 let benchmarks: @Sendable () -> Void = {
+    recorderBenchmarks()
     let base = Benchmark.Configuration(
         metrics: [.wallClock], timeUnits: .nanoseconds, warmupIterations: 100, scalingFactor: .one, maxDuration: .seconds(2),
         maxIterations: 20_000)
@@ -232,5 +235,26 @@ struct SplitMix64 {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+// MARK: - Recording latencies (the load generator's hot path)
+
+let recorderBenchmarks: @Sendable () -> Void = {
+    Benchmark(
+        "recorder/record-1000-values",
+        configuration: .init(metrics: [.wallClock], timeUnits: .nanoseconds, warmupIterations: 100,
+                             maxDuration: .seconds(2), maxIterations: 20_000)
+    ) { benchmark in
+        var recorder = ThreadRecorder(thread: 0, mailbox: Locked([]), origin: 0, now: 1)
+        var value: UInt64 = 12_345
+        let now: UInt64 = 2
+        benchmark.startMeasurement()
+        for _ in 0..<batch {
+            value = value &* 6364136223846793005 &+ 1442695040888963407
+            recorder.record(.read, latency: 1000 + (value >> 44), ok: true, now: now)
+        }
+        benchmark.stopMeasurement()
+        blackHole(recorder)
     }
 }
