@@ -60,6 +60,11 @@ public struct ThreadRecorder {
     @inline(__always)
     public mutating func record(_ kind: OpKind, latency: UInt64, ok success: Bool, now: UInt64) {
         if now >= intervalEnd { roll(now: now) }
+        if now < intervalEnd &- 1_000_000_000 {
+            // Belongs to an interval already handed over (a warm-up operation that completed late).
+            recordLate(kind, latency: latency, ok: success, now: now)
+            return
+        }
         if success {
             ok[kind.rawValue] &+= 1
             if histograms[kind.rawValue] == nil { histograms[kind.rawValue] = makeLatencyHistogram() }
@@ -67,6 +72,23 @@ public struct ThreadRecorder {
         } else {
             failed[kind.rawValue] &+= 1
         }
+    }
+
+    mutating func recordLate(_ kind: OpKind, latency: UInt64, ok success: Bool, now: UInt64) {
+        var sample = IntervalSample(
+            interval: ThreadRecorder.intervalIndex(now, origin: origin), thread: thread,
+            histograms: Array(repeating: nil, count: OpKind.allCases.count),
+            ok: Array(repeating: 0, count: OpKind.allCases.count), failed: Array(repeating: 0, count: OpKind.allCases.count),
+            staleReads: 0, staleK: 0, maxK: 0)
+        if success {
+            sample.ok[kind.rawValue] = 1
+            var h = makeLatencyHistogram()
+            h.record(latency)
+            sample.histograms[kind.rawValue] = h
+        } else {
+            sample.failed[kind.rawValue] = 1
+        }
+        mailbox.withLock { $0.append(sample) }
     }
 
     /// Records a stale read (k writes missed).

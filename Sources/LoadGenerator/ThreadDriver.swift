@@ -175,7 +175,11 @@ final class ThreadDriver: @unchecked Sendable {
     @inline(__always)
     func remember(_ key: UInt64, _ c: CachedContext) { contexts.store(key, c) }
 
+    /// Start of the measured phase.
+    var origin: UInt64 = 0
+
     func measure<T: RequestTarget>(_ target: inout T, origin: UInt64) {
+        self.origin = origin
         var recorder = ThreadRecorder(thread: thread, mailbox: control.mailbox, origin: origin, now: monotonicNanos())
         let warmStart = origin &- config.warmup
         let end = origin &+ config.duration
@@ -282,7 +286,7 @@ final class ThreadDriver: @unchecked Sendable {
                 let ids = reply.versions.compactMap(writeID(of:))
                 if let oracle {
                     let k = oracle.missed(key: slot.key, start: slot.sent, returned: ids)
-                    if k > 0 { recorder.recordStale(k: k) }
+                    if k > 0 && slot.intended >= origin { recorder.recordStale(k: k) }
                     remember(slot.key, CachedContext(context: reply.context, saw: ids))
                 }
             }
@@ -307,7 +311,10 @@ final class ThreadDriver: @unchecked Sendable {
                 if oracle != nil { remember(slot.key, CachedContext(context: reply.context, saw: [slot.writeID])) }
             }
         }
-        recorder.record(slot.kind, latency: now > slot.intended ? now - slot.intended : 0, ok: ok, now: now)
+        // An operation belongs to the phase it was meant to start in: one begun in the warm-up stays out of the
+        // totals even if it completes after the measured phase began.
+        let when = slot.intended < origin ? min(now, origin &- 1) : now
+        recorder.record(slot.kind, latency: now > slot.intended ? now - slot.intended : 0, ok: ok, now: when)
         free.append(index)
         return true
     }

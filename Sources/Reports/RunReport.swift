@@ -111,8 +111,13 @@ public enum RunReport {
         var throughput = Series(name: "all operations", points: [])
         var p99: [Series] = kinds(r).map { Series(name: $0.name, points: []) }
         for interval in r.intervals {
-            let x = Double(interval.index) + 0.5
-            throughput.points.append((x, Double(interval.ok.reduce(0, +) + interval.failed.reduce(0, +))))
+            // The measured phase ends inside (or at the start of) the last intervals: rate over the part covered,
+            // and nothing for the drain after the end.
+            let start = Double(interval.index)
+            let covered = start < 0 ? 1 : min(1, r.durationSeconds - start)
+            if covered < 0.05 { continue }
+            let x = start + covered / 2
+            throughput.points.append((x, Double(interval.ok.reduce(0, +) + interval.failed.reduce(0, +)) / covered))
             for (i, k) in kinds(r).enumerated() {
                 if let h = interval.histograms[k.rawValue], h.totalCount > 0 {
                     p99[i].points.append((x, Double(h.valueAtPercentile(99)) / 1e6))

@@ -78,7 +78,7 @@ public enum Charts {
             if b > a {
                 s += "<rect x=\"\(a)\" y=\"\(top)\" width=\"\(b - a)\" height=\"\(bottom - top)\" fill=\"#eeeeee\"/>\n"
                 if let shadeLabel {
-                    s += "<text x=\"\((a + b) / 2)\" y=\"\(top + 14)\" text-anchor=\"middle\" font-size=\"11\" fill=\"#777\">\(escape(shadeLabel))</text>\n"
+                    s += "<text x=\"\((a + b) / 2)\" y=\"\(bottom - 8)\" text-anchor=\"middle\" font-size=\"11\" fill=\"#777\">\(escape(shadeLabel))</text>\n"
                 }
             }
         }
@@ -89,8 +89,10 @@ public enum Charts {
         }
         for (t, label) in xTicks where xRange.contains(t) {
             let x = px(t)
+            // The last label ends at the axis end instead of running past the picture.
+            let anchor = x > right - 30 ? "end" : "middle"
             s += "<line x1=\"\(x)\" y1=\"\(top)\" x2=\"\(x)\" y2=\"\(bottom)\" stroke=\"#eeeeee\"/>\n"
-            s += "<text x=\"\(x)\" y=\"\(bottom + 16)\" text-anchor=\"middle\" font-size=\"11\">\(escape(label))</text>\n"
+            s += "<text x=\"\(x)\" y=\"\(bottom + 16)\" text-anchor=\"\(anchor)\" font-size=\"11\">\(escape(label))</text>\n"
         }
         s += "<line x1=\"\(left)\" y1=\"\(bottom)\" x2=\"\(right)\" y2=\"\(bottom)\" stroke=\"#333\"/>\n"
         s += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(bottom)\" stroke=\"#333\"/>\n"
@@ -105,9 +107,12 @@ public enum Charts {
             if line.points.count == 1 {
                 s += "<circle cx=\"\(px(line.points[0].x))\" cy=\"\(py(line.points[0].y))\" r=\"3\" fill=\"\(color)\"/>\n"
             }
-            let ly = top + 8 + Double(i) * 16
-            s += "<rect x=\"\(left + 10)\" y=\"\(ly - 6)\" width=\"14\" height=\"3\" fill=\"\(color)\"/>\n"
-            s += "<text x=\"\(left + 30)\" y=\"\(ly)\" font-size=\"11\">\(escape(line.name))</text>\n"
+            // Legend, top right, on a white box so that lines do not run through it.
+            let ly = top + 14 + Double(i) * 16
+            let lx = right - 150
+            s += "<rect x=\"\(lx - 6)\" y=\"\(ly - 12)\" width=\"150\" height=\"16\" fill=\"white\" fill-opacity=\"0.85\"/>\n"
+            s += "<rect x=\"\(lx)\" y=\"\(ly - 6)\" width=\"14\" height=\"3\" fill=\"\(color)\"/>\n"
+            s += "<text x=\"\(lx + 20)\" y=\"\(ly)\" font-size=\"11\">\(escape(line.name))</text>\n"
         }
         return s
     }
