@@ -35,10 +35,11 @@ for tag, h in merged.items():
     for q, col in ((50, "p50_us"), (90, "p90_us"), (99, "p99_us")):
         ours = float(row[col])
         theirs = h.get_value_at_percentile(q) / 1000
-        # Both sides report a value equivalent within the histogram's 3 significant digits.
-        if abs(ours - theirs) > max(0.002 * theirs, 0.1):
+        # Both sides report a value of the same bucket, which at 3 significant digits spans up to ~0.2% of the
+        # value; the readers pick different ends of it. 0.5% still catches a wrong bucket, unit or count.
+        if abs(ours - theirs) > max(0.005 * theirs, 0.1):
             problems.append(f"{tag}: p{q} hlog {theirs:.1f} us != summary {ours:.1f} us")
-    if abs(h.get_max_value() / 1000 - float(row["max_us"])) > max(0.002 * float(row["max_us"]), 0.1):
+    if abs(h.get_max_value() / 1000 - float(row["max_us"])) > max(0.005 * float(row["max_us"]), 0.1):
         problems.append(f"{tag}: max hlog {h.get_max_value() / 1000:.1f} us != summary {row['max_us']} us")
     checked += 1
 for p in problems:
