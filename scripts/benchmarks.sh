@@ -13,7 +13,7 @@ qb_install_deps
 FILTER="${1:-.*}"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
-(cd Benchmarks && swift package benchmark --filter "$FILTER" --no-progress --format markdown) | tee "$TMP/raw.md" >&2
+(cd Benchmarks && swift package benchmark --target PoolBenchmarks --filter "$FILTER" --no-progress --format markdown) | tee "$TMP/raw.md" >&2
 if [ "$FILTER" = ".*" ]; then
     swift build -c release --product quorumbench >&2
     BIN="$(swift build -c release --show-bin-path)/quorumbench"
