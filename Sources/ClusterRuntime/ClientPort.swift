@@ -5,8 +5,8 @@ import SyncPrimitives
 /// A load-generator thread's connection to an in-process cluster: non-blocking submission of gets, puts and
 /// deletes, many in flight, and replies collected by ``poll(now:_:)``. One port belongs to one thread.
 ///
-/// With `--routing server` a request goes to a coordinator node (chosen at random, like a load balancer, unless
-/// the caller names one). With `--routing client` the port runs the coordinator itself and talks to every replica.
+/// With `--routing server` a request goes to a coordinator node: one of the key's n replicas chosen at random
+/// (a token-aware client), unless the caller names one. With `--routing client` the port runs the coordinator itself and talks to every replica.
 public final class ClientPort: @unchecked Sendable {
     public let id: Int
     public let endpoint: Endpoint
@@ -44,7 +44,12 @@ public final class ClientPort: @unchecked Sendable {
             coordinator.start(request, from: endpoint, now: now, local: nil, out: &outbox)
             dispatch(now: now)
         } else {
-            let node = coordinatorNode ?? rng.next(below: cluster.options.core.nodes)
+            // A token-aware client (as Cassandra's and Riak's drivers are): one of the key's replicas, at random,
+            // so that the coordinator's own replica is local and writes need no forwarding.
+            let node = coordinatorNode ?? {
+                let replicas = cluster.ring.replicas(of: Key(request.key), n: cluster.options.core.n)
+                return Int(replicas[replicas.startIndex + rng.next(below: replicas.count)])
+            }()
             let envelope = Envelope(from: endpoint, to: .node(node), message: .request(request))
             if let at = router.schedule(envelope, now: now) {
                 router.push(Parcel(at: at, envelope: envelope), to: cluster.consumer(of: .node(node)))
