@@ -43,6 +43,26 @@ struct NodeTests {
         net.discardAll()
     }
 
+    @Test("a node that does not store the key forwards a write to the key's first replica, which coordinates it")
+    func forwarding() {
+        let pool = BufferPool()
+        let net = ManualNetwork(config: config(), pool: pool)
+        let k = key(replicatedOn: 1, in: net, avoiding: 0)
+        let put = net.submit(.put, key: k, value: WriteTag.value(id: 5, pool: pool), to: 0)
+        net.deliverAll()
+        let reply = net.reply(put)!
+        #expect(reply.status == .ok)
+        #expect(reply.coordinator == .node(net.replicas(of: k)[0]))
+        #expect(reply.dot.map { !$0.actor.isLoose && $0.actor.node == net.replicas(of: k)[0] } == true)
+        #expect(net.nodes[0].counters.forwarded == 1)
+        #expect(net.stateIDs(of: k) == [[5], [5], [5]])
+        // A read through the same non-replica node asks the replicas itself.
+        let get = net.submit(.get, key: k, to: 0)
+        net.deliverAll()
+        #expect(net.reply(get)?.versions.compactMap(WriteTag.id(of:)) == [5])
+        net.discardAll()
+    }
+
     @Test("concurrent writes become siblings under vv; a write with their context replaces both")
     func siblingsUnderVV() {
         let pool = BufferPool()
