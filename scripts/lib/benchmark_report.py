@@ -75,17 +75,23 @@ if cross:
         "Time per buffer (ns) through a single-producer ring to a consumer thread. Requirement: pool ≤ 1.5 × raw",
         "`mallocx`+`sdallocx`.",
         "",
-        "| size | pool | mallocx+sdallocx | malloc+free | pool / mallocx | pool / malloc | meets ≤ 1.5 |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "The separate benchmarks give the absolute times; they run minutes apart, and on this shared 2-core machine",
+        "jemalloc's own cross-thread cost swings by several times between runs, so the requirement is checked on",
+        "`cross-thread-paired/*`, which times 200,000 buffers through the pool and then 200,000 through",
+        "`mallocx`/`sdallocx` in every iteration and reports their ratio (p50 over the iterations).",
+        "",
+        "| size | pool | mallocx+sdallocx | malloc+free | pool / mallocx, paired p50 | meets ≤ 1.5 |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for size in ["64B", "256B", "4096B"]:
         pool, _ = p50(f"cross-thread/pool/{size}")
         mx, _ = p50(f"cross-thread/mallocx/{size}")
         ml, _ = p50(f"cross-thread/malloc/{size}")
-        if None in (pool, mx, ml):
+        paired, _ = p50(f"cross-thread-paired/{size}", "pool / mallocx")
+        if None in (pool, mx, ml, paired):
             continue
-        r = pool / mx
-        lines.append(f"| {size} | {pool:.0f} | {mx:.0f} | {ml:.0f} | {r:.2f} | {pool / ml:.2f} | {check(f'cross-thread {size}', r <= 1.5)} |")
+        r = paired / 1000
+        lines.append(f"| {size} | {pool:.0f} | {mx:.0f} | {ml:.0f} | {r:.2f} | {check(f'cross-thread {size}', r <= 1.5)} |")
     lines.append("")
 
 if "churn/pool/1GiB-live-64MiB" in results:

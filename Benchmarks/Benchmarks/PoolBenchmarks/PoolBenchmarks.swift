@@ -89,6 +89,38 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // MARK: cross thread, paired: pool and mallocx back to back in every iteration, so that both see the same
+    // machine; the p50 of the per-iteration ratio is what the requirement is checked on.
+
+    for size in sizes {
+        let metric = BenchmarkMetric.custom("pool / mallocx (x1000)", useScalingFactor: false)
+        Benchmark(
+            "cross-thread-paired/\(size)B",
+            configuration: .init(metrics: [metric], warmupIterations: 2, maxDuration: .seconds(4), maxIterations: 40)
+        ) { benchmark in
+            let n = 200_000
+            let pool = BufferPool.shared
+            func timed(_ body: () -> Void) -> UInt64 {
+                let start = monotonicNanos()
+                body()
+                return monotonicNanos() - start
+            }
+            let poolPipe = CrossThreadPipe<PoolBuffer> { pool.release($0) }
+            let poolTime = timed {
+                for _ in 0..<n { poolPipe.send(pool.acquire(count: size)) }
+                poolPipe.drain()
+            }
+            poolPipe.stop()
+            let rawPipe = CrossThreadPipe<UInt> { sdallocx(UnsafeMutableRawPointer(bitPattern: $0), size, 0) }
+            let rawTime = timed {
+                for _ in 0..<n { rawPipe.send(UInt(bitPattern: mallocx(size, 0))) }
+                rawPipe.drain()
+            }
+            rawPipe.stop()
+            benchmark.measurement(metric, Int(1000 * Double(poolTime) / Double(max(rawTime, 1))))
+        }
+    }
+
     // MARK: memory: churn 1 GiB through a 64 MiB live set
 
     Benchmark(
