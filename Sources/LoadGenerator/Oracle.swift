@@ -45,6 +45,19 @@ public final class Oracle: @unchecked Sendable {
         /// Whether `target` is `start` or reachable from it through "saw" edges (pruned below `floor`: a write
         /// only supersedes writes registered before it).
         func reaches(_ start: UInt64, _ target: UInt64, floor: UInt64, visited: inout Set<UInt64>) -> Bool {
+            Shard.reaches(writes, saw, start, target, floor: floor, visited: &visited)
+        }
+
+        static func reaches(
+            _ writes: [FastKey: WriteInfo], _ saw: [UInt64], _ start: UInt64, _ target: UInt64, floor: UInt64,
+            visited: inout Set<UInt64>
+        ) -> Bool {
+            if start == target { return true }
+            // The common cases without a search: the write saw the target directly.
+            guard let first = writes[FastKey(start)] else { return false }
+            let sawRange = Int(first.sawStart)..<Int(first.sawStart + first.sawCount)
+            if sawRange.contains(where: { saw[$0] == target }) { return true }
+            if first.seq < floor || first.sawCount == 0 { return false }
             var stack = [start]
             while let id = stack.popLast() {
                 if id == target { return true }
@@ -98,27 +111,34 @@ public final class Oracle: @unchecked Sendable {
         shard(key).withLock { s in
             guard let w = s.writes[FastKey(id)] else { return }
             s.writes[FastKey(id)]!.ackedAt = time
-            var k = s.keys[FastKey(key)] ?? KeyWrites()
-            var visited = Set<UInt64>()
-            var i = 0
-            while i < k.frontier.count {
-                let a = k.frontier[i]
-                visited.removeAll(keepingCapacity: true)
-                if a.id != id && s.reaches(id, a.id, floor: a.seq, visited: &visited) {
-                    var gone = k.frontier.remove(at: i)
-                    gone.supersededAt = time
-                    k.superseded.append(gone)
-                } else {
-                    i += 1
-                }
-            }
-            // Forget what no read still in flight can have begun before.
-            if let first = k.superseded.first, first.supersededAt &+ retention < time {
-                k.superseded.removeAll { $0.supersededAt &+ retention < time }
-            }
-            k.frontier.append(Acked(id: id, ackedAt: time, seq: w.seq))
-            s.keys[FastKey(key)] = k
+            // Updated in place: a copy of the key's lists would be copied again on the first write.
+            Oracle.supersede(&s.keys[FastKey(key), default: KeyWrites()], by: id, seq: w.seq, at: time,
+                             retention: retention, writes: s.writes, saw: s.saw)
         }
+    }
+
+    static func supersede(
+        _ k: inout KeyWrites, by id: UInt64, seq: UInt64, at time: UInt64, retention: UInt64,
+        writes: [FastKey: WriteInfo], saw: [UInt64]
+    ) {
+        var visited = Set<UInt64>()
+        var i = 0
+        while i < k.frontier.count {
+            let a = k.frontier[i]
+            if a.id != id && Shard.reaches(writes, saw, id, a.id, floor: a.seq, visited: &visited) {
+                var gone = k.frontier.remove(at: i)
+                gone.supersededAt = time
+                k.superseded.append(gone)
+            } else {
+                i += 1
+            }
+            visited.removeAll(keepingCapacity: true)
+        }
+        // Forget what no read still in flight can have begun before.
+        if let first = k.superseded.first, first.supersededAt &+ retention < time {
+            k.superseded.removeAll { $0.supersededAt &+ retention < time }
+        }
+        k.frontier.append(Acked(id: id, ackedAt: time, seq: seq))
     }
 
     /// Classifies an ok read that started at `start` and returned `returned`: how many acknowledged writes it
