@@ -252,8 +252,13 @@ final class Worker: @unchecked Sendable {
     let workerCount: Int
     let options: ClusterOptions
     unowned(unsafe) var cluster: InProcessCluster! {
-        didSet { router.cluster = cluster }
+        didSet {
+            router.cluster = cluster
+            nodes = cluster.nodes.map { Unmanaged.passUnretained($0) }
+        }
     }
+    /// The cluster's nodes, unretained (the cluster owns them).
+    var nodes: [Unmanaged<Node>] = []
     @exclusivity(unchecked) var router: Router
     /// Messages whose delivery time has not come.
     @exclusivity(unchecked) var delayed = TimerHeap<Envelope>()
@@ -261,6 +266,7 @@ final class Worker: @unchecked Sendable {
     @exclusivity(unchecked) var local: [Envelope] = []
     @exclusivity(unchecked) var localNext: [Envelope] = []
     @exclusivity(unchecked) var outbox = Outbox()
+    @exclusivity(unchecked) var sending: [Envelope] = []
 
     /// How long an idle worker yields before it parks.
     /// (0 µs to 500 µs made no difference beyond noise with 2 load threads and 2 workers on 2 cores.)
@@ -295,7 +301,7 @@ final class Worker: @unchecked Sendable {
             }
             while let t = timers.popDue(now) {
                 work += 1
-                cluster.nodes[t.node].timer(t.token, now: now, out: &outbox)
+                nodes[t.node]._withUnsafeGuaranteedRef { $0.timer(t.token, now: now, out: &outbox) }
                 dispatch(from: t.node, now: now)
             }
             while !local.isEmpty {
@@ -327,18 +333,21 @@ final class Worker: @unchecked Sendable {
     @inline(__always)
     func deliver(_ envelope: Envelope, now: UInt64) {
         let node = envelope.to.index
-        guard !envelope.to.isClient, node < cluster.nodes.count, node % workerCount == index else {
+        guard !envelope.to.isClient, node < nodes.count, node % workerCount == index else {
             envelope.message.release(to: options.pool)
             return
         }
-        cluster.nodes[node].handle(envelope, now: now, out: &outbox)
+        // The cluster keeps its nodes alive for as long as the workers run: no retain per message.
+        nodes[node]._withUnsafeGuaranteedRef { $0.handle(envelope, now: now, out: &outbox) }
         dispatch(from: node, now: now)
     }
 
     /// Routes what a node asked for: messages to their consumers (or this worker's local queue), timers here.
     @inline(__always)
     func dispatch(from node: Int, now: UInt64) {
-        for envelope in outbox.messages {
+        // Moves the messages out (no copy of each), oldest first.
+        swap(&outbox.messages, &sending)
+        for envelope in sending {
             guard let at = router.schedule(envelope, now: now) else { continue }
             let consumer = cluster.consumer(of: envelope.to)
             if consumer == index {
@@ -348,7 +357,8 @@ final class Worker: @unchecked Sendable {
             }
         }
         for t in outbox.timers { timers.push(at: t.at, TimerRequest(node: node, token: t.token)) }
-        outbox.removeAll()
+        outbox.timers.removeAll(keepingCapacity: true)
+        sending.removeAll(keepingCapacity: true)
     }
 
     func discardInFlight() {
