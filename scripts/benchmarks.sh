@@ -15,8 +15,7 @@ TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 (cd Benchmarks && swift package benchmark --target PoolBenchmarks --filter "$FILTER" --no-progress --format markdown) | tee "$TMP/raw.md" >&2
 if [ "$FILTER" = ".*" ]; then
-    swift build -c release --product quorumbench >&2
-    BIN="$(swift build -c release --show-bin-path)/quorumbench"
+    BIN="$(qb_release_binary)"
     "$BIN" run --target noop --threads 1 --duration 5s --warmup 1s --out "$TMP/noop-closed" --quiet >&2
     "$BIN" run --target noop --threads 1 --rate 200000 --duration 5s --warmup 1s --out "$TMP/noop-open" --quiet >&2
     "$BIN" run --duration 10s --warmup 2s --out "$TMP/cluster-n3" --quiet >&2

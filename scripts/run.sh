@@ -6,7 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 qb_install_deps
-swift build -c release --product quorumbench
-BIN="$(swift build -c release --show-bin-path)/quorumbench"
+BIN="$(qb_release_binary)"
 "$BIN" run --out reports/latest "$@"
 echo "report: reports/latest/report.md (also summary.csv, timeseries.csv, latency.hlog, run.json)"

@@ -4,7 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 qb_install_deps
-swift build -c release --product quorumbench
-BIN="$(swift build -c release --show-bin-path)/quorumbench"
+BIN="$(qb_release_binary)"
 rm -rf reports/sample
 "$BIN" run --out reports/sample --quiet "$@"

@@ -67,7 +67,6 @@ public struct RunResult: @unchecked Sendable {
 final class RunControl: @unchecked Sendable {
     let loaded = Atomic<Int>(0)
     let startMeasured = Atomic<UInt64>(0)
-    let stopping = Atomic<Bool>(false)
     /// When the first thread stopped issuing measured operations (duration reached or its share of --ops done).
     let stopAt = Atomic<UInt64>(0)
     let insertCounter: Atomic<UInt64>
@@ -153,8 +152,10 @@ public final class Runner {
         var result = RunResult(config: config, totals: reporter.totals(), intervals: reporter.intervalRecords(nodes: config.core.nodes))
         result.startTime = wallStart
         result.warmupSeconds = Double(config.warmup) / 1e9
-        let stoppedAt = control.stopping.load(ordering: .acquiring) ? control.stopAt.load(ordering: .acquiring) : end
-        result.durationSeconds = max(1e-9, Double(min(stoppedAt, end) &- origin) / 1e9)
+        // The measured phase lasted until the first thread stopped issuing (the drain after it is not measured time).
+        let stopAt = control.stopAt.load(ordering: .acquiring)
+        let stoppedAt = stopAt > origin ? min(stopAt, end) : end
+        result.durationSeconds = max(1e-9, Double(stoppedAt &- origin) / 1e9)
         result.staleReads = reporter.staleReads
         result.staleK = reporter.staleK
         result.maxK = reporter.maxK

@@ -25,3 +25,9 @@ qb_pip_install() {
 qb_install_deps() {
     qb_apt_install libjemalloc-dev zlib1g-dev pkg-config
 }
+
+# Builds the release binary (progress on stderr) and prints its path.
+qb_release_binary() {
+    swift build -c release --product quorumbench >&2
+    echo "$(swift build -c release --show-bin-path)/quorumbench"
+}
