@@ -100,7 +100,7 @@ public final class BufferPool: @unchecked Sendable {
     /// A buffer of at least `count` bytes (its ``PoolBuffer/count`` is `count`), uninitialized.
     @inlinable
     public func acquire(count: Int) -> PoolBuffer {
-        precondition(count >= 0, "negative buffer size")
+        precondition(count >= 0 && count <= Int(UInt32.max) - 64, "buffer size out of range (0 ... 4 GiB)")
         let cache = _cache()
         let total = count + _PoolDebug.headerSize
         guard let cls = SizeClass.index(for: total) else {
@@ -197,10 +197,10 @@ public final class BufferPool: @unchecked Sendable {
         let generation = qb_load_relaxed(header) | 1
         qb_store_release(header, generation)
         return PoolBuffer(
-            _payload: block + _PoolDebug.headerSize, classIndex: Int32(truncatingIfNeeded: classIndex), poolID: Int32(truncatingIfNeeded: _id),
+            _payload: block + _PoolDebug.headerSize, classIndex: Int16(truncatingIfNeeded: classIndex), poolID: Int16(truncatingIfNeeded: _id),
             count: count, generation: generation)
         #else
-        return PoolBuffer(_payload: block, classIndex: Int32(truncatingIfNeeded: classIndex), poolID: Int32(truncatingIfNeeded: _id), count: count)
+        return PoolBuffer(_payload: block, classIndex: Int16(truncatingIfNeeded: classIndex), poolID: Int16(truncatingIfNeeded: _id), count: count)
         #endif
     }
 

@@ -6,31 +6,33 @@ import CQuorumSupport
 /// with ``BufferPool/release(_:)``. In a debug build every buffer carries a generation stamp, and a second release,
 /// or an access through a handle whose buffer was released, traps with a message; a release build skips the checks.
 public struct PoolBuffer: @unchecked Sendable {
+    // 16 bytes in a release build: a handle crosses threads in every message, and its size is cache traffic.
     @usableFromInline let _payload: UnsafeMutableRawPointer
-    @usableFromInline let _classIndex: Int32  // -1: larger than the largest class, owned by jemalloc directly
-    @usableFromInline let _poolID: Int32
+    @usableFromInline let _count: UInt32
+    @usableFromInline let _classIndex: Int16  // -1: larger than the largest class, owned by jemalloc directly
+    @usableFromInline let _poolID: Int16
     /// The number of bytes the buffer was acquired for.
-    public let count: Int
+    @inlinable public var count: Int { Int(_count) }
     #if DEBUG
     @usableFromInline let _generation: Int64
     #endif
 
     #if DEBUG
     @inlinable
-    init(_payload: UnsafeMutableRawPointer, classIndex: Int32, poolID: Int32, count: Int, generation: Int64) {
+    init(_payload: UnsafeMutableRawPointer, classIndex: Int16, poolID: Int16, count: Int, generation: Int64) {
         self._payload = _payload
         self._classIndex = classIndex
         self._poolID = poolID
-        self.count = count
+        self._count = UInt32(truncatingIfNeeded: count)
         self._generation = generation
     }
     #else
     @inlinable
-    init(_payload: UnsafeMutableRawPointer, classIndex: Int32, poolID: Int32, count: Int) {
+    init(_payload: UnsafeMutableRawPointer, classIndex: Int16, poolID: Int16, count: Int) {
         self._payload = _payload
         self._classIndex = classIndex
         self._poolID = poolID
-        self.count = count
+        self._count = UInt32(truncatingIfNeeded: count)
     }
     #endif
 

@@ -177,6 +177,7 @@ enum _Registry {
     static func register() -> Int {
         lock.withLock { state in
             let id = state.nextID
+            precondition(id < Int(Int16.max), "at most 32767 buffer pools per process")
             state.nextID += 1
             state.pools[id] = PoolEntry()
             return id
