@@ -122,28 +122,23 @@ public final class Coordinator {
         case .put, .delete:
             let tombstone = request.op == .delete
             let context = config.versioning == .vv ? request.context : .empty
-            let version: Version
+            let dot: Dot
             var state: [Version]
             if localIndex != nil, let local {
-                let dot = local.nextDot(for: actor(isReplica: true), key: request.key)
-                version = Version(
-                    dot: dot, context: context, stamp: local.nextStamp(now: now), value: request.value,
-                    tombstone: tombstone)
-                local.apply(key: request.key, [version])
                 // Replicas get the coordinator's whole state of the key: a replica actor's history travels whole.
-                state = local.state(of: request.key)
+                (state, dot) = local.coordinateWrite(
+                    key: request.key, actor: actor(isReplica: true), context: context, value: request.value,
+                    tombstone: tombstone, now: now)
             } else {
                 looseCounter += 1
                 lastStamp = max(now, lastStamp + 1)
-                version = Version(
-                    dot: Dot(actor: actor(isReplica: false), counter: looseCounter), context: context,
-                    stamp: lastStamp, value: request.value, tombstone: tombstone)
-                state = [version]
+                dot = Dot(actor: actor(isReplica: false), counter: looseCounter)
+                state = [Version(dot: dot, context: context, stamp: lastStamp, value: request.value, tombstone: tombstone)]
             }
-            p.dot = version.dot
+            p.dot = dot
             var replyContext = context
             // The client learns this one dot, not the actor's earlier ones: kept exact.
-            if config.versioning == .vv { replyContext.addExact(version.dot) }
+            if config.versioning == .vv { replyContext.addExact(dot) }
             p.context = replyContext
             let lastRemote = localIndex == replicas.count - 1 ? replicas.count - 2 : replicas.count - 1
             var i = 0
@@ -156,9 +151,8 @@ public final class Coordinator {
                          from: endpoint, to: .node(Int(node)))
             }
             if lastRemote < 0 && localIndex == nil { Siblings.release(state, pool: pool) }
-            if let localIndex, let local {
-                let s = local.state(of: request.key)
-                let only = Siblings.deleted(s) && s.count == 1 && s[0].dot == version.dot
+            if let localIndex, local != nil {
+                let only = Siblings.deleted(state) && state.count == 1 && state[0].dot == dot
                 recordAck(p, id: id, index: localIndex, tombstoneOnly: only, now: now, out: &out)
             }
         }

@@ -47,6 +47,37 @@ public final class VersionedStore {
         return Dot(actor: actor, counter: counter + 1)
     }
 
+    /// Coordinates a write as a replica, with one lookup of the key: gives it a dot for `actor` (above every counter
+    /// this node used and every counter of `actor` in the key's state) and a timestamp, merges it, and returns the
+    /// key's resulting state (not copied) and the new version's dot.
+    public func coordinateWrite(
+        key: UInt64, actor: Actor, context: CausalContext, value: PoolBuffer?, tombstone: Bool, now: UInt64
+    ) -> (state: [Version], dot: Dot) {
+        let stamp = nextStamp(now: now)
+        var dot = Dot(actor: actor, counter: 0)
+        var result: [Version] = []
+        let pool = self.pool, mode = self.mode
+        var counter = lastCounter
+        withState(key) { state in
+            for v in state {
+                counter = max(counter, v.context.counter(of: actor))
+                if v.dot.actor == actor { counter = max(counter, v.dot.counter) }
+            }
+            dot.counter = counter + 1
+            Siblings.merge(&state, [Version(dot: dot, context: context, stamp: stamp, value: value, tombstone: tombstone)],
+                           mode: mode, pool: pool)
+            result = state
+        }
+        lastCounter = counter + 1
+        return (result, dot)
+    }
+
+    /// In-place access to a key's state (created empty if absent).
+    @inline(__always)
+    func withState(_ key: UInt64, _ body: (inout [Version]) -> Void) {
+        body(&data[FastKey(key), default: []])
+    }
+
     /// A strictly increasing timestamp not before `now`.
     public func nextStamp(now: UInt64) -> UInt64 {
         lastStamp = max(now, lastStamp + 1)
