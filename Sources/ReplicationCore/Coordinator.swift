@@ -242,13 +242,35 @@ public final class Coordinator {
         }
     }
 
-    /// Copies of all responses merged into one state.
+    /// The responses merged into one state: reconciled on the versions' metadata, then each surviving version's
+    /// value copied once (from the first response that holds it).
     func reconcile(_ responses: [(index: Int, versions: [Version])]) -> [Version] {
+        withValues(reconciledMetadata(responses), from: responses)
+    }
+
+    /// The merged state without values.
+    func reconciledMetadata(_ responses: [(index: Int, versions: [Version])]) -> [Version] {
+        if responses.count == 1 { return responses[0].versions.map { var v = $0; v.value = nil; return v } }
         var state: [Version] = []
         for r in responses {
-            Siblings.merge(&state, Siblings.copy(r.versions, pool: pool), mode: config.versioning, pool: pool)
+            Siblings.merge(&state, r.versions.map { var v = $0; v.value = nil; return v },
+                           mode: config.versioning, pool: pool)
         }
         return state
+    }
+
+    /// `state` with copies of its values, taken from the responses.
+    func withValues(_ state: [Version], from responses: [(index: Int, versions: [Version])]) -> [Version] {
+        state.map { v -> Version in
+            var c = v
+            for r in responses {
+                if let held = r.versions.first(where: { $0.dot == v.dot }) {
+                    c.value = held.value.map { pool.acquire(copyOf: $0) }
+                    break
+                }
+            }
+            return c
+        }
     }
 
     /// Read repair: every replica that answered with something older or nothing gets the reconciled state.
@@ -256,25 +278,11 @@ public final class Coordinator {
     func finishRead(_ p: Pending, out: inout Outbox) {
         defer { for r in p.responses { Siblings.release(r.versions, pool: pool) } }
         guard config.readRepair, p.replied, p.responses.count > 1 else { return }
-        var final: [Version] = []
-        for r in p.responses {
-            Siblings.merge(&final, r.versions.map { var v = $0; v.value = nil; return v },
-                           mode: config.versioning, pool: pool)
-        }
+        let final = reconciledMetadata(p.responses)
         if final.isEmpty { return }
         for r in p.responses where !Siblings.same(r.versions, final) {
             counters.readRepairs += 1
-            let repair = final.map { v -> Version in
-                var c = v
-                for other in p.responses {
-                    if let held = other.versions.first(where: { $0.dot == v.dot }) {
-                        c.value = held.value.map { pool.acquire(copyOf: $0) }
-                        break
-                    }
-                }
-                return c
-            }
-            out.send(.write(ReplicaWrite(request: 0, key: p.key, versions: repair)),
+            out.send(.write(ReplicaWrite(request: 0, key: p.key, versions: withValues(final, from: p.responses))),
                      from: endpoint, to: .node(Int(p.replicas[p.replicas.startIndex + r.index])))
         }
     }
