@@ -48,12 +48,16 @@ public final class Node {
                 Siblings.release(write.versions, pool: store.pool)
                 return
             }
-            let written = write.versions.map(\.dot)
+            // Only a delete can leave the state tombstones only: remember its dots before the merge takes them.
+            let written = write.versions.contains(where: \.isTombstone) ? write.versions.map(\.dot) : nil
             store.apply(key: write.key, write.versions)
             replicaCounters.writesApplied += 1
             if write.request != 0 {
-                let state = store.state(of: write.key)
-                let tombstoneOnly = Siblings.deleted(state) && state.allSatisfy { written.contains($0.dot) }
+                var tombstoneOnly = false
+                if let written {
+                    let state = store.state(of: write.key)
+                    tombstoneOnly = Siblings.deleted(state) && state.allSatisfy { written.contains($0.dot) }
+                }
                 out.send(
                     .writeAck(ReplicaAck(request: write.request, key: write.key, tombstoneOnly: tombstoneOnly)),
                     from: endpoint, to: from)
