@@ -170,7 +170,15 @@ struct Router {
     let producer: Int
     let options: ClusterOptions
     let delays: [Distribution?]
-    unowned(unsafe) var cluster: InProcessCluster!
+    unowned(unsafe) var cluster: InProcessCluster! {
+        didSet {
+            // This producer's lane to each consumer, and the consumers' parkers, looked up once.
+            outLanes = cluster.lanes.map { Unmanaged.passUnretained($0[producer]) }
+            parkers = cluster.parkers.map { Unmanaged.passUnretained($0) }
+        }
+    }
+    var outLanes: [Unmanaged<SPSCRing<Parcel>>] = []
+    var parkers: [Unmanaged<Parker>] = []
     var rng: Xoshiro
     var dirty: [Bool]
     var dirtyList: [Int] = []
@@ -202,10 +210,9 @@ struct Router {
     /// Puts a parcel in `consumer`'s lane from this producer (or in the overflow if the lane is full).
     @inline(__always)
     mutating func push(_ parcel: Parcel, to consumer: Int) {
-        let lane = cluster.lanes[consumer][producer]
-        if !overflow[consumer].isEmpty || !lane.tryPush(parcel) {
-            overflow[consumer].append(parcel)
-        }
+        let pushed = overflow[consumer].isEmpty
+            && outLanes[consumer]._withUnsafeGuaranteedRef { $0.tryPush(parcel) }
+        if !pushed { overflow[consumer].append(parcel) }
         if !dirty[consumer] {
             dirty[consumer] = true
             dirtyList.append(consumer)
@@ -219,17 +226,17 @@ struct Router {
         var pending = false
         var stillDirty: [Int] = []
         for consumer in dirtyList {
-            let lane = cluster.lanes[consumer][producer]
+            let lane = outLanes[consumer]
             if !overflow[consumer].isEmpty {
                 var moved = 0
                 for parcel in overflow[consumer] {
-                    if !lane.tryPush(parcel) { break }
+                    if !lane._withUnsafeGuaranteedRef({ $0.tryPush(parcel) }) { break }
                     moved += 1
                 }
                 overflow[consumer].removeFirst(moved)
             }
-            lane.publish()
-            cluster.parkers[consumer].unpark()
+            lane._withUnsafeGuaranteedRef { $0.publish() }
+            parkers[consumer]._withUnsafeGuaranteedRef { $0.unpark() }
             if overflow[consumer].isEmpty {
                 dirty[consumer] = false
             } else {
