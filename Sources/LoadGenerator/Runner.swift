@@ -180,10 +180,6 @@ public final class Runner {
                     var ids: [UInt64] = []
                     for node in ring.replicas(of: Key(key), n: n) {
                         let state = cluster.nodes[Int(node)].store.state(of: key)
-                        if state.count > maxSiblings, ProcessInfo.processInfo.environment["QB_DEBUG_SIBLINGS"] != nil {
-                            print("key \(key) node \(node): \(state.count) versions")
-                            for v in state.prefix(12) { print("   \(v)") }
-                        }
                         maxSiblings = max(maxSiblings, state.count)
                         for v in state {
                             if let value = v.value, value.count >= 8 { ids.append(value.load(as: UInt64.self)) }

@@ -4,9 +4,12 @@ import Foundation
 import ReplicationCore
 import SyncPrimitives
 
-// In-process cluster throughput: closed loop, YCSB-A (50% read, 50% update), uniform keys, 256 B values,
-// `inFlight` requests outstanding across `clients` threads; n=3 w=2 r=2 and n=1 w=1 r=1 measured in one run.
+// In-process cluster throughput without the load generator: closed loop, YCSB-A (50% read, 50% blind update),
+// uniform keys, 256 B values, `inFlight` requests outstanding across `clients` threads; n=3 w=2 r=2 and
+// n=1 w=1 r=1 measured in one run.
 //   swift run -c release --package-path Benchmarks ClusterThroughput [seconds] [clients] [workers]
+// Environment: QB_CORE_ONLY=1 measures the core alone on one thread (no runtime); QB_LWW=1 uses lww there;
+// QB_TRACE=1 prints the operations completed every 250 ms.
 
 let args = CommandLine.arguments
 let seconds = args.count > 1 ? Double(args[1])! : 3
