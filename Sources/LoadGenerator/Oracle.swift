@@ -42,29 +42,18 @@ public final class Oracle: @unchecked Sendable {
         var nextSeq: UInt64 = 1
         var keys: [FastKey: KeyWrites] = [:]
 
-        /// Whether `target` is `start` or reachable from it through "saw" edges (pruned below `floor`: a write
-        /// only supersedes writes registered before it).
-        func reaches(_ start: UInt64, _ target: UInt64, floor: UInt64, visited: inout Set<UInt64>) -> Bool {
-            Shard.reaches(writes, saw, start, target, floor: floor, visited: &visited)
-        }
-
-        static func reaches(
-            _ writes: [FastKey: WriteInfo], _ saw: [UInt64], _ start: UInt64, _ target: UInt64, floor: UInt64,
-            visited: inout Set<UInt64>
-        ) -> Bool {
-            if start == target { return true }
-            // The common cases without a search: the write saw the target directly.
-            guard let first = writes[FastKey(start)] else { return false }
-            let sawRange = Int(first.sawStart)..<Int(first.sawStart + first.sawCount)
-            if sawRange.contains(where: { saw[$0] == target }) { return true }
-            if first.seq < floor || first.sawCount == 0 { return false }
-            var stack = [start]
+        /// Every write reachable from `ids` (themselves included), not searching below `floor`: a write only
+        /// supersedes writes registered before it, so nothing older than the oldest write asked about matters.
+        static func closure(
+            _ writes: [FastKey: WriteInfo], _ saw: [UInt64], of ids: [UInt64], floor: UInt64
+        ) -> Set<UInt64> {
+            var covered = Set<UInt64>()
+            var stack = ids
             while let id = stack.popLast() {
-                if id == target { return true }
-                guard let w = writes[FastKey(id)], w.seq >= floor, visited.insert(id).inserted else { continue }
+                guard covered.insert(id).inserted, let w = writes[FastKey(id)], w.seq > floor else { continue }
                 for i in Int(w.sawStart)..<Int(w.sawStart + w.sawCount) { stack.append(saw[i]) }
             }
-            return false
+            return covered
         }
 
         /// Every write reachable from `ids` (themselves included).
@@ -121,18 +110,22 @@ public final class Oracle: @unchecked Sendable {
         _ k: inout KeyWrites, by id: UInt64, seq: UInt64, at time: UInt64, retention: UInt64,
         writes: [FastKey: WriteInfo], saw: [UInt64]
     ) {
-        var visited = Set<UInt64>()
+        // One search from the new write, bounded by the oldest candidate, then a membership test per candidate
+        // (a search per candidate made a key with many unsuperseded writes — lost ones under lww — quadratic).
+        guard let floor = k.frontier.lazy.map(\.seq).min() else {
+            k.frontier.append(Acked(id: id, ackedAt: time, seq: seq))
+            return
+        }
+        let covered = Shard.closure(writes, saw, of: [id], floor: floor)
         var i = 0
         while i < k.frontier.count {
-            let a = k.frontier[i]
-            if a.id != id && Shard.reaches(writes, saw, id, a.id, floor: a.seq, visited: &visited) {
+            if k.frontier[i].id != id && covered.contains(k.frontier[i].id) {
                 var gone = k.frontier.remove(at: i)
                 gone.supersededAt = time
                 k.superseded.append(gone)
             } else {
                 i += 1
             }
-            visited.removeAll(keepingCapacity: true)
         }
         // Forget what no read still in flight can have begun before.
         if let first = k.superseded.first, first.supersededAt &+ retention < time {
@@ -147,22 +140,20 @@ public final class Oracle: @unchecked Sendable {
     public func missed(key: UInt64, start: UInt64, returned: [UInt64]) -> Int {
         shard(key).withLock { s in
             guard let k = s.keys[FastKey(key)] else { return 0 }
-            var missed = 0
-            var visited = Set<UInt64>()
-            func check(_ a: Acked) {
-                for r in returned {
-                    visited.removeAll(keepingCapacity: true)
-                    if s.reaches(r, a.id, floor: a.seq, visited: &visited) { return }
-                }
-                missed += 1
-            }
-            for a in k.frontier where a.ackedAt < start { check(a) }
+            // The writes the read owed: acknowledged before it began, and not superseded before it began.
+            var owed: [Acked] = k.frontier.filter { $0.ackedAt < start }
             // Superseded after the read began: the read still owed them. Newest first, stop at the old ones.
             for a in k.superseded.reversed() {
                 if a.supersededAt < start { break }
-                if a.ackedAt < start { check(a) }
+                if a.ackedAt < start { owed.append(a) }
             }
-            return missed
+            if owed.isEmpty { return 0 }
+            let returnedSet = Set(returned)
+            if owed.allSatisfy({ returnedSet.contains($0.id) }) { return 0 }
+            // One search from what the read returned, bounded by the oldest write owed.
+            let floor = owed.lazy.map(\.seq).min()!
+            let covered = Shard.closure(s.writes, s.saw, of: returned, floor: floor)
+            return owed.reduce(0) { $0 + (covered.contains($1.id) ? 0 : 1) }
         }
     }
 
