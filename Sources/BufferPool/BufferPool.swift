@@ -359,7 +359,6 @@ public final class BufferPool: @unchecked Sendable {
             bin.pointee.count = 0
         }
         _reserve(cache: cache)
-        if let tc = cache.pointee.tcache { _Jemalloc.flushTcache(tc) }
         _drainShared()
         _Jemalloc.purge(arena: arena)
     }

@@ -82,31 +82,6 @@ enum _Jemalloc {
         #endif
     }
 
-    /// Flags for one thread's slow path: the arena through an explicit tcache of the thread's own (jemalloc then
-    /// moves blocks between the thread and the arena in batches), or the pool flags if no tcache can be made.
-    static func threadFlags(arena: UInt32) -> (flags: Int32, tcache: UInt32?) {
-        #if QB_SYSTEM_ALLOCATOR
-        return (0, nil)
-        #else
-        var tc: UInt32 = 0
-        var len = MemoryLayout<UInt32>.size
-        guard mallctl("tcache.create", &tc, &len, nil, 0) == 0 else { return (qb_pool_flags(arena), nil) }
-        return (qb_pool_thread_flags(arena, tc), tc)
-        #endif
-    }
-
-    /// Returns an explicit tcache's blocks to their arena and destroys it.
-    static func destroyTcache(_ tc: UInt32) {
-        var id = tc
-        _ = mallctl("tcache.destroy", nil, nil, &id, MemoryLayout<UInt32>.size)
-    }
-
-    /// Returns an explicit tcache's blocks to their arena.
-    static func flushTcache(_ tc: UInt32) {
-        var id = tc
-        _ = mallctl("tcache.flush", nil, nil, &id, MemoryLayout<UInt32>.size)
-    }
-
     #if QB_SYSTEM_ALLOCATOR
     static func mallctl(
         _ name: String, _ old: UnsafeMutableRawPointer?, _ oldLen: UnsafeMutablePointer<Int>?,

@@ -37,9 +37,8 @@ struct _ThreadCache {
     var poolID: Int
     /// Cleared when the pool is deinitialized before the thread exits.
     var poolAlive: Bool
-    /// `mallocx` flags of this thread's slow path (the pool's arena, through `tcache` when there is one).
+    /// `mallocx` flags of this thread's slow path: the pool's arena, no jemalloc thread cache.
     @usableFromInline var flags: Int32
-    var tcache: UInt32?
 
     /// Bytes cached in the bins (published for statistics with a relaxed store).
     @usableFromInline var cachedBytes: Int {
@@ -60,18 +59,16 @@ struct _ThreadCache {
         let counters = UnsafeMutablePointer<Int64>.allocate(capacity: _Counter.count)
         counters.initialize(repeating: 0, count: _Counter.count)
         let cache = UnsafeMutablePointer<_ThreadCache>.allocate(capacity: 1)
-        let (flags, tcache) = _Jemalloc.threadFlags(arena: pool.arena)
         cache.initialize(
             to: _ThreadCache(bins: bins, counters: counters, reservedBytes: 0, poolID: pool._id, poolAlive: true,
-                             flags: flags, tcache: tcache))
+                             flags: pool._flags))
         _ThreadTable.set(cache, for: pool._id)
         _Registry.add(cache, poolID: pool._id)
         return cache
     }
 
-    /// Frees the cache's own memory (not the blocks it caches: flush them first) and its jemalloc tcache.
+    /// Frees the cache's own memory (not the blocks it caches: flush them first).
     static func free(_ cache: UnsafeMutablePointer<_ThreadCache>) {
-        if let tc = cache.pointee.tcache { _Jemalloc.destroyTcache(tc) }
         cache.pointee.bins[0].items.deallocate()
         cache.pointee.bins.deallocate()
         cache.pointee.counters.deallocate()
@@ -231,9 +228,6 @@ enum _Registry {
                 }
                 cache.pointee.cachedBytes = 0
                 cache.pointee.poolAlive = false
-                // Its jemalloc tcache holds blocks of the arena about to go: flush and destroy it now.
-                if let tc = cache.pointee.tcache { _Jemalloc.destroyTcache(tc) }
-                cache.pointee.tcache = nil
                 fold(cache, into: &entry)
             }
             return entry.retired[_Counter.acquires] - entry.retired[_Counter.releases]

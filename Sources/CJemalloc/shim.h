@@ -13,10 +13,4 @@ static inline int qb_mallocx_tcache_none(void) { return MALLOCX_TCACHE_NONE; }
 // (the pool has its own; jemalloc's tcache would mix regions of different arenas).
 static inline int qb_pool_flags(unsigned arena) { return MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE; }
 
-// The flags a pool's thread uses on its slow path: the pool's arena through an explicit jemalloc tcache of that
-// thread's own (tcache.create), used with this arena only, so jemalloc refills and flushes it in batches.
-static inline int qb_pool_thread_flags(unsigned arena, unsigned tcache) {
-    return MALLOCX_ARENA(arena) | MALLOCX_TCACHE(tcache);
-}
-
 #endif
