@@ -248,7 +248,7 @@ public final class BufferPool: @unchecked Sendable {
             cache.pointee.cachedBytes &+= (moved - 1) * size
             return bin.pointee.items[moved - 1]
         }
-        let block = _Jemalloc.allocate(size, flags: cache.pointee.flags)
+        let block = _Jemalloc.allocate(size, flags: _flags)
         #if DEBUG
         block.storeBytes(of: Int64(0), as: Int64.self)
         #endif
@@ -272,7 +272,7 @@ public final class BufferPool: @unchecked Sendable {
             bin.pointee.count += 1
             cache.pointee.cachedBytes += size
         } else {
-            _Jemalloc.deallocate(block, size: size, flags: cache.pointee.flags)
+            _Jemalloc.deallocate(block, size: size, flags: _flags)
         }
     }
 
@@ -283,7 +283,7 @@ public final class BufferPool: @unchecked Sendable {
         guard n > 0 else { return }
         let size = SizeClass._size(ofIndex: cls)
         let items = bin.pointee.items
-        let flags = cache.pointee.flags
+        let flags = _flags
         let limit = configuration.sharedFreeListBytes
         _shared.withLock { lists in
             lists.put(classIndex: cls, size: size, from: items, count: n, limit: limit) { block in
@@ -325,7 +325,7 @@ public final class BufferPool: @unchecked Sendable {
     @usableFromInline
     func _acquireLarge(count: Int, cache: UnsafeMutablePointer<_ThreadCache>) -> PoolBuffer {
         let total = count + _PoolDebug.headerSize
-        let block = _Jemalloc.allocate(total, flags: cache.pointee.flags)
+        let block = _Jemalloc.allocate(total, flags: _flags)
         #if DEBUG
         block.storeBytes(of: Int64(0), as: Int64.self)
         #endif
@@ -340,7 +340,7 @@ public final class BufferPool: @unchecked Sendable {
         let total = count + _PoolDebug.headerSize
         _bump(cache.pointee.counters + _Counter.releases, by: 1)
         _bump(cache.pointee.counters + _Counter.bytesReleased, by: Int64(total))
-        _Jemalloc.deallocate(block, size: total, flags: cache.pointee.flags)
+        _Jemalloc.deallocate(block, size: total, flags: _flags)
     }
 
     // MARK: - Maintenance and statistics
@@ -353,7 +353,7 @@ public final class BufferPool: @unchecked Sendable {
             let bin = cache.pointee.bins + cls
             let size = SizeClass._size(ofIndex: cls)
             for i in 0..<bin.pointee.count {
-                _Jemalloc.deallocate(bin.pointee.items[i], size: size, flags: cache.pointee.flags)
+                _Jemalloc.deallocate(bin.pointee.items[i], size: size, flags: _flags)
             }
             cache.pointee.cachedBytes -= bin.pointee.count * size
             bin.pointee.count = 0

@@ -37,8 +37,6 @@ struct _ThreadCache {
     var poolID: Int
     /// Cleared when the pool is deinitialized before the thread exits.
     var poolAlive: Bool
-    /// `mallocx` flags of this thread's slow path: the pool's arena, no jemalloc thread cache.
-    @usableFromInline var flags: Int32
 
     /// Bytes cached in the bins (published for statistics with a relaxed store).
     @usableFromInline var cachedBytes: Int {
@@ -60,8 +58,7 @@ struct _ThreadCache {
         counters.initialize(repeating: 0, count: _Counter.count)
         let cache = UnsafeMutablePointer<_ThreadCache>.allocate(capacity: 1)
         cache.initialize(
-            to: _ThreadCache(bins: bins, counters: counters, reservedBytes: 0, poolID: pool._id, poolAlive: true,
-                             flags: pool._flags))
+            to: _ThreadCache(bins: bins, counters: counters, reservedBytes: 0, poolID: pool._id, poolAlive: true))
         _ThreadTable.set(cache, for: pool._id)
         _Registry.add(cache, poolID: pool._id)
         return cache

@@ -33,20 +33,6 @@ public final class VersionedStore {
     /// Every key held.
     public var keys: [UInt64] { data.keys.map(\.raw) }
 
-    /// A new dot for `actor`: above every counter this node has used and every counter of `actor` in the key's
-    /// state.
-    public func nextDot(for actor: Actor, key: UInt64) -> Dot {
-        var counter = lastCounter
-        if !actor.isLoose, let state = data[FastKey(key)] {
-            for v in state {
-                counter = max(counter, v.context.counter(of: actor))
-                if v.dot.actor == actor { counter = max(counter, v.dot.counter) }
-            }
-        }
-        lastCounter = counter + 1
-        return Dot(actor: actor, counter: counter + 1)
-    }
-
     /// Coordinates a write as a replica, with one lookup of the key: gives it a dot for `actor` (above every counter
     /// this node used and every counter of `actor` in the key's state) and a timestamp, merges it, and returns the
     /// key's resulting state (not copied) and the new version's dot.
