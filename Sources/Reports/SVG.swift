@@ -133,13 +133,16 @@ public enum Charts {
         var maxX = 100.0
         for (name, h) in histograms where h.totalCount > 0 {
             var points: [(Double, Double)] = []
+            let limit = pow(10, ceil(log10(Double(max(h.totalCount, 10)))))
+            let last = min(limit, 1e6)
             for v in h.percentiles(ticksPerHalfDistance: 5) {
                 let p = v.percentileLevelIteratedTo
                 if p >= 100 { break }
-                points.append((1 / (1 - p / 100), Double(v.value) / 1e6))
+                let x = 1 / (1 - p / 100)
+                // Beyond 1/(1-p) = count the percentile says nothing new: the line ends at the maximum.
+                if x >= last { break }
+                points.append((x, Double(v.value) / 1e6))
             }
-            let limit = pow(10, ceil(log10(Double(max(h.totalCount, 10)))))
-            let last = min(limit, 1e6)
             points.append((last, Double(h.max) / 1e6))
             maxX = max(maxX, last)
             series.append(Series(name: name, points: points))
