@@ -6,9 +6,6 @@
 #include <stdint.h>
 
 // jemalloc's MALLOCX_* flags are function-like macros, which Swift cannot import.
-static inline int qb_mallocx_arena(unsigned arena) { return MALLOCX_ARENA(arena); }
-static inline int qb_mallocx_tcache_none(void) { return MALLOCX_TCACHE_NONE; }
-
 // The flags the buffer pool uses for every call into its own arena: that arena, and no jemalloc thread cache
 // (the pool has its own; jemalloc's tcache would mix regions of different arenas).
 static inline int qb_pool_flags(unsigned arena) { return MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE; }

@@ -1,8 +1,6 @@
 #include "CQuorumSupport.h"
 
 #include <pthread.h>
-#include <stdio.h>
-#include <unistd.h>
 
 __thread void *qb_tls_pool_table __attribute__((tls_model("initial-exec"))) = NULL;
 
@@ -24,14 +22,4 @@ int qb_tls_pool_table_register(void *table, void (*destructor)(void *)) {
     pthread_once(&qb_key_once, qb_make_key);
     __atomic_store_n(&qb_destructor, destructor, __ATOMIC_RELEASE);
     return pthread_setspecific(qb_key, table);
-}
-
-int64_t qb_process_resident_bytes(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f == NULL) return 0;
-    long size = 0, resident = 0;
-    int n = fscanf(f, "%ld %ld", &size, &resident);
-    fclose(f);
-    if (n != 2) return 0;
-    return (int64_t)resident * (int64_t)sysconf(_SC_PAGESIZE);
 }

@@ -100,8 +100,6 @@ public final class ClientPort: @unchecked Sendable {
     /// How long ``wait(until:)`` yields before it parks.
     static let spinNanos: UInt64 = 20_000
 
-    /// The earliest time a deferred reply or timer of this port comes due.
-    public var nextDeadline: UInt64? { min(delayed.nextTime ?? .max, timers.nextTime ?? .max) == .max ? nil : min(delayed.nextTime ?? .max, timers.nextTime ?? .max) }
 
     func receive(_ envelope: Envelope, now: UInt64) {
         switch envelope.message {

@@ -157,13 +157,6 @@ public final class Oracle: @unchecked Sendable {
         }
     }
 
-    /// Keys that were written.
-    public var writtenKeys: [UInt64] {
-        var keys = Set<UInt64>()
-        for s in shards { s.withLock { for w in $0.writes.values { keys.insert(w.key) } } }
-        return Array(keys)
-    }
-
     /// A lost write and why.
     public struct Loss: Sendable {
         public var write: UInt64

@@ -46,7 +46,6 @@ public struct RunResult: @unchecked Sendable {
     public var generatorBound = false
     public var achievedRate: Double = 0
     public var pool = BufferPoolStatistics()
-    public var loadedKeys = 0
     /// Versions per key at the end of the run (siblings under vv), over the written keys: the most and the mean.
     public var maxSiblings = 0
     public var meanSiblings = 0.0
@@ -160,7 +159,6 @@ public final class Runner {
         result.staleK = reporter.staleK
         result.maxK = reporter.maxK
         result.scheduleLag = control.lags.withLock { $0 }
-        result.loadedKeys = config.keys
         if let rate = config.rate {
             result.achievedRate = Double(result.all.attempted) / result.durationSeconds
             result.generatorBound = result.scheduleLag.totalCount > 0

@@ -19,12 +19,6 @@ public struct Actor: Hashable, Sendable, Comparable, CustomStringConvertible {
         Actor(raw: UInt64(node) << 32 | UInt64(incarnation))
     }
 
-    /// A node coordinating a key it does not store.
-    @inlinable
-    public static func looseNode(node: Int, incarnation: UInt32) -> Actor {
-        Actor(raw: looseBit | UInt64(node) << 32 | UInt64(incarnation))
-    }
-
     /// A client-side coordinator.
     @inlinable
     public static func client(_ id: Int, epoch: UInt32 = 0) -> Actor {
@@ -39,7 +33,7 @@ public struct Actor: Hashable, Sendable, Comparable, CustomStringConvertible {
     @inlinable public static func < (a: Actor, b: Actor) -> Bool { a.raw < b.raw }
 
     public var description: String {
-        (isClient ? "c" : "n") + "\(node)" + (isLoose && !isClient ? "~" : "") + ".\(incarnation)"
+        (isClient ? "c" : "n") + "\(node).\(incarnation)"
     }
 }
 

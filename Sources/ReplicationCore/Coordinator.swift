@@ -74,14 +74,6 @@ public final class Coordinator {
     /// Requests in flight (waiting for a quorum or for late answers).
     public var inFlight: Int { pending.count }
 
-    /// The actor this coordinator writes as for `key`: a replica actor when it stores the key, else loose.
-    func actor(isReplica: Bool) -> Actor {
-        if endpoint.isClient { return .client(endpoint.index, epoch: incarnation) }
-        return isReplica
-            ? .replica(node: endpoint.index, incarnation: incarnation)
-            : .looseNode(node: endpoint.index, incarnation: incarnation)
-    }
-
     // MARK: - Start
 
     /// Starts a client request. `local` is the coordinator's own store when it is a node.
@@ -127,12 +119,14 @@ public final class Coordinator {
             if localIndex != nil, let local {
                 // Replicas get the coordinator's whole state of the key: a replica actor's history travels whole.
                 (state, dot) = local.coordinateWrite(
-                    key: request.key, actor: actor(isReplica: true), context: context, value: request.value,
+                    key: request.key, actor: .replica(node: endpoint.index, incarnation: incarnation),
+                    context: context, value: request.value,
                     tombstone: tombstone, now: now)
             } else {
+                // A client-side coordinator (a node that is not a replica forwarded the write above): loose dots.
                 looseCounter += 1
                 lastStamp = max(now, lastStamp + 1)
-                dot = Dot(actor: actor(isReplica: false), counter: looseCounter)
+                dot = Dot(actor: .client(endpoint.index, epoch: incarnation), counter: looseCounter)
                 state = [Version(dot: dot, context: context, stamp: lastStamp, value: request.value, tombstone: tombstone)]
             }
             p.dot = dot

@@ -96,6 +96,4 @@ public final class VersionedStore {
         data.removeAll()
     }
 
-    /// Bytes of values held.
-    public var valueBytes: Int { data.values.reduce(0) { $0 + $1.reduce(0) { $0 + ($1.value?.count ?? 0) } } }
 }

@@ -77,7 +77,7 @@ struct CausalityTests {
     func coverage() {
         var c = CausalContext()
         let r = Actor.replica(node: 1, incarnation: 0)
-        let l = Actor.looseNode(node: 1, incarnation: 0)
+        let l = Actor.client(1)
         c.add(Dot(actor: r, counter: 5))
         c.add(Dot(actor: l, counter: 5))
         #expect(c.covers(Dot(actor: r, counter: 3)))
@@ -116,7 +116,7 @@ struct SiblingTests {
                 context.merge(earlier.context)
                 context.add(earlier.dot)
             }
-            let actor: Actor = rng.next(below: 2) == 0 ? .client(rng.next(below: 3)) : .looseNode(node: rng.next(below: 3), incarnation: 0)
+            let actor: Actor = rng.next(below: 2) == 0 ? .client(rng.next(below: 3)) : .client(3 + rng.next(below: 3))
             all.append(Version(dot: Dot(actor: actor, counter: UInt64(i + 1)), context: context,
                                stamp: UInt64(rng.next(below: 1000)), value: pool.acquire(count: 8)))
         }

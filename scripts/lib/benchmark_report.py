@@ -47,6 +47,15 @@ def check(label, ok):
     return "yes" if ok else "**NO**"
 
 
+SIZES = ["64B", "256B", "4096B"]
+
+
+def trio(pattern, size):
+    """p50 of the pool, mallocx and malloc variants of one benchmark, or None if any is missing."""
+    values = [p50(pattern.format(kind=k, size=size))[0] for k in ("pool", "mallocx", "malloc")]
+    return None if None in values else values
+
+
 same = [b for b in results if b.startswith("same-thread/pool/")]
 if same:
     lines += [
@@ -57,12 +66,11 @@ if same:
         "| size | pool | mallocx+sdallocx | malloc+free | pool / mallocx | pool / malloc | meets ≤ 1.0 |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
-    for size in ["64B", "256B", "4096B"]:
-        pool, _ = p50(f"same-thread/pool/{size}")
-        mx, _ = p50(f"same-thread/mallocx/{size}")
-        ml, _ = p50(f"same-thread/malloc/{size}")
-        if None in (pool, mx, ml):
+    for size in SIZES:
+        t = trio("same-thread/{kind}/{size}", size)
+        if t is None:
             continue
+        pool, mx, ml = t
         r = pool / mx
         lines.append(f"| {size} | {pool:.0f} | {mx:.0f} | {ml:.0f} | {r:.2f} | {pool / ml:.2f} | {check(f'same-thread {size}', r <= 1.0)} |")
     lines.append("")
@@ -83,13 +91,12 @@ if cross:
         "| size | pool | mallocx+sdallocx | malloc+free | pool / mallocx, paired p50 | meets ≤ 1.5 |",
         "|---|---:|---:|---:|---:|---|",
     ]
-    for size in ["64B", "256B", "4096B"]:
-        pool, _ = p50(f"cross-thread/pool/{size}")
-        mx, _ = p50(f"cross-thread/mallocx/{size}")
-        ml, _ = p50(f"cross-thread/malloc/{size}")
+    for size in SIZES:
+        t = trio("cross-thread/{kind}/{size}", size)
         paired, _ = p50(f"cross-thread-paired/{size}", "pool / mallocx")
-        if None in (pool, mx, ml, paired):
+        if t is None or paired is None:
             continue
+        pool, mx, ml = t
         r = paired / 1000
         lines.append(f"| {size} | {pool:.0f} | {mx:.0f} | {ml:.0f} | {r:.2f} | {check(f'cross-thread {size}', r <= 1.5)} |")
     lines.append("")
