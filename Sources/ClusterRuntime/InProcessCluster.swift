@@ -36,11 +36,13 @@ public struct ClusterOptions: Sendable {
     /// Slots of each single-producer lane.
     public var laneCapacity: Int
     public var pool: BufferPool
+    /// The nodes' fault conditions, when the run injects faults (nil: none, and no cost).
+    public var faults: FaultState?
 
     public init(
         core: CoreConfig = CoreConfig(), workers: Int = ProcessInfo.processInfo.activeProcessorCount,
         clients: Int = 1, delays: Delays = .none, drop: Double = 0, seed: UInt64 = 1, laneCapacity: Int = 4096,
-        pool: BufferPool = .shared
+        pool: BufferPool = .shared, faults: FaultState? = nil
     ) {
         self.core = core
         self.workers = max(1, workers)
@@ -50,6 +52,7 @@ public struct ClusterOptions: Sendable {
         self.seed = seed
         self.laneCapacity = laneCapacity
         self.pool = pool
+        self.faults = faults
     }
 }
 
@@ -75,6 +78,9 @@ struct TimerRequest {
 ///   ``Parker`` (which takes a lock only when the consumer actually sleeps).
 /// - Delays and timers live in a heap owned by the consuming thread; loss is decided by the sender's own
 ///   generator. No lock is taken per request.
+/// - Faults: a ``FaultState`` of per-node atomics written by the fault controller; routers read it (relaxed) for
+///   partitions and slow nodes; each worker notices a new epoch and applies it to its own nodes (crash, wipe, boot,
+///   stall, resume), so a node's state is still touched by its worker only.
 /// - `running` is an atomic flag; counters are read only after ``stop()``.
 public final class InProcessCluster: @unchecked Sendable {
     public let options: ClusterOptions
@@ -163,6 +169,63 @@ public final class InProcessCluster: @unchecked Sendable {
     public var droppedMessages: Int {
         workers.reduce(0) { $0 + $1.router.dropped } + ports.reduce(0) { $0 + $1.router.dropped }
     }
+
+    /// Wakes every worker (after a change of faults).
+    public func wakeAll() { for p in parkers { p.unpark() } }
+
+    /// Messages lost to partitions.
+    public var partitionedMessages: Int { workers.reduce(0) { $0 + $1.router.partitioned } }
+
+    /// After ``stop()``: faults heal and repair runs to completion, over a synchronous loss-free transport (the
+    /// same messages and node code, delivered at once in one thread). Rounds of hinted handoff, then (with
+    /// anti-entropy on) one Merkle exchange between every pair of nodes that share ranges, until no hint is left
+    /// and an exchange round repairs nothing, or `maxRounds`. Returns the rounds run.
+    @discardableResult
+    public func settle(maxRounds: Int = 50) -> Int {
+        precondition(stopped, "settle after stop()")
+        var now = monotonicNanos()
+        for node in nodes { node.coordinator.detector.reset() }
+        var queue: [Envelope] = []
+        var head = 0
+        func pump(_ out: inout Outbox) {
+            queue.append(contentsOf: out.messages)
+            out.removeAll()
+            while head < queue.count {
+                let e = queue[head]
+                head += 1
+                if e.to.isClient || e.to.index >= nodes.count {
+                    e.message.release(to: options.pool)
+                    continue
+                }
+                nodes[e.to.index].handle(e, now: now, out: &out)
+                queue.append(contentsOf: out.messages)
+                out.removeAll()  // timers: the settle loop drives the periodic work itself
+            }
+            queue.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        var out = Outbox()
+        for round in 1...maxRounds {
+            now &+= options.core.timeout &+ 1  // unacknowledged handoffs of the last round may be retried
+            for node in nodes where node.hints.count > 0 || !node.handoffsEmpty {
+                node.handOff(now: now, out: &out, batch: Int.max)
+                pump(&out)
+            }
+            var repaired = 0
+            if options.core.antiEntropy {
+                let before = counters.aeKeysRepaired
+                for a in nodes {
+                    for b in nodes where b.id > a.id {
+                        a.beginExchange(with: b.id, out: &out)
+                        pump(&out)
+                    }
+                }
+                repaired = counters.aeKeysRepaired - before
+            }
+            if repaired == 0 && nodes.allSatisfy({ $0.hints.count == 0 }) { return round }
+        }
+        return maxRounds
+    }
 }
 
 /// Sends envelopes from one producer thread: loss, delay, and the lane to each consumer.
@@ -184,6 +247,8 @@ struct Router {
     var dirtyList: [Int] = []
     var overflow: [[Parcel]]
     var dropped = 0
+    /// Messages lost to a partition.
+    var partitioned = 0
 
     init(producer: Int, parties: Int, options: ClusterOptions) {
         self.producer = producer
@@ -203,8 +268,18 @@ struct Router {
             envelope.message.release(to: options.pool)
             return nil
         }
-        if let d = delays[kind.rawValue] { return now &+ UInt64(d.sample(&rng)) }
-        return now
+        var at = now
+        if let d = delays[kind.rawValue] { at = now &+ UInt64(d.sample(&rng)) }
+        if let faults = options.faults, !envelope.from.isClient {
+            let from = faults.condition(envelope.from.index)
+            if !envelope.to.isClient && !from.reaches(faults.condition(envelope.to.index)) {
+                partitioned += 1
+                envelope.message.release(to: options.pool)
+                return nil
+            }
+            if from.slow > 0 { at = at &+ UInt64(faults.slowDelays[from.slow - 1].sample(&rng)) }
+        }
+        return at
     }
 
     /// Puts a parcel in `consumer`'s lane from this producer (or in the overflow if the lane is full).
@@ -273,6 +348,11 @@ final class Worker: @unchecked Sendable {
     @exclusivity(unchecked) var local: [Envelope] = []
     @exclusivity(unchecked) var localNext: [Envelope] = []
     @exclusivity(unchecked) var outbox = Outbox()
+    /// Faults: the conditions this worker has applied to its nodes, by node id, and what waits for a stalled node.
+    @exclusivity(unchecked) var applied: [NodeCondition] = []
+    @exclusivity(unchecked) var seenEpoch: UInt64 = 0
+    @exclusivity(unchecked) var held: [Int: [Envelope]] = [:]
+    @exclusivity(unchecked) var heldTimers: [Int: [UInt64]] = [:]
 
     /// How long an idle worker yields before it parks.
     /// (0 µs to 500 µs made no difference beyond noise with 2 load threads and 2 workers on 2 cores.)
@@ -289,9 +369,18 @@ final class Worker: @unchecked Sendable {
         let lanes = cluster.lanes[index]
         let parker = cluster.parkers[index]
         var idleSince: UInt64 = 0
+        applied = Array(repeating: NodeCondition(), count: nodes.count)
+        let start = monotonicNanos()
+        for node in stride(from: index, to: nodes.count, by: workerCount) {
+            nodes[node]._withUnsafeGuaranteedRef { $0.boot(now: start, out: &outbox) }
+            dispatch(from: node, now: start)
+        }
         while cluster.running.load(ordering: .relaxed) {
             let now = monotonicNanos()
             var work = 0
+            if let faults = options.faults, faults.epoch.load(ordering: .acquiring) != seenEpoch {
+                applyFaults(faults, now: now)
+            }
             for lane in lanes {
                 work += lane.drain { parcel in
                     if parcel.at > now {
@@ -307,6 +396,14 @@ final class Worker: @unchecked Sendable {
             }
             while let t = timers.popDue(now) {
                 work += 1
+                if options.faults != nil {
+                    let c = applied[t.node]
+                    if c.down { continue }
+                    if c.stalled {
+                        heldTimers[t.node, default: []].append(t.token)
+                        continue
+                    }
+                }
                 nodes[t.node]._withUnsafeGuaranteedRef { $0.timer(t.token, now: now, out: &outbox) }
                 dispatch(from: t.node, now: now)
             }
@@ -343,6 +440,24 @@ final class Worker: @unchecked Sendable {
             envelope.message.release(to: options.pool)
             return
         }
+        if options.faults != nil {
+            let c = applied[node]
+            if c.down {
+                // Nobody is listening. A client's request is refused at once, as a closed port would be, so the
+                // client can try another coordinator; anything else is lost.
+                if case .request = envelope.message, envelope.from.isClient {
+                    outbox.send(envelope.message, from: envelope.to, to: envelope.from)
+                    dispatch(from: node, now: now)
+                } else {
+                    envelope.message.release(to: options.pool)
+                }
+                return
+            }
+            if c.stalled {
+                held[node, default: []].append(envelope)
+                return
+            }
+        }
         // The cluster keeps its nodes alive for as long as the workers run: no retain per message.
         nodes[node]._withUnsafeGuaranteedRef { $0.handle(envelope, now: now, out: &outbox) }
         dispatch(from: node, now: now)
@@ -364,7 +479,34 @@ final class Worker: @unchecked Sendable {
         outbox.removeAll()
     }
 
+    /// Applies the fault controller's latest conditions to this worker's nodes.
+    func applyFaults(_ faults: FaultState, now: UInt64) {
+        seenEpoch = faults.epoch.load(ordering: .acquiring)
+        for node in stride(from: index, to: nodes.count, by: workerCount) {
+            let new = faults.condition(node), old = applied[node]
+            applied[node] = new
+            if new.down && !old.down {
+                for e in held.removeValue(forKey: node) ?? [] { e.message.release(to: options.pool) }
+                heldTimers[node] = nil
+                nodes[node]._withUnsafeGuaranteedRef { $0.crash(wipe: faults.crashMode == .wipe) }
+            } else if !new.down && old.down {
+                nodes[node]._withUnsafeGuaranteedRef { $0.boot(now: now, out: &outbox) }
+                dispatch(from: node, now: now)
+            }
+            if !new.down && !new.stalled && old.stalled {
+                // Resumed: what waited is handled now, in order.
+                for token in heldTimers.removeValue(forKey: node) ?? [] {
+                    nodes[node]._withUnsafeGuaranteedRef { $0.timer(token, now: now, out: &outbox) }
+                    dispatch(from: node, now: now)
+                }
+                for e in held.removeValue(forKey: node) ?? [] { deliver(e, now: now) }
+            }
+        }
+    }
+
     func discardInFlight() {
+        for (_, list) in held { for e in list { e.message.release(to: options.pool) } }
+        held.removeAll()
         while let e = delayed.popFirst() { e.payload.message.release(to: options.pool) }
         for e in local { e.message.release(to: options.pool) }
         local.removeAll()

@@ -44,10 +44,11 @@ struct Reporter {
         return t
     }
 
-    func intervalRecords(nodes: Int) -> [IntervalRecord] {
+    /// The intervals in order; `nodesUp(i)` gives the nodes up in measured second i (warm-up: all).
+    func intervalRecords(nodes: Int, nodesUp: (Int) -> Double? = { _ in nil }) -> [IntervalRecord] {
         intervals.values.sorted { $0.index < $1.index }.map { r in
             var r = r
-            r.nodesUp = nodes
+            r.nodesUp = r.index >= 0 ? nodesUp(r.index) ?? Double(nodes) : Double(nodes)
             return r
         }
     }

@@ -19,12 +19,13 @@ public struct RunConfig: Sendable {
     public var target: TargetKind = .cluster
     public var transport = "inprocess"
     public var clock = "real"
-    public var quorum = "sloppy"
     /// In-process worker threads.
     public var workers = ProcessInfo.processInfo.activeProcessorCount
     public var delays = Delays.none
     public var drop = 0.0
-    public var failureRate = 0.0
+    /// Random and scripted faults.
+    public var faults = FaultPlan()
+    public var failureRate: Double { faults.failureRate }
     public var workload: WorkloadName = .a
     /// read, update, insert, rmw, delete
     public var proportions: [Double] = WorkloadName.a.mix

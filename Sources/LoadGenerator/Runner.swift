@@ -20,7 +20,8 @@ public struct IntervalRecord: @unchecked Sendable {
     public var histograms: [Histogram<UInt64>?]
     public var ok: [Int]
     public var failed: [Int]
-    public var nodesUp: Int
+    /// Nodes up, averaged over the second.
+    public var nodesUp: Double
 }
 
 /// Everything a run measured.
@@ -35,6 +36,11 @@ public struct RunResult: @unchecked Sendable {
     public var lostWriteSamples: [Oracle.Loss] = []
     public var counters = CoreCounters()
     public var droppedMessages = 0
+    public var partitionedMessages = 0
+    /// The faults as they happened: conditions from each change on (times from the start of the measured phase).
+    public var faultTimeline: [(at: UInt64, conditions: [NodeCondition])] = []
+    /// Rounds of handoff and anti-entropy the quiescent end needed before the lost-write check.
+    public var settleRounds = 0
     /// Measured phase length, seconds.
     public var durationSeconds: Double = 0
     /// Wall-clock start of the run (for the .hlog StartTime), seconds since 1970.
@@ -91,10 +97,16 @@ public final class Runner {
         let control = RunControl(keys: config.keys)
         let oracle = config.target == .cluster ? Oracle() : nil
         var cluster: InProcessCluster?
+        let faults = config.target == .cluster && !config.faults.isEmpty
+            ? FaultState(nodes: config.core.nodes, slowDelays: config.faults.slowDelays, crashMode: config.faults.crashMode)
+            : nil
+        // The fault schedule covers the measured phase (or an hour, for --ops).
+        let horizon = config.ops == nil ? config.duration : max(config.duration, 3_600_000_000_000)
+        let timeline = faults == nil ? [] : config.faults.timeline(nodes: config.core.nodes, horizon: horizon, seed: config.seed)
         if config.target == .cluster {
             let c = InProcessCluster(options: ClusterOptions(
                 core: config.core, workers: config.workers, clients: config.threads, delays: config.delays,
-                drop: config.drop, seed: config.seed, pool: pool))
+                drop: config.drop, seed: config.seed, pool: pool, faults: faults))
             c.start()
             cluster = c
         }
@@ -120,6 +132,26 @@ public final class Runner {
         while control.loaded.load(ordering: .acquiring) < config.threads { usleep(2000) }
         let origin = monotonicNanos() &+ config.warmup
         control.startMeasured.store(origin, ordering: .releasing)
+        let faultsDone = Atomic<Bool>(false)
+        let controllerDone = DispatchSemaphore(value: 0)
+        if let faults {
+            // The fault controller: publishes each change of the timeline at its time.
+            let thread = Thread { [timeline, cluster] in
+                for (at, conditions) in timeline {
+                    while !faultsDone.load(ordering: .acquiring) {
+                        let now = monotonicNanos()
+                        if now >= origin &+ at { break }
+                        usleep(UInt32(min(2_000, (origin &+ at &- now) / 1000 + 1)))
+                    }
+                    if faultsDone.load(ordering: .acquiring) { break }
+                    faults.set(conditions)
+                    cluster?.wakeAll()
+                }
+                controllerDone.signal()
+            }
+            thread.name = "quorumbench-faults"
+            thread.start()
+        }
         if config.warmup > 0 { onPhase?("warming up for \(Distribution.formatDuration(Double(config.warmup)))") }
         var reporter = Reporter(kinds: OpKind.allCases.count)
         var lastProgress = monotonicNanos()
@@ -148,7 +180,17 @@ public final class Runner {
         }
         reporter.absorb(control.mailbox.withLock { m in defer { m.removeAll() }; return m })
         let end = monotonicNanos()
-        var result = RunResult(config: config, totals: reporter.totals(), intervals: reporter.intervalRecords(nodes: config.core.nodes))
+        if let faults {
+            faultsDone.store(true, ordering: .releasing)
+            controllerDone.wait()
+            faults.set(Array(repeating: NodeCondition(), count: config.core.nodes))  // faults heal
+        }
+        let measuredSeconds = Int((monotonicNanos() &- origin) / 1_000_000_000) + 1
+        let up = timeline.isEmpty ? [] : nodesUpPerSecond(timeline, seconds: measuredSeconds)
+        var result = RunResult(config: config, totals: reporter.totals(),
+                               intervals: reporter.intervalRecords(nodes: config.core.nodes,
+                                                                   nodesUp: { $0 < up.count ? up[$0] : nil }))
+        result.faultTimeline = timeline.filter { $0.at <= UInt64(measuredSeconds) * 1_000_000_000 }
         result.startTime = wallStart
         result.warmupSeconds = Double(config.warmup) / 1e9
         // The measured phase lasted until the first thread stopped issuing (the drain after it is not measured time).
@@ -168,8 +210,10 @@ public final class Runner {
         if let cluster {
             onPhase?("checking for lost writes")
             cluster.stop()
+            result.settleRounds = cluster.settle()
             result.counters = cluster.counters
             result.droppedMessages = cluster.droppedMessages
+            result.partitionedMessages = cluster.partitionedMessages
             if let oracle {
                 let ring = cluster.ring
                 let n = config.core.n

@@ -64,6 +64,10 @@ struct Slot {
     var writeID: UInt64 = 0
     /// rmw: 0 while reading, 1 while writing.
     var stage: UInt8 = 0
+    /// Bumped each time the slot is reused: a request's tag is (generation, slot), so a reply that comes after the
+    /// client gave up on its request is recognized and ignored.
+    var generation: UInt32 = 0
+    var active = false
 }
 
 /// One load-generator thread: loads its share of the records, then runs the workload closed or open loop against
@@ -83,6 +87,9 @@ final class ThreadDriver: @unchecked Sendable {
     var contexts: ContextCache
     var nextWrite: UInt64 = 0
     var lag = makeLatencyHistogram()
+    /// How long a thread waits for a reply before it counts the request failed: the coordinator's own timeout
+    /// answers first unless the coordinator itself went down.
+    var clientTimeout: UInt64 { 2 * config.core.timeout + 50_000_000 }
     /// Requests a reply asks for (the write half of an rmw), sent once the poll is done.
     var followUps: [ClientRequest] = []
 
@@ -192,6 +199,7 @@ final class ThreadDriver: @unchecked Sendable {
         var inFlight = 0
         var stopping = false
         var drainDeadline: UInt64 = 0
+        var lastSweep = monotonicNanos()
 
         while true {
             var now = monotonicNanos()
@@ -227,8 +235,18 @@ final class ThreadDriver: @unchecked Sendable {
                 }
             }
 
-            // Collect.
+            // Give up on requests nobody answers (their coordinator went down): the client's own timeout.
             now = monotonicNanos()
+            if inFlight > 0 && now &- lastSweep > 10_000_000 {
+                lastSweep = now
+                for i in slots.indices where slots[i].active && now &- slots[i].sent > clientTimeout {
+                    let reply = ClientReply(tag: UInt64(slots[i].generation) << 32 | UInt64(i), op: .get,
+                                            key: slots[i].key, status: .timeout, coordinator: .client(thread))
+                    if complete(reply, recorder: &recorder, now: now) { inFlight -= 1 }
+                }
+            }
+
+            // Collect.
             let wasFull = inFlight >= cap
             let completed = target.poll(now: now) { reply in
                 if complete(reply, recorder: &recorder, now: now) { inFlight -= 1 }
@@ -257,8 +275,9 @@ final class ThreadDriver: @unchecked Sendable {
         } else {
             key = chooser.next(&rng, recordCount: control.insertCounter.load(ordering: .relaxed))
         }
-        slots[slot] = Slot(kind: kind, key: key, intended: intended, sent: now)
-        let tag = UInt64(slot)
+        let generation = slots[slot].generation &+ 1
+        slots[slot] = Slot(kind: kind, key: key, intended: intended, sent: now, generation: generation, active: true)
+        let tag = UInt64(generation) << 32 | UInt64(slot)
         switch kind {
         case .read, .rmw:
             target.submit(ClientRequest(tag: tag, op: .get, key: key), now: now)
@@ -277,8 +296,13 @@ final class ThreadDriver: @unchecked Sendable {
     /// Handles a reply; returns true when the operation is finished (its slot free again).
     @inline(__always)
     func complete(_ reply: ClientReply, recorder: inout ThreadRecorder, now: UInt64) -> Bool {
-        let index = Int(reply.tag)
+        let index = Int(reply.tag & 0xFFFF_FFFF)
         let slot = slots[index]
+        guard slot.active, slot.generation == UInt32(truncatingIfNeeded: reply.tag >> 32) else {
+            // Late: the client already gave up on this request.
+            for v in reply.versions { pool.releaseValue(of: v) }
+            return false
+        }
         let ok = reply.status == .ok
         switch slot.kind {
         case .read:
@@ -299,6 +323,7 @@ final class ThreadDriver: @unchecked Sendable {
                 let id = newWriteID()
                 slots[index].stage = 1
                 slots[index].writeID = id
+                slots[index].sent = now
                 oracle?.wrote(id: id, key: slot.key, saw: ids)
                 followUps.append(ClientRequest(tag: reply.tag, op: .put, key: slot.key, value: value(id: id),
                                                context: reply.context))
@@ -315,6 +340,7 @@ final class ThreadDriver: @unchecked Sendable {
         // totals even if it completes after the measured phase began.
         let when = slot.intended < origin ? min(now, origin &- 1) : now
         recorder.record(slot.kind, latency: now > slot.intended ? now - slot.intended : 0, ok: ok, now: when)
+        slots[index].active = false
         free.append(index)
         return true
     }

@@ -19,6 +19,12 @@ public struct Actor: Hashable, Sendable, Comparable, CustomStringConvertible {
         Actor(raw: UInt64(node) << 32 | UInt64(incarnation))
     }
 
+    /// A node coordinating a write to a key none of whose replicas it could reach (its dots are kept exact).
+    @inlinable
+    public static func loose(node: Int, incarnation: UInt32) -> Actor {
+        Actor(raw: looseBit | UInt64(node) << 32 | UInt64(incarnation))
+    }
+
     /// A client-side coordinator.
     @inlinable
     public static func client(_ id: Int, epoch: UInt32 = 0) -> Actor {
@@ -33,7 +39,7 @@ public struct Actor: Hashable, Sendable, Comparable, CustomStringConvertible {
     @inlinable public static func < (a: Actor, b: Actor) -> Bool { a.raw < b.raw }
 
     public var description: String {
-        (isClient ? "c" : "n") + "\(node).\(incarnation)"
+        (isClient ? "c" : isLoose ? "l" : "n") + "\(node).\(incarnation)"
     }
 }
 

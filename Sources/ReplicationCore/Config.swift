@@ -6,6 +6,14 @@ public enum Routing: String, Sendable, CaseIterable {
     case client
 }
 
+/// Whether fallback nodes count toward a quorum.
+public enum QuorumMode: String, Sendable, CaseIterable {
+    /// A write (or read) goes to the first n healthy nodes of the preference list; fallbacks count toward w and r.
+    case sloppy
+    /// Only the key's n replicas count; a fallback still takes a hinted copy of a write for a suspected replica.
+    case strict
+}
+
 /// The replication parameters every node and client-side coordinator shares.
 public struct CoreConfig: Sendable, Equatable {
     /// Nodes in the cluster (M ≥ n).
@@ -28,6 +36,24 @@ public struct CoreConfig: Sendable, Equatable {
     public var tombstoneGrace: UInt64 = 1_000_000_000
     /// Seed of the ring's claim shuffle.
     public var seed: UInt64 = 1
+    public var quorum: QuorumMode = .sloppy
+    /// Fallbacks keep hints for suspected replicas and hand them over when they return. Off: no fallback writes.
+    public var hintedHandoff = true
+    /// Hinted keys a node keeps per owner and in total; hints past either bound are dropped (and counted).
+    public var hintLimitPerOwner = 50_000
+    public var hintLimitTotal = 200_000
+    /// Keys a node hands to one owner per handoff round (every `handoffInterval`), so a returning node is not flooded.
+    public var handoffBatch = 256
+    public var handoffInterval: UInt64 = 10_000_000
+    /// Merkle-tree anti-entropy between replicas, one exchange per node every `aeInterval`.
+    public var antiEntropy = true
+    public var aeInterval: UInt64 = 1_000_000_000
+    /// Levels below each partition's Merkle root: 2^depth leaves per partition.
+    public var merkleDepth = 8
+    /// Failure detection: a peer that has left a message unanswered this long, with nothing heard from it since,
+    /// is suspected; suspected peers are pinged every `probeInterval` until they answer.
+    public var suspicionTimeout: UInt64 = 25_000_000
+    public var probeInterval: UInt64 = 10_000_000
 
     public init() {}
 
@@ -40,6 +66,8 @@ public struct CoreConfig: Sendable, Equatable {
         if r < 1 || r > n { return "--r must be between 1 and n=\(n) (got \(r))" }
         if vnodes < 1 || vnodes > 4096 { return "--vnodes must be between 1 and 4096 (got \(vnodes))" }
         if timeout == 0 { return "--timeout must be positive" }
+        if aeInterval == 0 { return "--ae-interval must be positive" }
+        if merkleDepth < 0 || merkleDepth > 16 { return "merkle depth must be between 0 and 16 (got \(merkleDepth))" }
         return nil
     }
 
@@ -70,6 +98,21 @@ public struct CoreCounters: Sendable, Equatable, Codable {
     public var duplicateReplies = 0
     /// A reply for a request that has already finished.
     public var lateReplies = 0
+    /// Sloppy quorum: writes sent to a fallback with a hint; hints kept, handed over (acknowledged by their owner),
+    /// dropped past a bound.
+    public var fallbackWrites = 0
+    public var hintsStored = 0
+    public var hintsDelivered = 0
+    public var hintsDropped = 0
+    /// Failure detection: peers newly suspected, pings sent.
+    public var suspicions = 0
+    public var pings = 0
+    /// Anti-entropy: exchanges begun, tree nodes and keys sent, keys whose state a repair changed, bytes sent.
+    public var aeExchanges = 0
+    public var aeTreeNodesSent = 0
+    public var aeKeysSent = 0
+    public var aeKeysRepaired = 0
+    public var aeBytesSent = 0
 
     public init() {}
 
@@ -86,5 +129,16 @@ public struct CoreCounters: Sendable, Equatable, Codable {
         ignored += o.ignored
         duplicateReplies += o.duplicateReplies
         lateReplies += o.lateReplies
+        fallbackWrites += o.fallbackWrites
+        hintsStored += o.hintsStored
+        hintsDelivered += o.hintsDelivered
+        hintsDropped += o.hintsDropped
+        suspicions += o.suspicions
+        pings += o.pings
+        aeExchanges += o.aeExchanges
+        aeTreeNodesSent += o.aeTreeNodesSent
+        aeKeysSent += o.aeKeysSent
+        aeKeysRepaired += o.aeKeysRepaired
+        aeBytesSent += o.aeBytesSent
     }
 }

@@ -25,9 +25,15 @@ public final class Coordinator {
         let client: Endpoint
         let tag: UInt64
         let key: UInt64
+        /// The nodes asked: the key's replicas, or (sloppy quorum) the first healthy nodes of its preference list.
         let replicas: ArraySlice<UInt16>
-        @exclusivity(unchecked) var answered: UInt64 = 0  // bit i: replica i answered
+        /// For each node asked, the replica it stands in for as a fallback (−1: itself a replica); nil: no fallback.
+        let hintFor: [Int32]?
+        /// Bit i: node i's answer counts toward the quorum (strict quorum: replicas only).
+        let counting: UInt64
+        @exclusivity(unchecked) var answered: UInt64 = 0  // bit i: node i answered
         @exclusivity(unchecked) var answers = 0
+        @exclusivity(unchecked) var quorumAnswers = 0
         @exclusivity(unchecked) var replied = false
         /// get: the responses so far, by replica index (owned here until the request finishes)
         @exclusivity(unchecked) var responses: [(index: Int, versions: [Version])] = []
@@ -36,12 +42,14 @@ public final class Coordinator {
         @exclusivity(unchecked) var context = CausalContext.empty
         @exclusivity(unchecked) var allTombstoneOnly = true
 
-        init(op: Operation, client: Endpoint, tag: UInt64, key: UInt64, replicas: ArraySlice<UInt16>) {
+        init(op: Operation, client: Endpoint, tag: UInt64, key: UInt64, targets: Targets) {
             self.op = op
             self.client = client
             self.tag = tag
             self.key = key
-            self.replicas = replicas
+            self.replicas = targets.nodes
+            self.hintFor = targets.hintFor
+            self.counting = targets.counting
         }
 
         func index(of node: Endpoint) -> Int? {
@@ -49,6 +57,17 @@ public final class Coordinator {
             for (i, r) in replicas.enumerated() where Int(r) == node.index { return i }
             return nil
         }
+
+        /// The hint a message to node i carries.
+        @inline(__always)
+        func hint(_ i: Int) -> Int32 { hintFor?[i] ?? -1 }
+    }
+
+    /// Whom a request asks.
+    struct Targets {
+        var nodes: ArraySlice<UInt16>
+        var hintFor: [Int32]?
+        var counting: UInt64
     }
 
     struct PendingPurge {
@@ -63,12 +82,21 @@ public final class Coordinator {
     @exclusivity(unchecked) var looseCounter: UInt64 = 0
     @exclusivity(unchecked) var lastStamp: UInt64 = 0
     static let purgeTokenBit: UInt64 = 1 << 63
+    /// Periodic work (probing suspected peers here; handoff and anti-entropy in ``Node``): bit 62, a generation in
+    /// bits 8…, the kind in the low byte.
+    public static let tickBit: UInt64 = 1 << 62
+    static let probeKind: UInt64 = 1
+    /// Which peers seem down.
+    @exclusivity(unchecked) public var detector: FailureDetector
+    @exclusivity(unchecked) var probing = false
+    @exclusivity(unchecked) var probeGeneration: UInt64 = 0
 
     public init(endpoint: Endpoint, config: CoreConfig, ring: Ring, pool: BufferPool) {
         self.endpoint = endpoint
         self.config = config
         self.ring = ring
         self.pool = pool
+        detector = FailureDetector(nodes: config.nodes, timeout: config.suspicionTimeout)
     }
 
     /// Requests in flight (waiting for a quorum or for late answers).
@@ -82,28 +110,35 @@ public final class Coordinator {
     ) {
         let key = Key(request.key)
         let replicas = ring.replicas(of: key, n: config.n)
-        // A node that does not store the key hands a write to the key's first replica, which coordinates it (as
-        // Riak's put FSM does): a replica knows the key's history, so its dots compress into version-vector
-        // entries. The reply goes from there straight to the client.
-        if request.op != .get, !endpoint.isClient, !replicas.contains(UInt16(endpoint.index)) {
+        // A node that does not store the key hands a write to the key's first replica it believes up, which
+        // coordinates it (as Riak's put FSM does): a replica knows the key's history, so its dots compress into
+        // version-vector entries. The reply goes from there straight to the client. With every replica suspected
+        // it coordinates the write itself, with exact (loose) dots.
+        if request.op != .get, !endpoint.isClient, !replicas.contains(UInt16(endpoint.index)),
+            let to = replicas.first(where: { !detector.isSuspected(Int($0)) })
+        {
             counters.forwarded += 1
-            out.send(.request(request), from: client, to: .node(Int(replicas[replicas.startIndex])))
+            out.send(.request(request), from: client, to: .node(Int(to)))
             return
         }
         counters.coordinated += 1
         let id = nextRequest
         nextRequest += 1
-        let p = Pending(op: request.op, client: client, tag: request.tag, key: request.key, replicas: replicas)
-        let localIndex = local == nil || endpoint.isClient ? nil : p.index(of: endpoint)
+        let p = Pending(op: request.op, client: client, tag: request.tag, key: request.key,
+                        targets: targets(for: key, replicas: replicas, write: request.op != .get))
+        var localIndex = local == nil || endpoint.isClient ? nil : p.index(of: endpoint)
+        if let i = localIndex, p.hint(i) >= 0 { localIndex = nil }  // a fallback for itself: a message like any other
         out.setTimer(at: now &+ config.timeout, token: id)
         pending[FastKey(id)] = p
+        ensureProbing(now: now, out: &out)
 
         switch request.op {
         case .get:
             var i = 0
-            for node in replicas {
+            for node in p.replicas {
                 if i != localIndex {
                     out.send(.read(ReplicaRead(request: id, key: request.key)), from: endpoint, to: .node(Int(node)))
+                    detector.sent(to: Int(node), now: now)
                 }
                 i += 1
             }
@@ -123,10 +158,12 @@ public final class Coordinator {
                     context: context, value: request.value,
                     tombstone: tombstone, now: now)
             } else {
-                // A client-side coordinator (a node that is not a replica forwarded the write above): loose dots.
+                // A client-side coordinator, or a node that reached none of the key's replicas: loose dots.
                 looseCounter += 1
                 lastStamp = max(now, lastStamp + 1)
-                dot = Dot(actor: .client(endpoint.index, epoch: incarnation), counter: looseCounter)
+                dot = Dot(actor: endpoint.isClient ? .client(endpoint.index, epoch: incarnation)
+                                                   : .loose(node: endpoint.index, incarnation: incarnation),
+                          counter: looseCounter)
                 state = [Version(dot: dot, context: context, stamp: lastStamp, value: request.value, tombstone: tombstone)]
             }
             p.dot = dot
@@ -134,15 +171,19 @@ public final class Coordinator {
             // The client learns this one dot, not the actor's earlier ones: kept exact.
             if config.versioning == .vv { replyContext.addExact(dot) }
             p.context = replyContext
-            let lastRemote = localIndex == replicas.count - 1 ? replicas.count - 2 : replicas.count - 1
+            let count = p.replicas.count
+            let lastRemote = localIndex == count - 1 ? count - 2 : count - 1
             var i = 0
-            for node in replicas {
+            for node in p.replicas {
                 defer { i += 1 }
                 if i == localIndex { continue }
                 // The last remote replica takes the original buffers when nothing local holds them.
                 let versions = (localIndex == nil && i == lastRemote) ? state : Siblings.copy(state, pool: pool)
-                out.send(.write(ReplicaWrite(request: id, key: request.key, versions: versions)),
+                let hint = p.hint(i)
+                if hint >= 0 { counters.fallbackWrites += 1 }
+                out.send(.write(ReplicaWrite(request: id, key: request.key, versions: versions, hintFor: hint)),
                          from: endpoint, to: .node(Int(node)))
+                detector.sent(to: Int(node), now: now)
             }
             if lastRemote < 0 && localIndex == nil { Siblings.release(state, pool: pool) }
             if let localIndex, local != nil {
@@ -150,6 +191,58 @@ public final class Coordinator {
                 recordAck(p, id: id, index: localIndex, tombstoneOnly: only, now: now, out: &out)
             }
         }
+    }
+
+    /// Whom to ask for `key`. With no peer suspected (the common case): its n replicas, no copy made. Otherwise,
+    /// with hinted handoff on, every suspected replica gets a stand-in: the next fallback of the preference list
+    /// that is not suspected, which takes a write as a hint. Sloppy quorum: the stand-in replaces the replica and
+    /// counts toward the quorum. Strict: the replica is still asked and only replicas count; a read asks replicas
+    /// only.
+    func targets(for key: Key, replicas: ArraySlice<UInt16>, write: Bool) -> Targets {
+        let all: UInt64 = replicas.count >= 64 ? ~0 : (1 << UInt64(replicas.count)) - 1
+        guard detector.suspectedCount > 0, config.hintedHandoff, write || config.quorum == .sloppy,
+            replicas.contains(where: { detector.isSuspected(Int($0)) })
+        else { return Targets(nodes: replicas, hintFor: nil, counting: all) }
+        let list = ring.preferenceList(for: key)
+        var nodes: [UInt16] = []
+        var hints: [Int32] = []
+        var counting: UInt64 = 0
+        var next = config.n
+        for r in replicas {
+            let suspected = detector.isSuspected(Int(r))
+            if !suspected || config.quorum == .strict {
+                if nodes.count < 64 { counting |= 1 << UInt64(nodes.count) }
+                nodes.append(r)
+                hints.append(-1)
+            }
+            guard suspected else { continue }
+            while next < list.count && detector.isSuspected(list[next]) { next += 1 }
+            guard next < list.count else { continue }
+            if config.quorum == .sloppy && nodes.count < 64 { counting |= 1 << UInt64(nodes.count) }
+            nodes.append(UInt16(list[next]))
+            hints.append(Int32(r))
+            next += 1
+        }
+        return Targets(nodes: ArraySlice(nodes), hintFor: hints, counting: counting)
+    }
+
+    /// Makes sure the probe tick runs.
+    public func ensureProbing(now: UInt64, out: inout Outbox) {
+        if probing { return }
+        probing = true
+        out.setTimer(at: now &+ config.probeInterval,
+                     token: Coordinator.tickBit | probeGeneration << 8 | Coordinator.probeKind)
+    }
+
+    /// The probe tick: suspects peers that left messages unanswered too long and pings the suspected ones.
+    func probe(now: UInt64, out: inout Outbox) {
+        probing = false
+        counters.suspicions += detector.check(now: now)
+        for s in detector.suspects where !(s == endpoint.index && !endpoint.isClient) {
+            out.send(.ping(now), from: endpoint, to: .node(s))
+            counters.pings += 1
+        }
+        if !pending.isEmpty || detector.suspectedCount > 0 || detector.waiting { ensureProbing(now: now, out: &out) }
     }
 
     // MARK: - Answers from replicas
@@ -194,8 +287,9 @@ public final class Coordinator {
     func recordAck(_ p: Pending, id: UInt64, index: Int, tombstoneOnly: Bool, now: UInt64, out: inout Outbox) {
         p.answered |= 1 << index
         p.answers += 1
+        if p.counting & (1 << index) != 0 { p.quorumAnswers += 1 }
         if !tombstoneOnly { p.allTombstoneOnly = false }
-        if !p.replied && p.answers >= config.w {
+        if !p.replied && p.quorumAnswers >= config.w {
             p.replied = true
             counters.ok += 1
             out.send(
@@ -205,7 +299,7 @@ public final class Coordinator {
         }
         if p.answers == p.replicas.count {
             pending[FastKey(id)] = nil
-            if p.op == .delete && p.allTombstoneOnly, let dot = p.dot {
+            if p.op == .delete && p.allTombstoneOnly && p.hintFor == nil, let dot = p.dot {
                 // Every replica holds exactly this tombstone: purge it after the grace period.
                 let token = Coordinator.purgeTokenBit | id
                 purges[token] = PendingPurge(key: p.key, dots: [dot], replicas: p.replicas)
@@ -219,8 +313,9 @@ public final class Coordinator {
     ) {
         p.answered |= 1 << index
         p.answers += 1
+        if p.counting & (1 << index) != 0 { p.quorumAnswers += 1 }
         p.responses.append((index, versions))
-        if !p.replied && p.answers >= config.r {
+        if !p.replied && p.quorumAnswers >= config.r {
             p.replied = true
             counters.ok += 1
             let state = reconcile(p.responses)
@@ -276,7 +371,8 @@ public final class Coordinator {
         if final.isEmpty { return }
         for r in p.responses where !Siblings.same(r.versions, final) {
             counters.readRepairs += 1
-            out.send(.write(ReplicaWrite(request: 0, key: p.key, versions: withValues(final, from: p.responses))),
+            out.send(.write(ReplicaWrite(request: 0, key: p.key, versions: withValues(final, from: p.responses),
+                                         hintFor: p.hint(r.index), origin: .readRepair)),
                      from: endpoint, to: .node(Int(p.replicas[p.replicas.startIndex + r.index])))
         }
     }
@@ -286,6 +382,11 @@ public final class Coordinator {
     /// A timer this coordinator asked for has come due. Returns false if the token is not its own.
     @discardableResult
     public func timerFired(_ token: UInt64, now: UInt64, local: VersionedStore?, out: inout Outbox) -> Bool {
+        if token & Coordinator.tickBit != 0 {
+            guard token & 0xFF == Coordinator.probeKind else { return false }
+            if token >> 8 & 0xFF_FFFF == probeGeneration & 0xFF_FFFF { probe(now: now, out: &out) }
+            return true
+        }
         if token & Coordinator.purgeTokenBit != 0 {
             guard let purge = purges.removeValue(forKey: token) else { return false }
             counters.purgesSent += 1
@@ -309,10 +410,14 @@ public final class Coordinator {
         return true
     }
 
-    /// Abandons every request in flight (the node went down): their buffers are released, no reply is sent.
+    /// Abandons every request in flight (the node went down): their buffers are released, no reply is sent. What
+    /// it knew of its peers goes too.
     public func abandonAll() {
         for (_, p) in pending { for r in p.responses { Siblings.release(r.versions, pool: pool) } }
         pending.removeAll()
         purges.removeAll()
+        detector.reset()
+        probing = false
+        probeGeneration += 1
     }
 }

@@ -78,12 +78,35 @@ public struct ClientReply: Sendable {
     }
 }
 
+/// Why a replica write was sent.
+public enum WriteOrigin: UInt8, Sendable {
+    /// A client's put or delete.
+    case client
+    /// The reconciled state after a read.
+    case readRepair
+    /// A key found different by a Merkle-tree exchange.
+    case antiEntropy
+    /// A hint handed to the node it was meant for.
+    case handoff
+}
+
 /// Coordinator → replica: merge these versions (a put's new state, a read repair, a handoff).
 public struct ReplicaWrite: Sendable {
-    /// The coordinator's request id; 0 when no ack is wanted (read repair).
+    /// The coordinator's request id; 0 when no ack is wanted (read repair, anti-entropy).
     public var request: UInt64
     public var key: UInt64
     public var versions: [Version]
+    /// Sloppy quorum: the receiver is a fallback holding this write for node `hintFor` (−1: it is a replica).
+    public var hintFor: Int32 = -1
+    public var origin: WriteOrigin = .client
+
+    public init(request: UInt64, key: UInt64, versions: [Version], hintFor: Int32 = -1, origin: WriteOrigin = .client) {
+        self.request = request
+        self.key = key
+        self.versions = versions
+        self.hintFor = hintFor
+        self.origin = origin
+    }
 }
 
 /// Replica → coordinator: the write was stored.
@@ -114,6 +137,31 @@ public struct Purge: Sendable {
     public var dots: [Dot]
 }
 
+/// One node of a Merkle tree: its partition, its index in the tree (heap order: root 0, children 2i+1 and 2i+2),
+/// and its hash.
+public struct TreeNode: Sendable, Equatable {
+    public var partition: UInt32
+    public var index: UInt32
+    public var hash: UInt64
+    public init(partition: UInt32, index: UInt32, hash: UInt64) {
+        self.partition = partition
+        self.index = index
+        self.hash = hash
+    }
+}
+
+/// Anti-entropy messages between two replicas of the same ranges.
+public enum AntiEntropyMessage: Sendable {
+    /// "My hashes of these tree nodes": the receiver answers with its children of the nodes that differ, or with
+    /// its keys under the leaves that differ.
+    case tree([TreeNode])
+    /// "My keys (with a digest of each one's versions) under these leaves": the receiver sends its versions of the
+    /// keys that differ and pulls the sender's.
+    case keys(leaves: [TreeNode], keys: [(key: UInt64, digest: UInt64)])
+    /// "Send me your versions of these keys."
+    case pull([UInt64])
+}
+
 /// The kinds of message that `--delay-*` distributions apply to.
 public enum MessageKind: Int, Sendable, CaseIterable {
     /// client ↔ server-side coordinator
@@ -137,14 +185,18 @@ public enum Message: Sendable {
     case read(ReplicaRead)
     case readResponse(ReplicaReadResponse)
     case purge(Purge)
+    /// Failure detection: "are you there?" and its answer, sent only to suspected peers.
+    case ping(UInt64)
+    case pong(UInt64)
+    case antiEntropy(AntiEntropyMessage)
 
     public var kind: MessageKind {
         switch self {
         case .request, .reply: return .client
-        case .write, .purge: return .write
+        case .write, .purge, .antiEntropy: return .write
         case .writeAck: return .writeAck
-        case .read: return .read
-        case .readResponse: return .readResponse
+        case .read, .ping: return .read
+        case .readResponse, .pong: return .readResponse
         }
     }
 
@@ -155,7 +207,7 @@ public enum Message: Sendable {
         case .reply(let r): Siblings.release(r.versions, pool: pool)
         case .write(let w): Siblings.release(w.versions, pool: pool)
         case .readResponse(let r): Siblings.release(r.versions, pool: pool)
-        case .writeAck, .read, .purge: break
+        case .writeAck, .read, .purge, .ping, .pong, .antiEntropy: break
         }
     }
 }

@@ -15,6 +15,8 @@ public final class VersionedStore {
     @exclusivity(unchecked) public private(set) var lastStamp: UInt64 = 0
     /// Tombstones removed under the purge rule.
     @exclusivity(unchecked) public private(set) var purged = 0
+    /// Anti-entropy's Merkle trees, kept up to date on every change (nil: anti-entropy off).
+    public var merkle: MerkleForest?
 
     public init(mode: Versioning, pool: BufferPool) {
         self.mode = mode
@@ -45,6 +47,8 @@ public final class VersionedStore {
         let pool = self.pool, mode = self.mode
         var counter = lastCounter
         withState(key) { state in
+            let before = merkle == nil ? 0 : MerkleForest.digest(key: key, state)
+            defer { if let merkle { merkle.update(hash: Key(key).hash, old: before, new: MerkleForest.digest(key: key, state)) } }
             for v in state {
                 counter = max(counter, v.context.counter(of: actor))
                 if v.dot.actor == actor { counter = max(counter, v.dot.counter) }
@@ -73,9 +77,15 @@ public final class VersionedStore {
     /// Merges `versions` (taking ownership of their buffers). Returns whether the state changed.
     @discardableResult
     public func apply(key: UInt64, _ versions: [Version]) -> Bool {
-        let k = FastKey(key)
         if versions.isEmpty { return false }
-        return Siblings.merge(&data[k, default: []], versions, mode: mode, pool: pool)
+        guard let merkle else { return Siblings.merge(&data[FastKey(key), default: []], versions, mode: mode, pool: pool) }
+        var changed = false
+        withState(key) { state in
+            let before = MerkleForest.digest(key: key, state)
+            changed = Siblings.merge(&state, versions, mode: mode, pool: pool)
+            if changed { merkle.update(hash: Key(key).hash, old: before, new: MerkleForest.digest(key: key, state)) }
+        }
+        return changed
     }
 
     /// The tombstone purge rule: removes `key` only if its state is exactly tombstones with these dots.
@@ -84,6 +94,7 @@ public final class VersionedStore {
         guard let state = data[FastKey(key)], Siblings.deleted(state), state.count == dots.count,
             state.allSatisfy({ v in dots.contains(v.dot) })
         else { return false }
+        merkle?.update(hash: Key(key).hash, old: MerkleForest.digest(key: key, state), new: 0)
         Siblings.release(state, pool: pool)
         data[FastKey(key)] = nil
         purged += 1
@@ -94,6 +105,12 @@ public final class VersionedStore {
     public func wipe() {
         for (_, state) in data { Siblings.release(state, pool: pool) }
         data.removeAll()
+        merkle?.reset()
+    }
+
+    /// Calls `body` with every key and its state (not copied).
+    public func forEach(_ body: (UInt64, [Version]) -> Void) {
+        for (k, state) in data { body(k.raw, state) }
     }
 
 }

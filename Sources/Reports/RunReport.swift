@@ -29,7 +29,7 @@ public enum RunReport {
     public static func summaryRows(_ r: RunResult) -> [[String]] {
         let c = r.config
         let prefix: [String] = [
-            c.transport, c.clock, "\(c.core.nodes)", "\(c.core.n)", "\(c.core.w)", "\(c.core.r)", c.quorum,
+            c.transport, c.clock, "\(c.core.nodes)", "\(c.core.n)", "\(c.core.w)", "\(c.core.r)", c.core.quorum.rawValue,
             c.core.versioning.rawValue, c.workload.rawValue, c.distribution.rawValue, "\(c.keys)", c.valueSizeText,
             "\(c.threads)", "\(c.concurrency)", c.rate.map { num($0, 0) } ?? "", num(c.failureRate, 3), num(c.drop, 3),
             "\(c.seed)",
@@ -48,7 +48,8 @@ public enum RunReport {
                 num(Double(t.ok) / r.durationSeconds, 1),
                 has ? num(h.mean / 1000) : "0.0", p(50), p(90), p(99), p(99.9), p(99.99), has ? us(h.max) : "0.0",
                 "\(stale)", String(format: "%.6f", staleFraction), "\(isRead ? r.maxK : 0)",
-                "\(r.counters.readRepairs)", "0", "0", "0", "\(r.lostWrites)", num(r.durationSeconds, 3),
+                "\(r.counters.readRepairs)", "\(r.counters.hintsStored)", "\(r.counters.hintsDelivered)",
+                "\(r.counters.aeKeysRepaired)", "\(r.lostWrites)", num(r.durationSeconds, 3),
             ])
         }
         return rows
@@ -74,7 +75,7 @@ public enum RunReport {
                 let has = (h?.totalCount ?? 0) > 0
                 return ["\(interval.index)", phase, name, "\(ok + failed)", "\(ok)", "\(failed)",
                         has ? us(h!.valueAtPercentile(50)) : "0.0", has ? us(h!.valueAtPercentile(99)) : "0.0",
-                        has ? us(h!.valueAtPercentile(99.9)) : "0.0", has ? us(h!.max) : "0.0", "\(interval.nodesUp)"]
+                        has ? us(h!.valueAtPercentile(99.9)) : "0.0", has ? us(h!.max) : "0.0", num(interval.nodesUp, 2)]
             }
             for k in kinds {
                 let h = interval.histograms[k.rawValue]
@@ -128,6 +129,31 @@ public enum RunReport {
                                end: max(r.durationSeconds, 1))
     }
 
+    /// The fault timeline as chart bars (nil when the run had no faults).
+    public static func faultsSVG(_ r: RunResult) -> String? {
+        guard !r.faultTimeline.isEmpty else { return nil }
+        let nodes = r.config.core.nodes
+        let end = r.durationSeconds
+        var bars: [Charts.FaultBar] = []
+        for n in 0..<nodes {
+            for kind in ["down", "stalled", "slow", "partitioned"] {
+                var since: Double?
+                for (i, entry) in r.faultTimeline.enumerated() {
+                    let c = entry.conditions[n]
+                    let on = kind == "down" ? c.down : kind == "stalled" ? c.stalled : kind == "slow" ? c.slow > 0 : c.group > 0
+                    let t = Double(entry.at) / 1e9
+                    if on && since == nil { since = t }
+                    if !on, let s = since {
+                        bars.append(.init(node: n, start: s, end: t, kind: kind))
+                        since = nil
+                    }
+                    if i == r.faultTimeline.count - 1, let s = since { bars.append(.init(node: n, start: s, end: end, kind: kind)) }
+                }
+            }
+        }
+        return Charts.faultTimeline(bars, nodes: nodes, end: end)
+    }
+
     /// Writes every file of the run folder.
     public static func write(_ r: RunResult, to folder: URL) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -140,6 +166,7 @@ public enum RunReport {
         try put("latency.hlog", hlog(r))
         try put("latency.svg", latencySVG(r))
         try put("timeline.svg", timelineSVG(r))
+        if let faults = faultsSVG(r) { try put("faults.svg", faults) }
         try put("report.md", markdown(r, summary: summary))
         try put("run.json", json(r, summary: summary))
     }
@@ -208,10 +235,37 @@ public enum RunReport {
             s += "Lost writes (acknowledged, then neither returned nor superseded by what a read of all n replicas returns after the run): **\(r.lostWrites)**.\n\n"
         }
 
-        s += "## Repair\n\n| counter | value |\n|---|---:|\n"
-        s += "| read repairs | \(r.counters.readRepairs) |\n| hints stored | 0 |\n| hints delivered | 0 |\n"
-        s += "| anti-entropy keys repaired | 0 |\n| tombstones purged | \(r.counters.tombstonesPurged) |\n"
-        s += "| messages dropped (`--drop`) | \(r.droppedMessages) |\n| bad input ignored | \(r.counters.ignored) |\n\n"
+        let k = r.counters
+        s += r.faultTimeline.isEmpty ? "## Repair\n\n" : "## Faults and repair\n\n"
+        if !r.faultTimeline.isEmpty {
+            let f = c.faults
+            var what: [String] = []
+            if f.failureRate > 0 {
+                what.append("each node down \(num(f.failureRate * 100, 1))% of the time (mean time to repair "
+                            + "\(Distribution.formatDuration(Double(f.mttr))), \(f.crashMode.rawValue) mode)")
+            }
+            if !f.scripted.isEmpty { what.append("\(f.scripted.count) scripted fault(s)") }
+            let up = r.intervals.filter { $0.index >= 0 }.map(\.nodesUp)
+            s += "Faults: " + what.joined(separator: "; ") + ". Nodes up per second: mean "
+            s += up.isEmpty ? "–" : num(up.reduce(0, +) / Double(up.count), 2)
+            s += ", lowest \(up.min().map { num($0, 2) } ?? "–") of \(c.core.nodes).\n\n![faults](faults.svg)\n\n"
+        }
+        s += "| counter | value |\n|---|---:|\n"
+        s += "| read repairs | \(k.readRepairs) |\n| writes sent to a fallback (sloppy quorum) | \(k.fallbackWrites) |\n"
+        s += "| hints stored | \(k.hintsStored) |\n| hints delivered | \(k.hintsDelivered) |\n"
+        s += "| hints dropped (over the bound) | \(k.hintsDropped) |\n"
+        s += "| anti-entropy exchanges | \(k.aeExchanges) |\n| anti-entropy tree nodes sent | \(k.aeTreeNodesSent) |\n"
+        s += "| anti-entropy keys sent | \(k.aeKeysSent) |\n| anti-entropy keys repaired | \(k.aeKeysRepaired) |\n"
+        s += "| anti-entropy bytes sent | \(k.aeBytesSent) |\n"
+        s += "| peers suspected / pings sent | \(k.suspicions) / \(k.pings) |\n"
+        s += "| tombstones purged | \(k.tombstonesPurged) |\n"
+        s += "| messages dropped (`--drop`) | \(r.droppedMessages) |\n| messages lost to partitions | \(r.partitionedMessages) |\n"
+        s += "| bad input ignored | \(k.ignored) |\n\n"
+        if c.target == .cluster {
+            s += "Counters include the quiescent end: after the measured phase the faults heal, and hinted handoff and "
+            s += (c.core.antiEntropy ? "anti-entropy run" : "(anti-entropy is off) run") + " to completion "
+            s += "(\(r.settleRounds) round(s)) before the lost-write check.\n\n"
+        }
 
         if c.rate != nil {
             s += "## Schedule\n\nOpen loop at \(num(c.rate!, 0)) ops/s (\(c.arrival.rawValue) arrivals): achieved \(num(r.achievedRate, 0)) ops/s; "
@@ -266,11 +320,23 @@ public enum RunReport {
                             "max_k": r.maxK, "lost_writes": r.lostWrites, "max_siblings": r.maxSiblings, "mean_siblings": r.meanSiblings,
                             "lost_write_samples": r.lostWriteSamples.map { ["write": $0.write, "key": $0.key] }] as [String: Any]
         let c = r.counters
-        doc["counters"] = ["read_repairs": c.readRepairs, "coordinated": c.coordinated, "ok": c.ok, "failed": c.failed,
-                           "writes_applied": c.writesApplied, "reads_served": c.readsServed,
-                           "tombstones_purged": c.tombstonesPurged, "ignored": c.ignored,
-                           "duplicate_replies": c.duplicateReplies, "late_replies": c.lateReplies,
-                           "dropped_messages": r.droppedMessages]
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        var counters = ((try? encoder.encode(c)).flatMap { try? JSONSerialization.jsonObject(with: $0) }
+                        as? [String: Any]) ?? [:]
+        counters["dropped_messages"] = r.droppedMessages
+        counters["partitioned_messages"] = r.partitionedMessages
+        counters["settle_rounds"] = r.settleRounds
+        doc["counters"] = counters
+        if !r.faultTimeline.isEmpty {
+            doc["faults"] = r.faultTimeline.map { entry -> [String: Any] in
+                ["at_s": Double(entry.at) / 1e9,
+                 "down": entry.conditions.indices.filter { entry.conditions[$0].down }.map { $0 + 1 },
+                 "stalled": entry.conditions.indices.filter { entry.conditions[$0].stalled }.map { $0 + 1 },
+                 "slow": entry.conditions.indices.filter { entry.conditions[$0].slow > 0 }.map { $0 + 1 },
+                 "partition_groups": entry.conditions.map(\.group)]
+            }
+        }
         let p = r.pool
         doc["memory"] = ["pool_acquires": p.acquires, "pool_releases": p.releases, "pool_cache_hits": p.cacheHits,
                          "pool_bytes_in_use": p.bytesInUse, "pool_bytes_cached": p.bytesCached,

@@ -170,4 +170,54 @@ public enum Charts {
                       shade: warmup > 0 ? lo...0 : nil, shadeLabel: warmup > 0 ? "warm-up" : nil)
         return document(width: 760, height: 600, body: body)
     }
+
+    /// A bar of a fault chart: node row, start and end (s), kind ("down", "stalled", "slow", "partitioned").
+    public struct FaultBar {
+        public var node: Int
+        public var start: Double
+        public var end: Double
+        public var kind: String
+        public init(node: Int, start: Double, end: Double, kind: String) {
+            self.node = node
+            self.start = start
+            self.end = end
+            self.kind = kind
+        }
+    }
+
+    /// Which node was in which condition when: one row per node, time on x, a legend of the conditions.
+    public static func faultTimeline(_ bars: [FaultBar], nodes: Int, end: Double) -> String {
+        let kinds = [("down", "#d62728"), ("stalled", "#ff7f0e"), ("slow", "#9467bd"), ("partitioned", "#17becf")]
+        let rowHeight = 22.0, left = 80.0, right = 740.0, top = 56.0
+        let height = top + Double(nodes) * rowHeight + 60
+        let hi = max(end, 1)
+        func px(_ t: Double) -> Double { left + (right - left) * min(max(t, 0), hi) / hi }
+        var b = "<text x=\"380\" y=\"22\" text-anchor=\"middle\" font-size=\"15\" font-weight=\"bold\">Faults over time</text>\n"
+        for (i, (name, color)) in kinds.enumerated() {
+            let x = left + Double(i) * 130
+            b += "<rect x=\"\(x)\" y=\"32\" width=\"14\" height=\"10\" fill=\"\(color)\"/>"
+            b += "<text x=\"\(x + 20)\" y=\"41\" font-size=\"11\">\(name)</text>\n"
+        }
+        for n in 0..<nodes {
+            let y = top + Double(n) * rowHeight
+            b += "<rect x=\"\(left)\" y=\"\(y)\" width=\"\(right - left)\" height=\"\(rowHeight - 4)\" fill=\"#eef5ee\"/>"
+            b += "<text x=\"\(left - 8)\" y=\"\(y + rowHeight / 2 + 2)\" text-anchor=\"end\" font-size=\"11\">node \(n + 1)</text>\n"
+        }
+        for bar in bars {
+            guard let color = kinds.first(where: { $0.0 == bar.kind })?.1, bar.end > bar.start else { continue }
+            let y = top + Double(bar.node) * rowHeight
+            let x0 = px(bar.start), x1 = max(px(bar.end), x0 + 1)
+            b += "<rect x=\"\(fmtCoord(x0))\" y=\"\(y)\" width=\"\(fmtCoord(x1 - x0))\" height=\"\(rowHeight - 4)\" fill=\"\(color)\"/>\n"
+        }
+        let axisY = top + Double(nodes) * rowHeight + 4
+        b += "<line x1=\"\(left)\" y1=\"\(axisY)\" x2=\"\(right)\" y2=\"\(axisY)\" stroke=\"black\"/>\n"
+        for t in niceTicks(hi, count: 8) where t <= hi * 1.0001 {
+            b += "<line x1=\"\(fmtCoord(px(t)))\" y1=\"\(axisY)\" x2=\"\(fmtCoord(px(t)))\" y2=\"\(axisY + 5)\" stroke=\"black\"/>"
+            b += "<text x=\"\(fmtCoord(px(t)))\" y=\"\(axisY + 18)\" text-anchor=\"middle\" font-size=\"11\">\(fmt(t))</text>\n"
+        }
+        b += "<text x=\"\((left + right) / 2)\" y=\"\(axisY + 40)\" text-anchor=\"middle\" font-size=\"12\">Time since the measured phase began (s)</text>\n"
+        return document(width: 760, height: height, body: b)
+    }
+
+    static func fmtCoord(_ v: Double) -> String { String(format: "%.1f", v) }
 }

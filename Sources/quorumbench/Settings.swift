@@ -24,6 +24,9 @@ struct Settings {
     ]
 
     var values: [String: String] = [:]
+    /// The scenario's `faults:` list, as read (checked by ``runConfig()``), and the file it came from.
+    var faults: [Any] = []
+    var faultsSource = ""
 
     /// Reads a YAML scenario: a mapping of the same keys as the long flags.
     mutating func loadScenario(_ path: String) throws {
@@ -42,7 +45,12 @@ struct Settings {
         }
         for (key, value) in map.sorted(by: { $0.key < $1.key }) {
             if key == "faults" {
-                throw UsageError("scenario '\(path)': scripted faults are not available yet (they arrive with the failures issue)")
+                guard let list = value as? [Any] else {
+                    throw UsageError("scenario '\(path)': 'faults' must be a list of {at:, for:, kill|stall|partition|slow:}")
+                }
+                faults = list
+                faultsSource = path
+                continue
             }
             guard Settings.keys.contains(key), key != "scenario" else {
                 throw UsageError("scenario '\(path)': unknown key '\(key)'")
@@ -117,7 +125,7 @@ struct Settings {
         var c = RunConfig()
         // Features of later issues.
         for (key, value, allowed) in [("clock", values["clock"], "real"), ("transport", values["transport"], "inprocess"),
-                                      ("quorum", values["quorum"], "sloppy"), ("workload", values["workload"], nil)] {
+                                      ("workload", values["workload"], nil)] {
             guard let value else { continue }
             if key == "workload" {
                 if value.lowercased() == "visibility" {
@@ -126,18 +134,20 @@ struct Settings {
                 continue
             }
             if value.lowercased() != allowed {
-                let known = ["clock": ["real", "virtual"], "transport": ["inprocess", "loopback"], "quorum": ["sloppy", "strict"]]
+                let known = ["clock": ["real", "virtual"], "transport": ["inprocess", "loopback"]]
                 guard known[key]!.contains(value.lowercased()) else {
                     throw UsageError("--\(key) must be one of \(known[key]!.joined(separator: ", ")) (got '\(value)')")
                 }
                 throw UsageError("--\(key) \(value) is not available yet")
             }
         }
-        for key in ["mttr", "service-time", "crash-mode", "probe-times"] where values[key] != nil {
+        for key in ["service-time", "probe-times"] where values[key] != nil {
             throw UsageError("--\(key) is not available yet")
         }
-        c.failureRate = try double("failure-rate", default: 0, range: 0...1)
-        if c.failureRate > 0 { throw UsageError("--failure-rate is not available yet (it arrives with the failures issue)") }
+        c.faults.failureRate = try double("failure-rate", default: 0, range: 0...1)
+        if c.faults.failureRate >= 1 { throw UsageError("--failure-rate must be below 1 (every node always down)") }
+        c.faults.mttr = try duration("mttr", default: 500_000_000, positive: true)
+        c.faults.crashMode = try choice("crash-mode", default: CrashMode.pause)
 
         c.target = try choice("target", default: TargetKind.cluster)
         c.core.nodes = try int("nodes", default: 5, min: 1)
@@ -148,9 +158,10 @@ struct Settings {
         c.core.routing = try choice("routing", default: Routing.server)
         c.core.versioning = try choice("versioning", default: Versioning.vv)
         c.core.readRepair = try onOff("read-repair", default: true)
-        _ = try onOff("hinted-handoff", default: true)
-        _ = try onOff("anti-entropy", default: true)
-        _ = try duration("ae-interval", default: 1_000_000_000, positive: true)
+        c.core.quorum = try choice("quorum", default: QuorumMode.sloppy)
+        c.core.hintedHandoff = try onOff("hinted-handoff", default: true)
+        c.core.antiEntropy = try onOff("anti-entropy", default: true)
+        c.core.aeInterval = try duration("ae-interval", default: 1_000_000_000, positive: true)
         c.core.timeout = try duration("timeout", default: 100_000_000, positive: true)
         c.core.seed = UInt64(try int("seed", default: 1, min: 0))
         c.seed = c.core.seed
@@ -189,8 +200,55 @@ struct Settings {
         c.delays = Delays(all: all, client: try distribution("delay-client"), write: try distribution("delay-write"),
                           writeAck: try distribution("delay-write-ack"), read: try distribution("delay-read"),
                           readResponse: try distribution("delay-read-response"))
+        c.faults.scripted = try scriptedFaults(nodes: c.core.nodes)
         c.settings = effectiveSettings(c)
         return c
+    }
+
+    /// The scenario's `faults:` entries, checked: `{at: 5s, for: 2s, kill: [2]}` and the like (SPEC.md).
+    func scriptedFaults(nodes: Int) throws -> [ScriptedFault] {
+        try faults.enumerated().map { i, entry in
+            func fail(_ why: String) -> UsageError { UsageError("scenario '\(faultsSource)': faults[\(i + 1)]: \(why)") }
+            guard let map = entry as? [String: Any] else { throw fail("must be a mapping like {at: 5s, for: 2s, kill: [2]}") }
+            func time(_ key: String) throws -> UInt64 {
+                guard let v = map[key] else { throw fail("'\(key)' is missing") }
+                do { return UInt64(try Distribution.parseDuration("\(v)")) } catch { throw fail("'\(key)' must be a duration like 5s (got '\(v)')") }
+            }
+            func nodeList(_ v: Any, _ key: String) throws -> [Int] {
+                if let s = v as? String, s == "all" { return Array(0..<nodes) }
+                let raw: [Any] = (v as? [Any]) ?? [v]
+                return try raw.map { x in
+                    guard let n = x as? Int else { throw fail("'\(key)' must be 'all' or a list of node numbers (got '\(x)')") }
+                    guard (1...nodes).contains(n) else { throw fail("node \(n) in '\(key)' is not one of 1…\(nodes)") }
+                    return n - 1
+                }
+            }
+            let kinds = ["kill", "stall", "partition", "slow"].filter { map[$0] != nil }
+            guard kinds.count == 1 else { throw fail("needs exactly one of kill, stall, partition, slow") }
+            for key in map.keys where !["at", "for", "kill", "stall", "partition", "slow", "delay"].contains(key) {
+                throw fail("unknown key '\(key)'")
+            }
+            let at = try time("at"), length = try time("for")
+            guard length > 0 else { throw fail("'for' must be positive") }
+            let kind: ScriptedFault.Kind
+            switch kinds[0] {
+            case "kill": kind = .kill(try nodeList(map["kill"]!, "kill"))
+            case "stall": kind = .stall(try nodeList(map["stall"]!, "stall"))
+            case "partition":
+                guard let groups = map["partition"] as? [Any], groups.count >= 2 else {
+                    throw fail("'partition' must list at least two groups, like [[1, 2], [3, 4, 5]]")
+                }
+                let lists = try groups.map { try nodeList($0, "partition") }
+                let all = lists.flatMap { $0 }
+                guard Set(all).count == all.count else { throw fail("a node is in two partition groups") }
+                kind = .partition(lists)
+            default:
+                guard let d = map["delay"] else { throw fail("'slow' needs 'delay: DIST'") }
+                do { kind = .slow(try nodeList(map["slow"]!, "slow"), try Distribution.parse("\(d)", unit: .duration)) }
+                catch let e as DistributionError { throw fail("delay: \(e.description)") }
+            }
+            return ScriptedFault(at: at, for: length, kind)
+        }
     }
 
     /// Every setting as it will run, flag name → value.
@@ -200,8 +258,10 @@ struct Settings {
         return [
             ("target", c.target.rawValue), ("transport", c.transport), ("clock", c.clock),
             ("nodes", "\(c.core.nodes)"), ("n", "\(c.core.n)"), ("w", "\(c.core.w)"), ("r", "\(c.core.r)"),
-            ("quorum", c.quorum), ("routing", c.core.routing.rawValue), ("vnodes", "\(c.core.vnodes)"),
+            ("quorum", c.core.quorum.rawValue), ("routing", c.core.routing.rawValue), ("vnodes", "\(c.core.vnodes)"),
             ("versioning", c.core.versioning.rawValue), ("read-repair", c.core.readRepair ? "on" : "off"),
+            ("hinted-handoff", c.core.hintedHandoff ? "on" : "off"), ("anti-entropy", c.core.antiEntropy ? "on" : "off"),
+            ("ae-interval", d(c.core.aeInterval)),
             ("timeout", d(c.core.timeout)), ("workload", c.workload.rawValue),
             ("mix (read/update/insert/rmw/delete)", c.proportions.map { String(format: "%g", $0) }.joined(separator: "/")),
             ("keys", "\(c.keys)"), ("value-size", c.valueSizeText), ("distribution", c.distribution.rawValue),
@@ -211,7 +271,9 @@ struct Settings {
             ("ops", c.ops.map(String.init) ?? "–"),
             ("delay-client", dist(.client)), ("delay-write", dist(.write)), ("delay-write-ack", dist(.writeAck)),
             ("delay-read", dist(.read)), ("delay-read-response", dist(.readResponse)),
-            ("drop", String(format: "%g", c.drop)), ("seed", "\(c.seed)"),
+            ("drop", String(format: "%g", c.drop)), ("failure-rate", String(format: "%g", c.faults.failureRate)),
+            ("mttr", d(c.faults.mttr)), ("crash-mode", c.faults.crashMode.rawValue),
+            ("scripted faults", c.faults.scripted.isEmpty ? "none" : "\(c.faults.scripted.count)"), ("seed", "\(c.seed)"),
         ]
     }
 }
