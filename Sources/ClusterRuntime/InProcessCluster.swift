@@ -38,6 +38,8 @@ public struct ClusterOptions: Sendable {
     public var pool: BufferPool
     /// The nodes' fault conditions, when the run injects faults (nil: none, and no cost).
     public var faults: FaultState?
+    /// Test hook: called (on the node's worker) when a node is wiped, with every version it held, data and hints.
+    public var onWipe: (@Sendable (_ node: Int, _ versions: [Version]) -> Void)?
 
     public init(
         core: CoreConfig = CoreConfig(), workers: Int = ProcessInfo.processInfo.activeProcessorCount,
@@ -168,6 +170,31 @@ public final class InProcessCluster: @unchecked Sendable {
     /// Messages lost to `--drop`.
     public var droppedMessages: Int {
         workers.reduce(0) { $0 + $1.router.dropped } + ports.reduce(0) { $0 + $1.router.dropped }
+    }
+
+    /// After ``stop()``: how far the replicas disagree. `keys`: keys whose replicas do not all hold the same
+    /// versions; `trees`: Merkle roots that differ between two replicas of a partition (anti-entropy on).
+    public func divergence() -> (keys: Int, trees: Int) {
+        var keys = Set<UInt64>()
+        let n = options.core.n
+        for node in nodes {
+            node.store.forEach { key, state in
+                for r in ring.replicas(of: Key(key), n: n) where !Siblings.same(state, nodes[Int(r)].store.state(of: key)) {
+                    keys.insert(key)
+                }
+            }
+        }
+        var trees = 0
+        for a in nodes {
+            guard let ma = a.store.merkle else { continue }
+            for b in nodes where b.id > a.id {
+                guard let mb = b.store.merkle else { continue }
+                for p in ma.shared[b.id] where ma.hash(partition: p, index: 0) != mb.hash(partition: p, index: 0) {
+                    trees += 1
+                }
+            }
+        }
+        return (keys.count, trees)
     }
 
     /// Wakes every worker (after a change of faults).
@@ -488,6 +515,19 @@ final class Worker: @unchecked Sendable {
             if new.down && !old.down {
                 for e in held.removeValue(forKey: node) ?? [] { e.message.release(to: options.pool) }
                 heldTimers[node] = nil
+                if faults.crashMode == .wipe, let onWipe = options.onWipe {
+                    var held: [Version] = []
+                    nodes[node]._withUnsafeGuaranteedRef { n in
+                        n.store.forEach { _, state in held += state }
+                        for owner in n.hints.owners {
+                            for (_, v) in n.hints.batch(for: owner, limit: .max, skip: { _ in false }) {
+                                held += v
+                                Siblings.release(v, pool: options.pool)
+                            }
+                        }
+                    }
+                    onWipe(node, held)
+                }
                 nodes[node]._withUnsafeGuaranteedRef { $0.crash(wipe: faults.crashMode == .wipe) }
             } else if !new.down && old.down {
                 nodes[node]._withUnsafeGuaranteedRef { $0.boot(now: now, out: &outbox) }

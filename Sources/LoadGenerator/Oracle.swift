@@ -180,4 +180,21 @@ public final class Oracle: @unchecked Sendable {
         }
         return losses
     }
+
+    /// How many of `losses` no write in `held` explains: a loss is explained when the lost write itself, or a
+    /// write that supersedes it, is in `held` (the writes some wiped node held when it was wiped). A write lost
+    /// because its superseder was wiped is lost too: what superseded it on the surviving replicas is gone.
+    public func unexplained(_ losses: [Loss], by held: Set<UInt64>) -> [Loss] {
+        var byKey: [UInt64: [Loss]] = [:]
+        for l in losses { byKey[l.key, default: []].append(l) }
+        var out: [Loss] = []
+        for (key, list) in byKey {
+            shard(key).withLock { s in
+                let roots = s.writes.filter { $0.value.key == key && held.contains($0.key.raw) }.map(\.key.raw)
+                let covered = s.closure(of: roots)
+                out += list.filter { !covered.contains($0.write) }
+            }
+        }
+        return out
+    }
 }

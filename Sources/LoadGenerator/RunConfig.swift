@@ -49,6 +49,8 @@ public struct RunConfig: Sendable {
     /// Test hook for `--target noop`: hold every reply that falls due in [at, at + for) (from the start of the
     /// measured phase, ns) until the window ends — a stalled server, to show coordinated omission.
     public var noopStall: (at: UInt64, for: UInt64)?
+    /// Test hook: record the write ids every wiped node held (``RunResult/wipedWrites``).
+    public var traceWipes = false
     /// The effective configuration as text, flag name → value, for the report and run.json.
     public var settings: [(String, String)] = []
 

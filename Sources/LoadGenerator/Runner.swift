@@ -41,6 +41,13 @@ public struct RunResult: @unchecked Sendable {
     public var faultTimeline: [(at: UInt64, conditions: [NodeCondition])] = []
     /// Rounds of handoff and anti-entropy the quiescent end needed before the lost-write check.
     public var settleRounds = 0
+    /// After that: keys whose replicas still differ, and Merkle roots that differ between replicas.
+    public var divergentKeys = 0
+    public var divergentTrees = 0
+    /// With `RunConfig.traceWipes`: the write ids each wiped node held when it was wiped.
+    public var wipedWrites: Set<UInt64> = []
+    /// With `RunConfig.traceWipes`: lost writes that neither a wiped node held nor a write superseding them.
+    public var unexplainedLosses = 0
     /// Measured phase length, seconds.
     public var durationSeconds: Double = 0
     /// Wall-clock start of the run (for the .hlog StartTime), seconds since 1970.
@@ -103,10 +110,21 @@ public final class Runner {
         // The fault schedule covers the measured phase (or an hour, for --ops).
         let horizon = config.ops == nil ? config.duration : max(config.duration, 3_600_000_000_000)
         let timeline = faults == nil ? [] : config.faults.timeline(nodes: config.core.nodes, horizon: horizon, seed: config.seed)
+        let wiped = Locked<Set<UInt64>>([])
         if config.target == .cluster {
-            let c = InProcessCluster(options: ClusterOptions(
+            var options = ClusterOptions(
                 core: config.core, workers: config.workers, clients: config.threads, delays: config.delays,
-                drop: config.drop, seed: config.seed, pool: pool, faults: faults))
+                drop: config.drop, seed: config.seed, pool: pool, faults: faults)
+            if config.traceWipes {
+                options.onWipe = { _, versions in
+                    let ids = versions.compactMap { v -> UInt64? in
+                        guard let b = v.value, b.count >= 8 else { return nil }
+                        return b.load(as: UInt64.self)
+                    }
+                    wiped.withLock { $0.formUnion(ids) }
+                }
+            }
+            let c = InProcessCluster(options: options)
             c.start()
             cluster = c
         }
@@ -211,6 +229,8 @@ public final class Runner {
             onPhase?("checking for lost writes")
             cluster.stop()
             result.settleRounds = cluster.settle()
+            (result.divergentKeys, result.divergentTrees) = cluster.divergence()
+            result.wipedWrites = wiped.withLock { $0 }
             result.counters = cluster.counters
             result.droppedMessages = cluster.droppedMessages
             result.partitionedMessages = cluster.partitionedMessages
@@ -235,6 +255,9 @@ public final class Runner {
                 result.meanSiblings = keysSeen > 0 ? Double(versionsSeen) / Double(keysSeen) : 0
                 result.lostWrites = losses.count
                 result.lostWriteSamples = Array(losses.prefix(20))
+                if config.traceWipes {
+                    result.unexplainedLosses = oracle.unexplained(losses, by: wiped.withLock { $0 }).count
+                }
             }
         }
         result.pool = pool.statistics()

@@ -88,8 +88,10 @@ final class ThreadDriver: @unchecked Sendable {
     var nextWrite: UInt64 = 0
     var lag = makeLatencyHistogram()
     /// How long a thread waits for a reply before it counts the request failed: the coordinator's own timeout
-    /// answers first unless the coordinator itself went down.
-    var clientTimeout: UInt64 { 2 * config.core.timeout + 50_000_000 }
+    /// answers first unless the coordinator itself went down, which only injected faults make happen (nil: wait).
+    var clientTimeout: UInt64? {
+        config.target == .cluster && !config.faults.isEmpty ? 2 * config.core.timeout + 50_000_000 : nil
+    }
     /// Requests a reply asks for (the write half of an rmw), sent once the poll is done.
     var followUps: [ClientRequest] = []
 
@@ -237,7 +239,7 @@ final class ThreadDriver: @unchecked Sendable {
 
             // Give up on requests nobody answers (their coordinator went down): the client's own timeout.
             now = monotonicNanos()
-            if inFlight > 0 && now &- lastSweep > 10_000_000 {
+            if inFlight > 0 && now &- lastSweep > 10_000_000, let clientTimeout {
                 lastSweep = now
                 for i in slots.indices where slots[i].active && now &- slots[i].sent > clientTimeout {
                     let reply = ClientReply(tag: UInt64(slots[i].generation) << 32 | UInt64(i), op: .get,

@@ -14,8 +14,12 @@ public final class ManualNetwork {
     public var inFlight: [Envelope] = []
     /// Replies that reached clients.
     public var replies: [ClientReply] = []
+    /// Nodes that are down: messages to them are lost and their timers do not fire.
+    public var down: Set<Int> = []
     var timers = TimerHeap<(node: Int, token: UInt64)>()
     var outbox = Outbox()
+    /// An outbox a test hands to a node method directly; ``flushScratch(from:)`` sends what it holds.
+    public var scratch = Outbox()
     var nextTag: UInt64 = 1
 
     public init(config: CoreConfig, pool: BufferPool = .shared) {
@@ -58,7 +62,7 @@ public final class ManualNetwork {
     }
 
     func deliver(_ e: Envelope, keep: (Envelope) -> Bool) {
-        guard keep(e) else {
+        guard keep(e), e.to.isClient || !down.contains(e.to.index) else {
             e.message.release(to: pool)
             return
         }
@@ -81,9 +85,48 @@ public final class ManualNetwork {
     public func advance(by ns: UInt64) {
         now += ns
         while let t = timers.popDue(now) {
+            if down.contains(t.payload.node) { continue }
             nodes[t.payload.node].timer(t.payload.token, now: now, out: &outbox)
             collect(from: t.payload.node)
         }
+    }
+
+    /// Puts what a test's direct call to node `i` left in ``scratch`` in flight.
+    public func flushScratch(from i: Int) {
+        inFlight.append(contentsOf: scratch.messages)
+        for t in scratch.timers { timers.push(at: t.at, (i, t.token)) }
+        scratch.removeAll()
+    }
+
+    /// Starts every node's periodic work (hinted handoff, anti-entropy).
+    public func bootAll() {
+        for node in nodes {
+            node.boot(now: now, out: &outbox)
+            collect(from: node.id)
+        }
+    }
+
+    /// Lets time pass in steps, delivering everything in flight after each (timers fire as they come due).
+    public func run(for ns: UInt64, step: UInt64 = 1_000_000) {
+        let end = now + ns
+        deliverAll()
+        while now < end {
+            advance(by: step)
+            deliverAll()
+        }
+    }
+
+    /// Takes node `i` down (`wipe`: it loses its data and comes back under a new incarnation).
+    public func crash(_ i: Int, wipe: Bool = false) {
+        down.insert(i)
+        nodes[i].crash(wipe: wipe)
+    }
+
+    /// Brings node `i` back.
+    public func restart(_ i: Int) {
+        down.remove(i)
+        nodes[i].boot(now: now, out: &outbox)
+        collect(from: i)
     }
 
     /// Takes the reply with `tag`, if it arrived.

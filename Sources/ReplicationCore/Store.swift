@@ -106,6 +106,7 @@ public final class VersionedStore {
         for (_, state) in data { Siblings.release(state, pool: pool) }
         data.removeAll()
         merkle?.reset()
+        lastCounter = 0  // as a process that starts empty: only the node's new incarnation keeps its dots unique
     }
 
     /// Calls `body` with every key and its state (not copied).

@@ -264,7 +264,10 @@ public enum RunReport {
         if c.target == .cluster {
             s += "Counters include the quiescent end: after the measured phase the faults heal, and hinted handoff and "
             s += (c.core.antiEntropy ? "anti-entropy run" : "(anti-entropy is off) run") + " to completion "
-            s += "(\(r.settleRounds) round(s)) before the lost-write check.\n\n"
+            s += "(\(r.settleRounds) round(s)) before the lost-write check. After it, "
+            s += r.divergentKeys == 0 && r.divergentTrees == 0 ? "every replica of every key holds the same versions"
+                + (c.core.antiEntropy ? " and the replicas' Merkle roots are equal.\n\n" : ".\n\n")
+                : "\(r.divergentKeys) key(s) still differ between replicas and \(r.divergentTrees) Merkle root(s) differ.\n\n"
         }
 
         if c.rate != nil {
@@ -327,6 +330,8 @@ public enum RunReport {
         counters["dropped_messages"] = r.droppedMessages
         counters["partitioned_messages"] = r.partitionedMessages
         counters["settle_rounds"] = r.settleRounds
+        counters["divergent_keys_after_repair"] = r.divergentKeys
+        counters["divergent_merkle_roots_after_repair"] = r.divergentTrees
         doc["counters"] = counters
         if !r.faultTimeline.isEmpty {
             doc["faults"] = r.faultTimeline.map { entry -> [String: Any] in

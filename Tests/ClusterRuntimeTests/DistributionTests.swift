@@ -108,3 +108,43 @@ struct DistributionTests {
         #expect(throws: DistributionError.self) { try Distribution.parseDuration("-5ms") }
     }
 }
+
+@Suite("Fault timeline")
+struct FaultTimelineTests {
+    @Test("random failures: each node is down a fraction P of the time, deterministically for a seed")
+    func downFraction() {
+        for p in [0.05, 0.2] {
+            let plan = FaultPlan(failureRate: p, mttr: 500_000_000)
+            let horizon: UInt64 = 20_000_000_000_000  // 20,000 s: about 40,000 repairs per node at p = 0.2
+            let t = plan.timeline(nodes: 3, horizon: horizon, seed: 7)
+            #expect(t.count == plan.timeline(nodes: 3, horizon: horizon, seed: 7).count)
+            var down = [Double](repeating: 0, count: 3)
+            for (i, e) in t.enumerated() {
+                let end = i + 1 < t.count ? t[i + 1].at : horizon
+                for n in 0..<3 where e.conditions[n].down { down[n] += Double(end - e.at) }
+            }
+            for n in 0..<3 {
+                let fraction = down[n] / Double(horizon)
+                #expect(abs(fraction - p) < 0.1 * p, "node \(n): down \(fraction), want \(p)")
+            }
+        }
+    }
+
+    @Test("scripted faults apply in their windows")
+    func scripted() {
+        let plan = FaultPlan(scripted: [
+            ScriptedFault(at: 1_000, for: 1_000, .kill([1])),
+            ScriptedFault(at: 1_500, for: 1_000, .partition([[0], [1, 2]])),
+            ScriptedFault(at: 3_000, for: 10, .stall([0, 2])),
+        ])
+        let t = plan.timeline(nodes: 3, horizon: 10_000, seed: 1)
+        func at(_ time: UInt64) -> [NodeCondition] { t.last { $0.at <= time }!.conditions }
+        #expect(at(0).allSatisfy { $0 == NodeCondition() })
+        #expect(at(1_200)[1].down && !at(1_200)[0].down)
+        #expect(!at(1_700)[0].reaches(at(1_700)[1]) && at(1_700)[1].reaches(at(1_700)[2]))
+        #expect(!at(2_100)[1].down && at(2_100)[0].reaches(at(2_100)[1]) == false)
+        #expect(at(2_600)[0].reaches(at(2_600)[1]))
+        #expect(at(3_005)[0].stalled && !at(3_005)[1].stalled && at(3_005)[2].stalled)
+        #expect(at(3_011).allSatisfy { $0 == NodeCondition() })
+    }
+}
