@@ -3,7 +3,8 @@
 # whether each requirement holds:
 #   1. Benchmarks/ (package-benchmark, release): buffer pool vs malloc/free and mallocx/sdallocx; recording a value;
 #   2. quorumbench run (release): the generator against noop (closed loop; open loop at 200,000/s) and the
-#      in-process cluster (n=3 w=2 r=2 vs n=1 w=1 r=1, YCSB A, 100k keys of 256 B, 64 in flight).
+#      in-process cluster (n=3 w=2 r=2 vs n=1 w=1 r=1, YCSB A, 100k keys of 256 B, 64 in flight), and that
+#      cluster with anti-entropy on against off (three alternating pairs).
 #   scripts/benchmarks.sh            everything
 #   scripts/benchmarks.sh 'same.*'   only the package-benchmark benchmarks matching the regex, and no runs
 set -euo pipefail
@@ -20,6 +21,12 @@ if [ "$FILTER" = ".*" ]; then
     "$BIN" run --target noop --threads 1 --rate 200000 --duration 5s --warmup 1s --out "$TMP/noop-open" --quiet >&2
     "$BIN" run --duration 10s --warmup 2s --out "$TMP/cluster-n3" --quiet >&2
     "$BIN" run --duration 10s --warmup 2s --n 1 --w 1 --r 1 --out "$TMP/cluster-n1" --quiet >&2
+    # Anti-entropy on (default interval) against off: alternating pairs, so that drift of the shared machine
+    # falls on both sides alike.
+    for i in 1 2 3; do
+        "$BIN" run --duration 5s --warmup 1s --anti-entropy on --out "$TMP/ae-on-$i" --quiet >&2
+        "$BIN" run --duration 5s --warmup 1s --anti-entropy off --out "$TMP/ae-off-$i" --quiet >&2
+    done
 fi
 python3 scripts/lib/benchmark_report.py "$TMP/raw.md" reports/benchmarks.md \
     "scripts/benchmarks.sh $*" "$(nproc) cores, $(uname -m), $(. /etc/os-release && echo "$PRETTY_NAME"), $(swift --version 2>&1 | head -1)" \

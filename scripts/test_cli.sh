@@ -36,11 +36,13 @@ expect_usage "--drop must be" run --drop 1.5
 expect_usage "cannot be written" run --out /proc/quorumbench-cannot-write
 expect_usage "not available yet" run --clock virtual
 expect_usage "not available yet" run --transport loopback
-expect_usage "not available yet" run --quorum strict
+expect_usage "--quorum must be one of" run --quorum lax
 expect_usage "not available yet" run --workload visibility
-expect_usage "not available yet" run --failure-rate 0.1
-expect_usage "not available yet" run --mttr 1s
-expect_usage "not available yet" run --crash-mode wipe
+expect_usage "--failure-rate must be" run --failure-rate 1.5
+expect_usage "--mttr" run --mttr 0s
+expect_usage "--crash-mode must be one of" run --crash-mode reboot
+expect_usage "--anti-entropy must be on or off" run --anti-entropy maybe
+expect_usage "--ae-interval must be positive" run --ae-interval 0ms
 expect_usage "not available yet" run --service-time "const(1ms)"
 expect_usage "cannot read scenario" run --scenario "$TMP/missing.yaml"
 printf 'nodes: 5\nbogus: 1\n' >"$TMP/unknown.yaml"
@@ -51,6 +53,18 @@ printf 'nodes: [1, 2\n' >"$TMP/yaml.yaml"
 expect_usage "not valid YAML" run --scenario "$TMP/yaml.yaml"
 printf 'n: 3\nw: 4\n' >"$TMP/w.yaml"
 expect_usage "--w must be" run --scenario "$TMP/w.yaml"
+printf 'faults:\n  - {at: 1s, for: 1s, kill: [9]}\n' >"$TMP/f1.yaml"
+expect_usage "faults\[1\]: node 9" run --scenario "$TMP/f1.yaml"
+printf 'faults:\n  - {at: 1s, kill: [1]}\n' >"$TMP/f2.yaml"
+expect_usage "'for' is missing" run --scenario "$TMP/f2.yaml"
+printf 'faults:\n  - {at: 1s, for: 1s, slow: [1]}\n' >"$TMP/f3.yaml"
+expect_usage "'slow' needs 'delay" run --scenario "$TMP/f3.yaml"
+printf 'faults:\n  - {at: 1s, for: 1s, kill: [1], stall: [2]}\n' >"$TMP/f4.yaml"
+expect_usage "exactly one of" run --scenario "$TMP/f4.yaml"
+printf 'faults:\n  - {at: 1s, for: 1s, partition: [[1, 2], [2, 3]]}\n' >"$TMP/f5.yaml"
+expect_usage "two partition groups" run --scenario "$TMP/f5.yaml"
+printf 'faults: 3\n' >"$TMP/f6.yaml"
+expect_usage "must be a list" run --scenario "$TMP/f6.yaml"
 
 cases=$((cases + 1))
 if ! "$BIN" --help >/dev/null 2>&1 || ! "$BIN" --version | grep -q quorumbench || ! "$BIN" run --help | grep -q -- "--delay-write-ack"; then
@@ -70,6 +84,28 @@ if "$BIN" run --scenario "$TMP/run.yaml" --nodes 5 --out "$TMP/run" --quiet >"$T
     python3 scripts/check_hlog.py "$TMP/run" || fails=$((fails + 1))
 else
     echo "FAIL: a short run exited $?"; cat "$TMP/err"; fails=$((fails + 1))
+fi
+
+# Faults from the command line and a scenario: the report has its faults section and chart, nodes_up moves,
+# and nothing is lost.
+printf 'keys: 2000\nduration: 3s\nwarmup: 300ms\nfailure-rate: 0.1\nfaults:\n  - {at: 500ms, for: 1s, partition: [[1, 2], [3, 4, 5]]}\n  - {at: 1s, for: 500ms, slow: [3], delay: "exp(mean=1ms)"}\n' >"$TMP/faults.yaml"
+cases=$((cases + 1))
+if "$BIN" run --scenario "$TMP/faults.yaml" --out "$TMP/faults" --quiet >"$TMP/out" 2>"$TMP/err"; then
+    [ -s "$TMP/faults/faults.svg" ] || { echo "FAIL: a run with faults lacks faults.svg"; fails=$((fails + 1)); }
+    grep -q "## Faults and repair" "$TMP/faults/report.md" || { echo "FAIL: report.md lacks its faults section"; fails=$((fails + 1)); }
+    python3 - "$TMP/faults" <<'PY' || fails=$((fails + 1))
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1] + "/summary.csv")))
+all_ = [r for r in rows if r["op"] == "all"][0]
+problems = []
+if int(all_["lost_writes"]) != 0: problems.append(f"lost_writes {all_['lost_writes']}")
+if int(all_["hints_stored"]) == 0: problems.append("no hints stored")
+ts = list(csv.DictReader(open(sys.argv[1] + "/timeseries.csv")))
+if all(float(r["nodes_up"]) == 5 for r in ts if r["phase"] == "measured"): problems.append("nodes_up never below 5")
+if problems: print("FAIL: faults run: " + ", ".join(problems)); sys.exit(1)
+PY
+else
+    echo "FAIL: a run with faults exited $?"; cat "$TMP/err"; fails=$((fails + 1))
 fi
 
 if [ $fails -ne 0 ]; then

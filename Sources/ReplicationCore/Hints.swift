@@ -44,6 +44,11 @@ public final class HintStore {
         return state
     }
 
+    /// Calls `body` with every hinted key's versions (not copied).
+    public func forEach(_ body: (_ owner: Int, _ key: UInt64, _ versions: [Version]) -> Void) {
+        for (owner, hints) in byOwner { for (k, s) in hints { body(owner, k.raw, s) } }
+    }
+
     /// Owners that have hints here.
     public var owners: [Int] { byOwner.keys.sorted() }
 

@@ -348,7 +348,7 @@ public enum RunReport {
                          "jemalloc_allocated": p.jemallocAllocated, "jemalloc_active": p.jemallocActive,
                          "jemalloc_resident": p.jemallocResident, "jemalloc_mapped": p.jemallocMapped]
         doc["duration_s"] = r.durationSeconds
-        doc["files"] = ["summary.csv", "timeseries.csv", "latency.hlog", "report.md", "latency.svg", "timeline.svg"]
+        doc["files"] = ["summary.csv", "timeseries.csv", "latency.hlog", "report.md", "latency.svg", "timeline.svg"] + (r.faultTimeline.isEmpty ? [] : ["faults.svg"])
         let data = (try? JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         return (String(data: data, encoding: .utf8) ?? "{}") + "\n"
     }
