@@ -172,30 +172,8 @@ public final class InProcessCluster: @unchecked Sendable {
         workers.reduce(0) { $0 + $1.router.dropped } + ports.reduce(0) { $0 + $1.router.dropped }
     }
 
-    /// After ``stop()``: how far the replicas disagree. `keys`: keys whose replicas do not all hold the same
-    /// versions; `trees`: Merkle roots that differ between two replicas of a partition (anti-entropy on).
-    public func divergence() -> (keys: Int, trees: Int) {
-        var keys = Set<UInt64>()
-        let n = options.core.n
-        for node in nodes {
-            node.store.forEach { key, state in
-                for r in ring.replicas(of: Key(key), n: n) where !Siblings.same(state, nodes[Int(r)].store.state(of: key)) {
-                    keys.insert(key)
-                }
-            }
-        }
-        var trees = 0
-        for a in nodes {
-            guard let ma = a.store.merkle else { continue }
-            for b in nodes where b.id > a.id {
-                guard let mb = b.store.merkle else { continue }
-                for p in ma.shared[b.id] where ma.hash(partition: p, index: 0) != mb.hash(partition: p, index: 0) {
-                    trees += 1
-                }
-            }
-        }
-        return (keys.count, trees)
-    }
+    /// After ``stop()``: how far the replicas disagree (``Quiescence/divergence(of:ring:n:)``).
+    public func divergence() -> (keys: Int, trees: Int) { Quiescence.divergence(of: nodes, ring: ring, n: options.core.n) }
 
     /// Wakes every worker (after a change of faults).
     public func wakeAll() { for p in parkers { p.unpark() } }
@@ -203,55 +181,11 @@ public final class InProcessCluster: @unchecked Sendable {
     /// Messages lost to partitions.
     public var partitionedMessages: Int { workers.reduce(0) { $0 + $1.router.partitioned } }
 
-    /// After ``stop()``: faults heal and repair runs to completion, over a synchronous loss-free transport (the
-    /// same messages and node code, delivered at once in one thread). Rounds of hinted handoff, then (with
-    /// anti-entropy on) one Merkle exchange between every pair of nodes that share ranges, until no hint is left
-    /// and an exchange round repairs nothing, or `maxRounds`. Returns the rounds run.
+    /// After ``stop()``: faults heal and repair runs to completion (``Quiescence/settle(_:core:pool:maxRounds:)``).
     @discardableResult
     public func settle(maxRounds: Int = 50) -> Int {
         precondition(stopped, "settle after stop()")
-        var now = monotonicNanos()
-        for node in nodes { node.coordinator.detector.reset() }
-        var queue: [Envelope] = []
-        var head = 0
-        func pump(_ out: inout Outbox) {
-            queue.append(contentsOf: out.messages)
-            out.removeAll()
-            while head < queue.count {
-                let e = queue[head]
-                head += 1
-                if e.to.isClient || e.to.index >= nodes.count {
-                    e.message.release(to: options.pool)
-                    continue
-                }
-                nodes[e.to.index].handle(e, now: now, out: &out)
-                queue.append(contentsOf: out.messages)
-                out.removeAll()  // timers: the settle loop drives the periodic work itself
-            }
-            queue.removeAll(keepingCapacity: true)
-            head = 0
-        }
-        var out = Outbox()
-        for round in 1...maxRounds {
-            now &+= options.core.timeout &+ 1  // unacknowledged handoffs of the last round may be retried
-            for node in nodes where node.hints.count > 0 || !node.handoffsEmpty {
-                node.handOff(now: now, out: &out, batch: Int.max)
-                pump(&out)
-            }
-            var repaired = 0
-            if options.core.antiEntropy {
-                let before = counters.aeKeysRepaired
-                for a in nodes {
-                    for b in nodes where b.id > a.id {
-                        a.beginExchange(with: b.id, out: &out)
-                        pump(&out)
-                    }
-                }
-                repaired = counters.aeKeysRepaired - before
-            }
-            if repaired == 0 && nodes.allSatisfy({ $0.hints.count == 0 }) { return round }
-        }
-        return maxRounds
+        return Quiescence.settle(nodes, core: options.core, pool: options.pool, now: monotonicNanos(), maxRounds: maxRounds)
     }
 }
 
@@ -516,17 +450,7 @@ final class Worker: @unchecked Sendable {
                 for e in held.removeValue(forKey: node) ?? [] { e.message.release(to: options.pool) }
                 heldTimers[node] = nil
                 if faults.crashMode == .wipe, let onWipe = options.onWipe {
-                    var held: [Version] = []
-                    nodes[node]._withUnsafeGuaranteedRef { n in
-                        n.store.forEach { _, state in held += state }
-                        for owner in n.hints.owners {
-                            for (_, v) in n.hints.batch(for: owner, limit: .max, skip: { _ in false }) {
-                                held += v
-                                Siblings.release(v, pool: options.pool)
-                            }
-                        }
-                    }
-                    onWipe(node, held)
+                    onWipe(node, nodes[node]._withUnsafeGuaranteedRef { Quiescence.held(by: $0) })
                 }
                 nodes[node]._withUnsafeGuaranteedRef { $0.crash(wipe: faults.crashMode == .wipe) }
             } else if !new.down && old.down {

@@ -49,6 +49,10 @@ public struct RunConfig: Sendable {
     /// Test hook for `--target noop`: hold every reply that falls due in [at, at + for) (from the start of the
     /// measured phase, ns) until the window ends — a stalled server, to show coordinated omission.
     public var noopStall: (at: UInt64, for: UInt64)?
+    /// Virtual clock only: each node handles its messages one at a time, each taking a draw of this.
+    public var serviceTime: Distribution?
+    /// `--workload visibility`: read offsets after each trial write commits, ns.
+    public var probeTimes: [UInt64] = Array(stride(from: 0, through: 100_000_000, by: 1_000_000))
     /// Test hook: record the write ids every wiped node held (``RunResult/wipedWrites``).
     public var traceWipes = false
     /// The effective configuration as text, flag name → value, for the report and run.json.

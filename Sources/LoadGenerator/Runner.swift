@@ -46,6 +46,8 @@ public struct RunResult: @unchecked Sendable {
     public var divergentTrees = 0
     /// With `RunConfig.traceWipes`: the write ids each wiped node held when it was wiped.
     public var wipedWrites: Set<UInt64> = []
+    /// Virtual clock: events the simulation handled.
+    public var simulatedEvents = 0
     /// With `RunConfig.traceWipes`: lost writes that neither a wiped node held nor a write superseding them.
     public var unexplainedLosses = 0
     /// Measured phase length, seconds.
@@ -101,6 +103,11 @@ public final class Runner {
     public init(config: RunConfig) { self.config = config }
 
     public func run() -> RunResult {
+        if config.clock == "virtual" {
+            onPhase?("simulating \(config.keys) records, then " + (config.ops.map { "\($0) operations" }
+                     ?? "\(Distribution.formatDuration(Double(config.duration))) of virtual time"))
+            return Simulation(config: config, pool: pool).run()
+        }
         let control = RunControl(keys: config.keys)
         let oracle = config.target == .cluster ? Oracle() : nil
         var cluster: InProcessCluster?
@@ -230,38 +237,41 @@ public final class Runner {
             cluster.stop()
             result.settleRounds = cluster.settle()
             (result.divergentKeys, result.divergentTrees) = cluster.divergence()
-            result.wipedWrites = wiped.withLock { $0 }
             result.counters = cluster.counters
             result.droppedMessages = cluster.droppedMessages
             result.partitionedMessages = cluster.partitionedMessages
             if let oracle {
-                let ring = cluster.ring
-                let n = config.core.n
-                var keysSeen = 0, versionsSeen = 0, maxSiblings = 0
-                let losses = oracle.lostWrites { key in
-                    var ids: [UInt64] = []
-                    for node in ring.replicas(of: Key(key), n: n) {
-                        let state = cluster.nodes[Int(node)].store.state(of: key)
-                        maxSiblings = max(maxSiblings, state.count)
-                        for v in state {
-                            if let value = v.value, value.count >= 8 { ids.append(value.load(as: UInt64.self)) }
-                        }
-                    }
-                    keysSeen += 1
-                    versionsSeen += Set(ids).count
-                    return ids
-                }
-                result.maxSiblings = maxSiblings
-                result.meanSiblings = keysSeen > 0 ? Double(versionsSeen) / Double(keysSeen) : 0
-                result.lostWrites = losses.count
-                result.lostWriteSamples = Array(losses.prefix(20))
-                if config.traceWipes {
-                    result.unexplainedLosses = oracle.unexplained(losses, by: wiped.withLock { $0 }).count
-                }
+                Runner.checkLostWrites(&result, nodes: cluster.nodes, ring: cluster.ring, oracle: oracle,
+                                       wiped: wiped.withLock { $0 })
             }
         }
         result.pool = pool.statistics()
         return result
     }
-}
 
+    /// After quiescence and repair: the acknowledged writes that a read of all n replicas of their key neither
+    /// returns nor supersedes (and, with a wipe trace, the losses no wipe explains); siblings per key.
+    static func checkLostWrites(_ result: inout RunResult, nodes: [Node], ring: Ring, oracle: Oracle, wiped: Set<UInt64>) {
+        let n = result.config.core.n
+        var keysSeen = 0, versionsSeen = 0, maxSiblings = 0
+        let losses = oracle.lostWrites { key in
+            var ids: [UInt64] = []
+            for node in ring.replicas(of: Key(key), n: n) {
+                let state = nodes[Int(node)].store.state(of: key)
+                maxSiblings = max(maxSiblings, state.count)
+                for v in state {
+                    if let value = v.value, value.count >= 8 { ids.append(value.load(as: UInt64.self)) }
+                }
+            }
+            keysSeen += 1
+            versionsSeen += Set(ids).count
+            return ids
+        }
+        result.maxSiblings = maxSiblings
+        result.meanSiblings = keysSeen > 0 ? Double(versionsSeen) / Double(keysSeen) : 0
+        result.lostWrites = losses.count
+        result.lostWriteSamples = Array(losses.sorted { ($0.key, $0.write) < ($1.key, $1.write) }.prefix(20))
+        result.wipedWrites = wiped
+        if result.config.traceWipes { result.unexplainedLosses = oracle.unexplained(losses, by: wiped).count }
+    }
+}

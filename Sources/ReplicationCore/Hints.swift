@@ -9,6 +9,9 @@ public final class HintStore {
     public let perOwner: Int
     public let total: Int
     @exclusivity(unchecked) var byOwner: [Int: [FastKey: [Version]]] = [:]
+    /// Per owner, keys in the order they were first hinted (with keys since delivered left in until compaction):
+    /// handoff goes oldest first, in an order that does not depend on hashing.
+    @exclusivity(unchecked) var order: [Int: [UInt64]] = [:]
     /// Hinted keys held, over every owner.
     @exclusivity(unchecked) public private(set) var count = 0
 
@@ -30,7 +33,10 @@ public final class HintStore {
             Siblings.release(versions, pool: pool)
             return false
         }
-        if !known { count += 1 }
+        if !known {
+            count += 1
+            order[owner, default: []].append(key)
+        }
         Siblings.merge(&byOwner[owner, default: [:]][k, default: []], versions, mode: mode, pool: pool)
         return true
     }
@@ -38,15 +44,15 @@ public final class HintStore {
     /// The hinted state of `key`, over every owner (copies), for a read that reached this node as a fallback.
     public func copyState(of key: UInt64) -> [Version] {
         var state: [Version] = []
-        for (_, hints) in byOwner {
-            if let s = hints[FastKey(key)] { Siblings.merge(&state, Siblings.copy(s, pool: pool), mode: mode, pool: pool) }
+        for owner in owners {
+            if let s = byOwner[owner]![FastKey(key)] { Siblings.merge(&state, Siblings.copy(s, pool: pool), mode: mode, pool: pool) }
         }
         return state
     }
 
     /// Calls `body` with every hinted key's versions (not copied).
     public func forEach(_ body: (_ owner: Int, _ key: UInt64, _ versions: [Version]) -> Void) {
-        for (owner, hints) in byOwner { for (k, s) in hints { body(owner, k.raw, s) } }
+        for owner in owners { for (k, s) in byOwner[owner]! { body(owner, k.raw, s) } }
     }
 
     /// Owners that have hints here.
@@ -58,9 +64,14 @@ public final class HintStore {
     /// Up to `limit` of `owner`'s hinted keys that `skip` does not exclude, with copies of their versions.
     public func batch(for owner: Int, limit: Int, skip: (UInt64) -> Bool) -> [(key: UInt64, versions: [Version])] {
         guard let hints = byOwner[owner], limit > 0 else { return [] }
+        if let keys = order[owner], keys.count > 2 * hints.count + 64 {
+            order[owner] = keys.filter { hints[FastKey($0)] != nil }
+        }
         var out: [(UInt64, [Version])] = []
-        for (k, state) in hints where !skip(k.raw) {
-            out.append((k.raw, Siblings.copy(state, pool: pool)))
+        var seen = Set<UInt64>()
+        for key in order[owner] ?? [] where !skip(key) {
+            guard let state = hints[FastKey(key)], seen.insert(key).inserted else { continue }
+            out.append((key, Siblings.copy(state, pool: pool)))
             if out.count == limit { break }
         }
         return out
@@ -76,7 +87,10 @@ public final class HintStore {
         else { return false }
         Siblings.release(state, pool: pool)
         byOwner[owner]![k] = nil
-        if byOwner[owner]!.isEmpty { byOwner[owner] = nil }
+        if byOwner[owner]!.isEmpty {
+            byOwner[owner] = nil
+            order[owner] = nil
+        }
         count -= 1
         return true
     }
@@ -85,6 +99,7 @@ public final class HintStore {
     public func wipe() {
         for (_, hints) in byOwner { for (_, s) in hints { Siblings.release(s, pool: pool) } }
         byOwner.removeAll()
+        order.removeAll()
         count = 0
     }
 }

@@ -308,7 +308,7 @@ public final class Node {
                 if own != 0 { sendRepair(key, to: peer, out: &out) }
                 if digest != 0 { pull.append(key) }
             }
-            for (key, _) in mine where !seen.contains(key) { sendRepair(key, to: peer, out: &out) }
+            for key in mine.keys.sorted() where !seen.contains(key) { sendRepair(key, to: peer, out: &out) }
             if !pull.isEmpty {
                 replicaCounters.aeKeysSent += pull.count
                 replicaCounters.aeBytesSent += pull.count * 8
@@ -332,7 +332,7 @@ public final class Node {
                 out.append((key, MerkleForest.digest(key: key, state)))
             }
         }
-        return out
+        return out.sorted { $0.0 < $1.0 }  // an order of its own, not the dictionary's (the simulator replays exactly)
     }
 
     func sendRepair(_ key: UInt64, to peer: Int, out: inout Outbox) {

@@ -5,6 +5,9 @@ import LoadGenerator
 import ReplicationCore
 import Yams
 
+/// `--clock`.
+enum Clock: String, CaseIterable { case real, virtual }
+
 /// A usage error: one line naming what is wrong; the command exits 64.
 struct UsageError: Error, CustomStringConvertible {
     var description: String
@@ -124,8 +127,7 @@ struct Settings {
     func runConfig() throws -> RunConfig {
         var c = RunConfig()
         // Features of later issues.
-        for (key, value, allowed) in [("clock", values["clock"], "real"), ("transport", values["transport"], "inprocess"),
-                                      ("workload", values["workload"], nil)] {
+        for (key, value, allowed) in [("transport", values["transport"], "inprocess"), ("workload", values["workload"], nil)] {
             guard let value else { continue }
             if key == "workload" {
                 if value.lowercased() == "visibility" {
@@ -134,15 +136,20 @@ struct Settings {
                 continue
             }
             if value.lowercased() != allowed {
-                let known = ["clock": ["real", "virtual"], "transport": ["inprocess", "loopback"]]
+                let known = ["transport": ["inprocess", "loopback"]]
                 guard known[key]!.contains(value.lowercased()) else {
                     throw UsageError("--\(key) must be one of \(known[key]!.joined(separator: ", ")) (got '\(value)')")
                 }
                 throw UsageError("--\(key) \(value) is not available yet")
             }
         }
-        for key in ["service-time", "probe-times"] where values[key] != nil {
+        for key in ["probe-times"] where values[key] != nil {
             throw UsageError("--\(key) is not available yet")
+        }
+        c.clock = try choice("clock", default: Clock.real).rawValue
+        c.serviceTime = try distribution("service-time")
+        if c.serviceTime != nil && c.clock != "virtual" {
+            throw UsageError("--service-time needs --clock virtual (in real time the nodes' own work is the service time)")
         }
         c.faults.failureRate = try double("failure-rate", default: 0, range: 0...1)
         if c.faults.failureRate >= 1 { throw UsageError("--failure-rate must be below 1 (every node always down)") }
@@ -150,6 +157,9 @@ struct Settings {
         c.faults.crashMode = try choice("crash-mode", default: CrashMode.pause)
 
         c.target = try choice("target", default: TargetKind.cluster)
+        if c.target == .noop && c.clock == "virtual" {
+            throw UsageError("--target noop measures the generator in real time; it has no --clock virtual")
+        }
         c.core.nodes = try int("nodes", default: 5, min: 1)
         c.core.n = try int("n", default: 3, min: 1)
         c.core.w = try int("w", default: 2, min: 1)
@@ -271,6 +281,7 @@ struct Settings {
             ("ops", c.ops.map(String.init) ?? "–"),
             ("delay-client", dist(.client)), ("delay-write", dist(.write)), ("delay-write-ack", dist(.writeAck)),
             ("delay-read", dist(.read)), ("delay-read-response", dist(.readResponse)),
+            ("service-time", c.serviceTime?.render(.duration) ?? "none"),
             ("drop", String(format: "%g", c.drop)), ("failure-rate", String(format: "%g", c.faults.failureRate)),
             ("mttr", d(c.faults.mttr)), ("crash-mode", c.faults.crashMode.rawValue),
             ("scripted faults", c.faults.scripted.isEmpty ? "none" : "\(c.faults.scripted.count)"), ("seed", "\(c.seed)"),

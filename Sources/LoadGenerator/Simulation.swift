@@ -1,0 +1,262 @@
+import BufferPool
+import ClusterRuntime
+import Foundation
+import ReplicationCore
+import SyncPrimitives
+
+/// `--clock virtual`: the run in deterministic virtual time. The same nodes and coordinators (in a
+/// ``VirtualCluster``), the same load-generator threads' logic (``ThreadDriver``'s issue and completion, its
+/// context cache, the oracle, the recorders) and the same faults and reports; every figure is virtual, so the same
+/// seed gives the same summary.csv and timeseries.csv byte for byte.
+final class Simulation {
+    let config: RunConfig
+    let pool: BufferPool
+    let cluster: VirtualCluster
+    let control: RunControl
+    let oracle: Oracle
+    var drivers: [ThreadDriver] = []
+    var recorders: [ThreadRecorder] = []
+    var targets: [SimTarget] = []
+    var inFlight: [Int]
+    var wiped = Set<UInt64>()
+    let timeline: [(at: UInt64, conditions: [NodeCondition])]
+
+    /// Load phase: per thread, the next key to insert and the write id of each insert in flight.
+    var loadNext: [UInt64]
+    var loadIDs: [[UInt64: UInt64]]
+    var loading = 0
+
+    /// Measured phase.
+    var origin: UInt64 = 0
+    var end: UInt64 = 0
+    var stopAt: UInt64 = 0
+    var stopping: [Bool]
+    var measuredIssued: [Int]
+    var opsShare: [Int?]
+    var nextIntended: [Double]
+    var slotFreedAt: [UInt64]
+    var period: Double?
+    var phase = Phase.load
+
+    enum Phase { case load, measure }
+
+    /// Wake-up tokens: kind in the top byte.
+    static let issueToken: UInt64 = 1 << 56
+    static let timeoutToken: UInt64 = 2 << 56
+
+    init(config: RunConfig, pool: BufferPool) {
+        self.config = config
+        self.pool = pool
+        control = RunControl(keys: config.keys)
+        oracle = Oracle(shards: 16)
+        cluster = VirtualCluster(
+            options: ClusterOptions(core: config.core, workers: 1, clients: config.threads, delays: config.delays,
+                                    drop: config.drop, seed: config.seed, pool: pool),
+            faults: config.faults, serviceTime: config.serviceTime)
+        let horizon = config.ops == nil ? config.duration : max(config.duration, 3_600_000_000_000)
+        timeline = config.faults.isEmpty ? [] : config.faults.timeline(nodes: config.core.nodes, horizon: horizon, seed: config.seed)
+        let t = config.threads
+        inFlight = Array(repeating: 0, count: t)
+        loadNext = (0..<t).map { UInt64($0) }
+        loadIDs = Array(repeating: [:], count: t)
+        stopping = Array(repeating: false, count: t)
+        measuredIssued = Array(repeating: 0, count: t)
+        opsShare = (0..<t).map { i in config.ops.map { $0 / t + (i < $0 % t ? 1 : 0) } }
+        nextIntended = Array(repeating: 0, count: t)
+        slotFreedAt = Array(repeating: 0, count: t)
+        period = config.rate.map { Double(t) * 1e9 / $0 }
+        for i in 0..<t {
+            drivers.append(ThreadDriver(thread: i, config: config, control: control, oracle: oracle, pool: pool))
+            targets.append(SimTarget(cluster: cluster, client: i))
+        }
+        cluster.onReply = { [unowned self] c, reply in self.reply(c, reply) }
+        cluster.onWake = { [unowned self] token in self.wake(token) }
+        if config.traceWipes {
+            cluster.onWipe = { [unowned self] _, versions in
+                for v in versions { if let b = v.value, b.count >= 8 { self.wiped.insert(b.load(as: UInt64.self)) } }
+            }
+        }
+    }
+
+    func run() -> RunResult {
+        // Load: every thread inserts its share with its slots in flight.
+        for t in 0..<config.threads { loadMore(t) }
+        while loading > 0 || loadNext.enumerated().contains(where: { $0.element < UInt64(config.keys) }) {
+            guard cluster.step() else { break }
+        }
+        // Warm-up, then the measured phase; faults from its start.
+        let warmStart = cluster.now
+        origin = warmStart &+ config.warmup
+        end = origin &+ config.duration
+        phase = .measure
+        cluster.schedule(timeline, from: origin)
+        for t in 0..<config.threads {
+            recorders.append(ThreadRecorder(thread: t, mailbox: control.mailbox, origin: origin, now: warmStart))
+            drivers[t].origin = origin
+            nextIntended[t] = Double(warmStart)
+            issueMore(t)
+        }
+        if period == nil && config.ops == nil { cluster.wake(at: end, token: Simulation.issueToken) }
+        while inFlight.contains(where: { $0 > 0 }) || stopping.contains(false) {
+            guard cluster.step() else { break }
+        }
+        if stopAt == 0 { stopAt = cluster.now }
+        for t in 0..<config.threads {
+            recorders[t].flush()
+            control.lags.withLock { $0.add(drivers[t].lag) }
+        }
+        // Quiescence: faults heal, repair runs, then the lost-write check.
+        cluster.heal()
+        cluster.discardAll()
+        var reporter = Reporter(kinds: OpKind.allCases.count)
+        reporter.absorb(control.mailbox.withLock { m in defer { m.removeAll() }; return m })
+        let seconds = Int((stopAt &- origin) / 1_000_000_000) + 1
+        let up = timeline.isEmpty ? [] : nodesUpPerSecond(timeline, seconds: seconds)
+        var result = RunResult(config: config, totals: reporter.totals(),
+                               intervals: reporter.intervalRecords(nodes: config.core.nodes,
+                                                                   nodesUp: { $0 < up.count ? up[$0] : nil }))
+        result.faultTimeline = timeline.filter { $0.at <= UInt64(seconds) * 1_000_000_000 }
+        result.startTime = 0
+        result.warmupSeconds = Double(config.warmup) / 1e9
+        result.durationSeconds = max(1e-9, Double(stopAt &- origin) / 1e9)
+        result.staleReads = reporter.staleReads
+        result.staleK = reporter.staleK
+        result.maxK = reporter.maxK
+        result.scheduleLag = control.lags.withLock { $0 }
+        if let rate = config.rate {
+            result.achievedRate = Double(result.all.attempted) / result.durationSeconds
+            result.generatorBound = result.achievedRate < 0.95 * rate
+        }
+        result.settleRounds = Quiescence.settle(cluster.nodes, core: config.core, pool: pool, now: cluster.now)
+        result.counters = cluster.counters
+        result.droppedMessages = cluster.droppedMessages
+        result.partitionedMessages = cluster.partitionedMessages
+        (result.divergentKeys, result.divergentTrees) = Quiescence.divergence(of: cluster.nodes, ring: cluster.ring,
+                                                                              n: config.core.n)
+        Runner.checkLostWrites(&result, nodes: cluster.nodes, ring: cluster.ring, oracle: oracle, wiped: wiped)
+        result.simulatedEvents = cluster.events
+        result.pool = pool.statistics()
+        return result
+    }
+
+    // MARK: - Load phase
+
+    func loadMore(_ t: Int) {
+        let d = drivers[t]
+        while inFlight[t] < d.cap && loadNext[t] < UInt64(config.keys) {
+            let key = loadNext[t]
+            loadNext[t] += UInt64(config.threads)
+            let id = d.newWriteID()
+            oracle.wrote(id: id, key: key, saw: [])
+            loadIDs[t][key] = id
+            inFlight[t] += 1
+            loading += 1
+            cluster.submit(client: t, ClientRequest(tag: key, op: .put, key: key, value: d.value(id: id)))
+        }
+    }
+
+    // MARK: - Measured phase
+
+    @inline(__always)
+    func done(_ t: Int) -> Bool {
+        if let share = opsShare[t] { return measuredIssued[t] >= share }
+        return cluster.now >= end
+    }
+
+    func stop(_ t: Int) {
+        guard !stopping[t] else { return }
+        stopping[t] = true
+        if stopAt == 0 { stopAt = cluster.now }
+    }
+
+    /// Issues what the schedule allows: closed loop fills the free slots; open loop sends every request whose
+    /// intended time has come while a slot is free (one that waited for a slot counts from its intended time).
+    func issueMore(_ t: Int) {
+        if stopping[t] { return }
+        let d = drivers[t]
+        let now = cluster.now
+        if done(t) {
+            stop(t)
+            return
+        }
+        if let period {
+            while inFlight[t] < d.cap && nextIntended[t] <= Double(now) && !done(t) {
+                let intended = UInt64(nextIntended[t])
+                let lateFrom = max(intended, slotFreedAt[t])
+                if intended >= origin { d.lag.record(now > lateFrom ? now - lateFrom : 0) }
+                issue(t, intended: intended)
+                nextIntended[t] += config.arrival == .poisson ? -period * log(1 - d.rng.nextDouble()) : period
+            }
+            if done(t) { stop(t) } else if inFlight[t] < d.cap {
+                cluster.wake(at: UInt64(nextIntended[t]), token: Simulation.issueToken | UInt64(t))
+            }
+        } else {
+            while inFlight[t] < d.cap && !done(t) { issue(t, intended: now) }
+            if done(t) { stop(t) }
+        }
+    }
+
+    func issue(_ t: Int, intended: UInt64) {
+        let d = drivers[t]
+        let slot = d.free.last!
+        d.issue(&targets[t], intended: intended, now: cluster.now)
+        if intended >= origin { measuredIssued[t] += 1 }
+        inFlight[t] += 1
+        if let timeout = d.clientTimeout {
+            cluster.wake(at: cluster.now &+ timeout,
+                         token: Simulation.timeoutToken | UInt64(t) << 40 | UInt64(d.slots[slot].generation) << 16 | UInt64(slot))
+        }
+    }
+
+    func reply(_ t: Int, _ reply: ClientReply) {
+        let now = cluster.now
+        if phase == .load {
+            inFlight[t] -= 1
+            loading -= 1
+            if reply.status == .ok, let id = loadIDs[t].removeValue(forKey: reply.key) {
+                oracle.acknowledged(id: id, key: reply.key, at: now)
+                drivers[t].remember(reply.key, CachedContext(context: reply.context, saw: [id]))
+            } else {
+                loadIDs[t][reply.key] = nil
+            }
+            loadMore(t)
+            return
+        }
+        let d = drivers[t]
+        let wasFull = inFlight[t] >= d.cap
+        if d.complete(reply, recorder: &recorders[t], now: now) { inFlight[t] -= 1 }
+        for request in d.followUps { targets[t].submit(request, now: now) }
+        d.followUps.removeAll(keepingCapacity: true)
+        if wasFull && inFlight[t] < d.cap { slotFreedAt[t] = now }
+        recorders[t].tick(now: now)
+        issueMore(t)
+    }
+
+    func wake(_ token: UInt64) {
+        switch token & (0xFF << 56) {
+        case Simulation.issueToken:
+            if period == nil {
+                for t in 0..<config.threads { issueMore(t) }  // the end of a closed-loop duration
+            } else {
+                issueMore(Int(token & 0xFFFF))
+            }
+        case Simulation.timeoutToken:
+            let t = Int(token >> 40 & 0xFFFF), generation = UInt32(token >> 16 & 0xFF_FFFF), slot = Int(token & 0xFFFF)
+            let d = drivers[t]
+            guard d.slots[slot].active, d.slots[slot].generation & 0xFF_FFFF == generation else { return }
+            let tag = UInt64(d.slots[slot].generation) << 32 | UInt64(slot)
+            self.reply(t, ClientReply(tag: tag, op: .get, key: d.slots[slot].key, status: .timeout, coordinator: .client(t)))
+        default:
+            break
+        }
+    }
+}
+
+/// A simulated client's connection: requests go into the virtual cluster at its current time.
+struct SimTarget: RequestTarget {
+    let cluster: VirtualCluster
+    let client: Int
+    mutating func submit(_ request: ClientRequest, now: UInt64) { cluster.submit(client: client, request) }
+    mutating func poll(now: UInt64, _ body: (ClientReply) -> Void) -> Int { 0 }
+    func wait(until deadline: UInt64) {}
+}
