@@ -97,7 +97,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LoadGeneratorTests",
-            dependencies: ["LoadGenerator", "ReplicationCore", .product(name: "Histogram", package: "hdrhistogram-swift")]
+            dependencies: ["LoadGenerator", "ReplicationCore", "Reports", "ClusterRuntime", .product(name: "Histogram", package: "hdrhistogram-swift")]
         ),
         .testTarget(
             name: "ClusterRuntimeTests",

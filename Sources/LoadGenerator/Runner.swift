@@ -24,6 +24,15 @@ public struct IntervalRecord: @unchecked Sendable {
     public var nodesUp: Double
 }
 
+/// One probe offset of `--workload visibility`: reads issued t after a write committed, and how many of them
+/// returned it.
+public struct VisibilityPoint: Sendable, Equatable {
+    public var t: UInt64
+    public var reads: Int
+    public var consistent: Int
+    public var probability: Double { reads > 0 ? Double(consistent) / Double(reads) : 0 }
+}
+
 /// Everything a run measured.
 public struct RunResult: @unchecked Sendable {
     public var config: RunConfig
@@ -46,8 +55,11 @@ public struct RunResult: @unchecked Sendable {
     public var divergentTrees = 0
     /// With `RunConfig.traceWipes`: the write ids each wiped node held when it was wiped.
     public var wipedWrites: Set<UInt64> = []
-    /// Virtual clock: events the simulation handled.
+    /// Virtual clock: events the simulation handled, and whether virtual time stopped advancing (zero delays).
     public var simulatedEvents = 0
+    public var virtualTimeStalled = false
+    /// `--workload visibility`: P(consistent read | t after commit), per probe offset.
+    public var visibility: [VisibilityPoint] = []
     /// With `RunConfig.traceWipes`: lost writes that neither a wiped node held nor a write superseding them.
     public var unexplainedLosses = 0
     /// Measured phase length, seconds.

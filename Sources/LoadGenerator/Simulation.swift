@@ -37,6 +37,8 @@ final class Simulation {
     var slotFreedAt: [UInt64]
     var period: Double?
     var phase = Phase.load
+    /// Virtual time stopped advancing (every delay zero): the run was cut short.
+    var stalled = false
 
     enum Phase { case load, measure }
 
@@ -79,6 +81,7 @@ final class Simulation {
     }
 
     func run() -> RunResult {
+        if config.workload == .visibility { return runVisibility() }
         // Load: every thread inserts its share with its slots in flight.
         for t in 0..<config.threads { loadMore(t) }
         while loading > 0 || loadNext.enumerated().contains(where: { $0.element < UInt64(config.keys) }) {
@@ -97,11 +100,25 @@ final class Simulation {
             issueMore(t)
         }
         if period == nil && config.ops == nil { cluster.wake(at: end, token: Simulation.issueToken) }
+        var stuckSince = cluster.now, stuckEvents = 0
         while inFlight.contains(where: { $0 > 0 }) || stopping.contains(false) {
             guard cluster.step() else { break }
+            // Nothing takes time (zero delays where every operation needs them): stop rather than spin.
+            if cluster.now == stuckSince {
+                stuckEvents += 1
+                if stuckEvents > 20_000_000 { stalled = true; break }
+            } else {
+                stuckSince = cluster.now
+                stuckEvents = 0
+            }
         }
         if stopAt == 0 { stopAt = cluster.now }
-        for t in 0..<config.threads {
+        return finish()
+    }
+
+    /// The end of every simulated run: recorders flushed, faults healed, repair, the lost-write check, the result.
+    func finish() -> RunResult {
+        for t in 0..<recorders.count {
             recorders[t].flush()
             control.lags.withLock { $0.add(drivers[t].lag) }
         }
@@ -135,8 +152,121 @@ final class Simulation {
                                                                               n: config.core.n)
         Runner.checkLostWrites(&result, nodes: cluster.nodes, ring: cluster.ring, oracle: oracle, wiped: wiped)
         result.simulatedEvents = cluster.events
+        result.virtualTimeStalled = stalled
         result.pool = pool.statistics()
         return result
+    }
+
+    // MARK: - The PBS probe (`--workload visibility`)
+
+    /// Per probe offset: ok reads and how many returned the trial's write.
+    var probeReads: [Int] = []
+    var probeConsistent: [Int] = []
+    /// Trials whose write is in flight, and the commit time of each trial whose reads are still due.
+    var trialsStarted = 0
+    var trialWritesInFlight = 0
+    var commits: [Int: (at: UInt64, pending: Int)] = [:]
+    static let probeToken: UInt64 = 3 << 56
+    static let trialTimeoutToken: UInt64 = 4 << 56
+    static let trialKeyBase: UInt64 = 1 << 40
+
+    /// Each trial writes a new version of a fresh key; when the write commits (the client has its reply), a read
+    /// is issued at every probe offset after it, each an independent quorum read with its own message delays and
+    /// no read repair. `--ops` trials, `--concurrency` trial writes in flight.
+    func runVisibility() -> RunResult {
+        let probes = config.probeTimes
+        probeReads = Array(repeating: 0, count: probes.count)
+        probeConsistent = Array(repeating: 0, count: probes.count)
+        phase = .measure
+        origin = 0
+        cluster.schedule(timeline, from: 0)
+        recorders = (0..<config.threads).map { ThreadRecorder(thread: $0, mailbox: control.mailbox, origin: 0, now: 0) }
+        let trials = config.ops ?? 10_000
+        cluster.onReply = { [unowned self] c, reply in self.visibilityReply(c, reply, trials: trials) }
+        cluster.onWake = { [unowned self] token in self.probe(token) }
+        while trialWritesInFlight < config.concurrency && trialsStarted < trials { startTrial() }
+        while trialWritesInFlight > 0 || !commits.isEmpty || trialsStarted < trials {
+            guard cluster.step() else { break }
+        }
+        stopAt = max(cluster.now, 1)
+        var result = finish()
+        result.visibility = zip(probes, zip(probeReads, probeConsistent)).map {
+            VisibilityPoint(t: $0.0, reads: $0.1.0, consistent: $0.1.1)
+        }
+        return result
+    }
+
+    func startTrial() {
+        let trial = trialsStarted
+        trialsStarted += 1
+        trialWritesInFlight += 1
+        let key = Simulation.trialKeyBase + UInt64(trial)
+        let id = Simulation.trialKeyBase << 8 | UInt64(trial)  // a write id no load thread uses
+        oracle.wrote(id: id, key: key, saw: [])
+        let value = pool.acquire(count: 8)
+        value.store(id)
+        commits[trial] = (cluster.now, -1)  // -1: the write is in flight; its start time for now
+        // A coordinator that went down never answers: the trial is given up after every probe had its time.
+        let deadline = cluster.now &+ 2 * (config.probeTimes.last ?? 0) &+ 4 * config.core.timeout &+ 100_000_000
+        cluster.wake(at: deadline, token: Simulation.trialTimeoutToken | UInt64(trial))
+        cluster.submit(client: trial % config.threads,
+                       ClientRequest(tag: UInt64(trial) << 20, op: .put, key: key, value: value))
+    }
+
+    func visibilityReply(_ c: Int, _ reply: ClientReply, trials: Int) {
+        let now = cluster.now
+        let trial = Int(reply.tag >> 20), probe = Int(reply.tag & 0xFFFFF)
+        guard var commit = commits[trial] else {
+            Siblings.release(reply.versions, pool: pool)
+            return
+        }
+        if probe == 0 {
+            // The trial's write: its reply is the commit.
+            trialWritesInFlight -= 1
+            recorders[c].record(.insert, latency: now - commit.at, ok: reply.status == .ok, now: now)
+            if reply.status == .ok {
+                let id = Simulation.trialKeyBase << 8 | UInt64(trial)
+                oracle.acknowledged(id: id, key: Simulation.trialKeyBase + UInt64(trial), at: now)
+                commits[trial] = (now, config.probeTimes.count)
+                for (i, t) in config.probeTimes.enumerated() {
+                    cluster.wake(at: now &+ t, token: Simulation.probeToken | UInt64(trial) << 20 | UInt64(i + 1))
+                }
+            } else {
+                commits[trial] = nil
+            }
+            if trialsStarted < trials { startTrial() }
+        } else {
+            let start = commit.at &+ config.probeTimes[probe - 1]
+            let ok = reply.status == .ok
+            recorders[c].record(.read, latency: now - start, ok: ok, now: now)
+            if ok {
+                let id = Simulation.trialKeyBase << 8 | UInt64(trial)
+                let consistent = reply.versions.contains { v in v.value.map { $0.count >= 8 && $0.load(as: UInt64.self) == id } ?? false }
+                probeReads[probe - 1] += 1
+                if consistent { probeConsistent[probe - 1] += 1 } else { recorders[c].recordStale(k: 1) }
+            }
+            Siblings.release(reply.versions, pool: pool)
+            commit.pending -= 1
+            commits[trial] = commit.pending == 0 ? nil : commit
+        }
+        recorders[c].tick(now: now)
+    }
+
+    func probe(_ token: UInt64) {
+        if token & (0xFF << 56) == Simulation.trialTimeoutToken {
+            let trial = Int(token & 0xFF_FFFF_FFFF)
+            if let commit = commits.removeValue(forKey: trial), commit.pending == -1 {
+                trialWritesInFlight -= 1
+                recorders[trial % config.threads].record(.insert, latency: cluster.now - commit.at, ok: false, now: cluster.now)
+                if trialsStarted < (config.ops ?? 10_000) { startTrial() }
+            }
+            return
+        }
+        guard token & (0xFF << 56) == Simulation.probeToken else { return }
+        let trial = Int(token >> 20 & 0xF_FFFF_FFFF), probe = Int(token & 0xFFFFF)
+        cluster.submit(client: trial % config.threads,
+                       ClientRequest(tag: UInt64(trial) << 20 | UInt64(probe), op: .get,
+                                     key: Simulation.trialKeyBase + UInt64(trial)))
     }
 
     // MARK: - Load phase

@@ -26,11 +26,15 @@ public final class Coordinator {
         let tag: UInt64
         let key: UInt64
         /// The nodes asked: the key's replicas, or (sloppy quorum) the first healthy nodes of its preference list.
-        let replicas: ArraySlice<UInt16>
+        @exclusivity(unchecked) var replicas: ArraySlice<UInt16>
         /// For each node asked, the replica it stands in for as a fallback (−1: itself a replica); nil: no fallback.
-        let hintFor: [Int32]?
+        @exclusivity(unchecked) var hintFor: [Int32]?
         /// Bit i: node i's answer counts toward the quorum (strict quorum: replicas only).
-        let counting: UInt64
+        @exclusivity(unchecked) var counting: UInt64
+        /// Sloppy quorum with no local store (client routing): a copy of the write, for a stand-in found later.
+        @exclusivity(unchecked) var state: [Version]?
+        /// Bit i: node i has been given a stand-in.
+        @exclusivity(unchecked) var substituted: UInt64 = 0
         @exclusivity(unchecked) var answered: UInt64 = 0  // bit i: node i answered
         @exclusivity(unchecked) var answers = 0
         @exclusivity(unchecked) var quorumAnswers = 0
@@ -56,6 +60,11 @@ public final class Coordinator {
             if node.isClient { return nil }
             for (i, r) in replicas.enumerated() where Int(r) == node.index { return i }
             return nil
+        }
+
+        func releaseState(_ pool: BufferPool) {
+            if let state { Siblings.release(state, pool: pool) }
+            state = nil
         }
 
         /// The hint a message to node i carries.
@@ -171,6 +180,7 @@ public final class Coordinator {
             // The client learns this one dot, not the actor's earlier ones: kept exact.
             if config.versioning == .vv { replyContext.addExact(dot) }
             p.context = replyContext
+            if localIndex == nil && sloppyStandIns { p.state = Siblings.copy(state, pool: pool) }
             let count = p.replicas.count
             let lastRemote = localIndex == count - 1 ? count - 2 : count - 1
             var i = 0
@@ -226,6 +236,49 @@ public final class Coordinator {
         return Targets(nodes: ArraySlice(nodes), hintFor: hints, counting: counting)
     }
 
+    /// Whether a replica that becomes suspected while a request waits for it gets a stand-in.
+    var sloppyStandIns: Bool { config.quorum == .sloppy && config.hintedHandoff }
+
+    /// Sloppy quorum, as Dynamo's coordinator does: every request still short of its quorum that waits on the
+    /// newly suspected `node` asks a stand-in instead, the next healthy fallback of the key's preference list
+    /// (a write goes there as a hint for `node`).
+    func standIn(for node: Int, now: UInt64, local: VersionedStore?, out: inout Outbox) {
+        for (id, p) in pending where !p.replied {
+            guard let i = p.index(of: .node(node)), p.answered & (1 << i) == 0, p.substituted & (1 << i) == 0,
+                p.replicas.count < 63
+            else { continue }
+            let list = ring.preferenceList(for: Key(p.key))
+            guard let fallback = (config.n..<list.count).lazy.map({ list[$0] }).first(where: {
+                !detector.isSuspected($0) && !p.replicas.contains(UInt16($0))
+            }) else { continue }
+            let versions: [Version]
+            if p.op == .get {
+                versions = []
+            } else if let state = p.state {
+                versions = Siblings.copy(state, pool: pool)
+            } else if let local, !endpoint.isClient {
+                versions = Siblings.copy(local.state(of: p.key), pool: pool)
+            } else {
+                continue
+            }
+            p.substituted |= 1 << i
+            var hints = p.hintFor ?? Array(repeating: -1, count: p.replicas.count)
+            let owner = p.hint(i) >= 0 ? p.hint(i) : Int32(node)
+            hints.append(owner)
+            p.hintFor = hints
+            p.counting |= 1 << UInt64(p.replicas.count)
+            p.replicas.append(UInt16(fallback))
+            if p.op == .get {
+                out.send(.read(ReplicaRead(request: id.raw, key: p.key)), from: endpoint, to: .node(fallback))
+            } else {
+                counters.fallbackWrites += 1
+                out.send(.write(ReplicaWrite(request: id.raw, key: p.key, versions: versions, hintFor: owner)),
+                         from: endpoint, to: .node(fallback))
+            }
+            detector.sent(to: fallback, now: now)
+        }
+    }
+
     /// Makes sure the probe tick runs.
     public func ensureProbing(now: UInt64, out: inout Outbox) {
         if probing { return }
@@ -235,9 +288,14 @@ public final class Coordinator {
     }
 
     /// The probe tick: suspects peers that left messages unanswered too long and pings the suspected ones.
-    func probe(now: UInt64, out: inout Outbox) {
+    func probe(now: UInt64, local: VersionedStore?, out: inout Outbox) {
         probing = false
-        counters.suspicions += detector.check(now: now)
+        let before = sloppyStandIns ? detector.suspects : []
+        let newly = detector.check(now: now)
+        counters.suspicions += newly
+        if newly > 0 && sloppyStandIns {
+            for node in detector.suspects where !before.contains(node) { standIn(for: node, now: now, local: local, out: &out) }
+        }
         for s in detector.suspects where !(s == endpoint.index && !endpoint.isClient) {
             out.send(.ping(now), from: endpoint, to: .node(s))
             counters.pings += 1
@@ -299,6 +357,7 @@ public final class Coordinator {
         }
         if p.answers == p.replicas.count {
             pending[FastKey(id)] = nil
+            p.releaseState(pool)
             if p.op == .delete && p.allTombstoneOnly && p.hintFor == nil, let dot = p.dot {
                 // Every replica holds exactly this tombstone: purge it after the grace period.
                 let token = Coordinator.purgeTokenBit | id
@@ -384,7 +443,7 @@ public final class Coordinator {
     public func timerFired(_ token: UInt64, now: UInt64, local: VersionedStore?, out: inout Outbox) -> Bool {
         if token & Coordinator.tickBit != 0 {
             guard token & 0xFF == Coordinator.probeKind else { return false }
-            if token >> 8 & 0xFF_FFFF == probeGeneration & 0xFF_FFFF { probe(now: now, out: &out) }
+            if token >> 8 & 0xFF_FFFF == probeGeneration & 0xFF_FFFF { probe(now: now, local: local, out: &out) }
             return true
         }
         if token & Coordinator.purgeTokenBit != 0 {
@@ -400,6 +459,7 @@ public final class Coordinator {
             return true
         }
         guard let p = pending.removeValue(forKey: FastKey(token)) else { return true }  // finished before its timeout
+        p.releaseState(pool)
         if !p.replied {
             counters.failed += 1
             out.send(
@@ -413,7 +473,10 @@ public final class Coordinator {
     /// Abandons every request in flight (the node went down): their buffers are released, no reply is sent. What
     /// it knew of its peers goes too.
     public func abandonAll() {
-        for (_, p) in pending { for r in p.responses { Siblings.release(r.versions, pool: pool) } }
+        for (_, p) in pending {
+            for r in p.responses { Siblings.release(r.versions, pool: pool) }
+            p.releaseState(pool)
+        }
         pending.removeAll()
         purges.removeAll()
         detector.reset()

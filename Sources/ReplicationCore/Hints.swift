@@ -55,6 +55,9 @@ public final class HintStore {
         for owner in owners { for (k, s) in byOwner[owner]! { body(owner, k.raw, s) } }
     }
 
+    /// Whether a hint for `key` is held here (for any owner).
+    public func holds(_ key: UInt64) -> Bool { byOwner.values.contains { $0[FastKey(key)] != nil } }
+
     /// Owners that have hints here.
     public var owners: [Int] { byOwner.keys.sorted() }
 

@@ -1,6 +1,7 @@
 import CZlib
 import Foundation
 import Histogram
+import ClusterRuntime
 
 /// HdrHistogram's encodings, written by the project: the V2 compressed histogram blob and the interval log
 /// (format 1.3) that HdrHistogram's Java and Python readers read.
@@ -115,5 +116,150 @@ public enum HistogramLog {
 
     static func put64(_ out: inout [UInt8], _ v: UInt64) {
         for shift in stride(from: 56, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) }
+    }
+
+    // MARK: - Reading
+
+    /// What a log holds once read: for each value (the lowest of its bucket, in the log's units) its count.
+    public struct Counts: Equatable {
+        public var values: [UInt64] = []
+        public var counts: [UInt64] = []
+        public var intervals = 0
+    }
+
+    public struct ReadError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Reads an interval log (format 1.2/1.3, V2 compressed histograms, as HdrHistogram's tools and this project
+    /// write them) and sums its intervals, only those tagged `tag` if one is given.
+    public static func read(_ text: String, tag: String? = nil) throws -> Counts {
+        var total: [UInt64: UInt64] = [:]
+        var intervals = 0
+        for line in text.split(whereSeparator: \.isNewline) {
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("\"") || line.hasPrefix("StartTimestamp") { continue }
+            var fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            var lineTag: String?
+            if fields.first?.hasPrefix("Tag=") == true { lineTag = String(fields.removeFirst().dropFirst(4)) }
+            guard fields.count >= 4 else { throw ReadError(description: "not an interval line: '\(line.prefix(60))'") }
+            if let tag, lineTag != tag { continue }
+            guard let blob = Data(base64Encoded: fields[3]) else {
+                throw ReadError(description: "interval histogram is not base64: '\(fields[3].prefix(20))…'")
+            }
+            for (v, c) in try decodeCompressed([UInt8](blob)) { total[v, default: 0] += c }
+            intervals += 1
+        }
+        var out = Counts()
+        for v in total.keys.sorted() {
+            out.values.append(v)
+            out.counts.append(total[v]!)
+        }
+        out.intervals = intervals
+        return out
+    }
+
+    /// Decodes one V2 compressed histogram into (value, count) pairs.
+    public static func decodeCompressed(_ bytes: [UInt8]) throws -> [(UInt64, UInt64)] {
+        guard bytes.count >= 8, get32(bytes, 0) == compressedCookie else {
+            throw ReadError(description: "not a V2 compressed histogram (bad cookie)")
+        }
+        let length = Int(get32(bytes, 4))
+        guard bytes.count >= 8 + length else { throw ReadError(description: "truncated histogram") }
+        var capacity = max(4096, length * 8)
+        while true {
+            var out = [UInt8](repeating: 0, count: capacity)
+            var outLen = uLong(capacity)
+            let rc = out.withUnsafeMutableBufferPointer { o in
+                bytes.withUnsafeBufferPointer { b in
+                    uncompress(o.baseAddress, &outLen, b.baseAddress! + 8, uLong(length))
+                }
+            }
+            if rc == Z_BUF_ERROR && capacity < 1 << 28 {
+                capacity *= 4
+                continue
+            }
+            guard rc == Z_OK else { throw ReadError(description: "histogram does not inflate (zlib \(rc))") }
+            return try decodeUncompressed(Array(out.prefix(Int(outLen))))
+        }
+    }
+
+    /// Decodes the V2 uncompressed encoding into (value, count) pairs, by HdrHistogram's bucket layout.
+    static func decodeUncompressed(_ b: [UInt8]) throws -> [(UInt64, UInt64)] {
+        guard b.count >= 40, get32(b, 0) == encodingCookie else { throw ReadError(description: "bad histogram encoding cookie") }
+        let payload = Int(get32(b, 4))
+        let digits = Int(get32(b, 12))
+        let lowest = max(1, get64(b, 16))
+        guard (0...5).contains(digits), b.count >= 40 + payload else { throw ReadError(description: "bad histogram header") }
+        // HdrHistogram's layout: sub-buckets of 2^(m+1) values, each bucket doubling the unit.
+        let largestSingleUnit = 2 * Int(pow(10.0, Double(digits)))
+        let halfMagnitude = max(0, Int(ceil(log2(Double(largestSingleUnit)))) - 1)
+        let unitMagnitude = 63 - lowest.leadingZeroBitCount
+        let halfCount = 1 << halfMagnitude
+        func value(at index: Int) -> UInt64 {
+            var bucket = (index >> halfMagnitude) - 1
+            var sub = (index & (halfCount - 1)) + halfCount
+            if bucket < 0 {
+                sub -= halfCount
+                bucket = 0
+            }
+            return UInt64(sub) << UInt64(bucket + unitMagnitude)
+        }
+        var out: [(UInt64, UInt64)] = []
+        var pos = 40, index = 0
+        let end = 40 + payload
+        while pos < end {
+            // ZigZag LEB128, 7 bits a byte for 8 bytes, then a full ninth byte.
+            var raw: UInt64 = 0
+            var shift: UInt64 = 0
+            for i in 0..<9 {
+                guard pos < end else { throw ReadError(description: "truncated histogram counts") }
+                let byte = b[pos]
+                pos += 1
+                if i == 8 {
+                    raw |= UInt64(byte) << 56
+                    break
+                }
+                raw |= UInt64(byte & 0x7F) << shift
+                shift += 7
+                if byte & 0x80 == 0 { break }
+            }
+            let v = Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
+            if v < 0 {
+                index += Int(-v)
+            } else {
+                if v > 0 { out.append((value(at: index), UInt64(v))) }
+                index += 1
+            }
+        }
+        return out
+    }
+
+    static func get32(_ b: [UInt8], _ at: Int) -> UInt32 {
+        (0..<4).reduce(0) { $0 << 8 | UInt32(b[at + $1]) }
+    }
+
+    static func get64(_ b: [UInt8], _ at: Int) -> UInt64 {
+        (0..<8).reduce(0) { $0 << 8 | UInt64(b[at + $1]) }
+    }
+
+    /// `hlog(FILE[,TAG])` for the distribution grammar: delays resampled from a recorded log (values in ns, as
+    /// quorumbench writes them).
+    public static func distribution(file: String, tag: String?) throws -> Distribution {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw DistributionError("hlog: cannot read '\(file)'")
+        }
+        let counts: Counts
+        do { counts = try read(text, tag: tag) } catch let e as ReadError { throw DistributionError("hlog '\(file)': \(e.description)") }
+        guard !counts.values.isEmpty else {
+            throw DistributionError("hlog '\(file)' has no recorded values" + (tag.map { " tagged '\($0)'" } ?? ""))
+        }
+        var cumulative: [UInt64] = []
+        var sum: UInt64 = 0
+        for c in counts.counts {
+            sum += c
+            cumulative.append(sum)
+        }
+        return .empirical(.init(values: counts.values.map { Double($0) }, cumulative: cumulative,
+                                source: tag.map { "\(file),\($0)" } ?? file))
     }
 }

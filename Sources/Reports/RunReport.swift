@@ -167,6 +167,14 @@ public enum RunReport {
         try put("latency.svg", latencySVG(r))
         try put("timeline.svg", timelineSVG(r))
         if let faults = faultsSVG(r) { try put("faults.svg", faults) }
+        if !r.visibility.isEmpty {
+            try put("visibility.csv", csv(["t_ms", "reads", "consistent", "p_consistent"], r.visibility.map {
+                [String(format: "%.3f", Double($0.t) / 1e6), "\($0.reads)", "\($0.consistent)", String(format: "%.6f", $0.probability)]
+            }))
+            try put("visibility.svg", Charts.visibility([Series(name: "P(consistent)", points: r.visibility.map {
+                (Double($0.t) / 1e6, $0.probability)
+            })]))
+        }
         try put("report.md", markdown(r, summary: summary))
         try put("run.json", json(r, summary: summary))
     }
@@ -220,6 +228,21 @@ public enum RunReport {
         s += "\nA request is ok when its coordinator had w acks (writes) or r responses (reads) within `--timeout` "
         s += "(\(Distribution.formatDuration(Double(c.core.timeout)))).\n\n"
 
+        if !r.visibility.isEmpty {
+            let v = r.visibility
+            func settles(_ level: Double) -> String {
+                // The smallest probed t from which every later probe stays at or above the level.
+                guard let last = v.lastIndex(where: { $0.probability < level }) else { return "\(dur(v[0].t)) (from the first probe)" }
+                return last + 1 < v.count ? dur(v[last + 1].t) : "not reached by \(dur(v[v.count - 1].t))"
+            }
+            s += "## Visibility (PBS)\n\n"
+            s += "Each of \(c.ops ?? 0) trials wrote a new version of a fresh key; when the write committed, an independent "
+            s += "quorum read (no read repair) was issued at each of \(v.count) offsets from \(dur(v[0].t)) to \(dur(v[v.count - 1].t)). "
+            s += c.core.routing == .client ? "With `--routing client` this is the WARS model of PBS.\n\n" : "\n\n"
+            s += "| P(consistent) at t = \(dur(v[0].t)) | P stays ≥ 0.99 from t = | P stays ≥ 0.999 from t = |\n|---:|---:|---:|\n"
+            s += "| \(String(format: "%.4f", v[0].probability)) | \(settles(0.99)) | \(settles(0.999)) |\n\n"
+            s += "![P(consistent read) after commit](visibility.svg)\n\nPer offset: `visibility.csv`.\n\n"
+        }
         s += "## Staleness\n\n"
         if c.target == .noop {
             s += "Not measured against `noop`.\n\n"
@@ -288,6 +311,8 @@ public enum RunReport {
         return s
     }
 
+    static func dur(_ ns: UInt64) -> String { Distribution.formatDuration(Double(ns)) }
+
     static func mib(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
 
     // MARK: - run.json
@@ -333,6 +358,10 @@ public enum RunReport {
         counters["divergent_keys_after_repair"] = r.divergentKeys
         counters["divergent_merkle_roots_after_repair"] = r.divergentTrees
         doc["counters"] = counters
+        if !r.visibility.isEmpty {
+            doc["visibility"] = r.visibility.map { ["t_ms": Double($0.t) / 1e6, "reads": $0.reads, "consistent": $0.consistent,
+                                                    "p_consistent": $0.probability] as [String: Any] }
+        }
         if !r.faultTimeline.isEmpty {
             doc["faults"] = r.faultTimeline.map { entry -> [String: Any] in
                 ["at_s": Double(entry.at) / 1e9,
@@ -349,6 +378,7 @@ public enum RunReport {
                          "jemalloc_resident": p.jemallocResident, "jemalloc_mapped": p.jemallocMapped]
         doc["duration_s"] = r.durationSeconds
         doc["files"] = ["summary.csv", "timeseries.csv", "latency.hlog", "report.md", "latency.svg", "timeline.svg"] + (r.faultTimeline.isEmpty ? [] : ["faults.svg"])
+            + (r.visibility.isEmpty ? [] : ["visibility.csv", "visibility.svg"])
         let data = (try? JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         return (String(data: data, encoding: .utf8) ?? "{}") + "\n"
     }

@@ -220,4 +220,15 @@ public enum Charts {
     }
 
     static func fmtCoord(_ v: Double) -> String { String(format: "%.1f", v) }
+
+    /// P(consistent read) against the time since the write committed: one line per series.
+    public static func visibility(_ series: [Series], title: String = "Probability of a consistent read after a write commits") -> String {
+        let hi = max(series.flatMap { $0.points.map(\.x) }.max() ?? 1, 1e-9)
+        let ticks = niceTicks(hi, count: 8).filter { $0 <= hi * 1.0001 }.map { ($0, fmt($0)) }
+        let body = panel(x0: 0, y0: 0, width: 760, height: 420, title: title,
+                         xLabel: "Time since the write committed (ms)", yLabel: "P(consistent read)",
+                         series: series + [Series(name: "", points: [(0, 1)])].filter { _ in false },
+                         xRange: 0...hi, xTicks: ticks, xLog: false)
+        return document(width: 760, height: 420, body: body)
+    }
 }

@@ -126,6 +126,10 @@ struct RunCommand: ParsableCommand {
             FileHandle.standardError.write("quorumbench: cannot write the run folder \(outPath): \(error.localizedDescription)\n")
             throw ExitCode(1)
         }
+        if result.virtualTimeStalled {
+            FileHandle.standardError.write("quorumbench: virtual time stopped advancing (every operation completes in zero time with these delays); the run was cut short — give the messages a --delay\n")
+            throw ExitCode(1)
+        }
         let all = result.all
         let p99 = all.histogram.totalCount > 0 ? Double(all.histogram.valueAtPercentile(99)) / 1e6 : 0
         print(String(format: "%@: %.0f ops/s, p99 %.3f ms, availability %.4f%%, stale reads %d, lost writes %d%@ — %@/report.md",

@@ -3,6 +3,7 @@ import ClusterRuntime
 import Foundation
 import LoadGenerator
 import ReplicationCore
+import Reports
 import Yams
 
 /// `--clock`.
@@ -117,7 +118,7 @@ struct Settings {
     func distribution(_ key: String, unit: Distribution.Unit = .duration) throws -> Distribution? {
         guard let s = values[key] else { return nil }
         do {
-            return try Distribution.parse(s, unit: unit)
+            return try Distribution.parse(s, unit: unit, hlogLoader: HistogramLog.distribution(file:tag:))
         } catch let e as DistributionError {
             throw UsageError("--\(key): \(e.description)")
         }
@@ -130,9 +131,6 @@ struct Settings {
         for (key, value, allowed) in [("transport", values["transport"], "inprocess"), ("workload", values["workload"], nil)] {
             guard let value else { continue }
             if key == "workload" {
-                if value.lowercased() == "visibility" {
-                    throw UsageError("--workload visibility is not available yet (it arrives with the simulation issue)")
-                }
                 continue
             }
             if value.lowercased() != allowed {
@@ -142,9 +140,6 @@ struct Settings {
                 }
                 throw UsageError("--\(key) \(value) is not available yet")
             }
-        }
-        for key in ["probe-times"] where values[key] != nil {
-            throw UsageError("--\(key) is not available yet")
         }
         c.clock = try choice("clock", default: Clock.real).rawValue
         c.serviceTime = try distribution("service-time")
@@ -182,7 +177,7 @@ struct Settings {
         for (i, key) in ["read-proportion", "update-proportion", "insert-proportion", "rmw-proportion", "delete-proportion"].enumerated() {
             mix[i] = try double(key, default: mix[i], range: 0...1)
         }
-        if mix.reduce(0, +) <= 0 { throw UsageError("the operation mix is empty: every proportion is 0") }
+        if mix.reduce(0, +) <= 0 && c.workload != .visibility { throw UsageError("the operation mix is empty: every proportion is 0") }
         c.proportions = mix
         c.keys = try int("keys", default: 100_000, min: 1)
         c.valueSize = try distribution("value-size", unit: .count) ?? .constant(256)
@@ -211,6 +206,17 @@ struct Settings {
                           writeAck: try distribution("delay-write-ack"), read: try distribution("delay-read"),
                           readResponse: try distribution("delay-read-response"))
         c.faults.scripted = try scriptedFaults(nodes: c.core.nodes)
+        if let text = values["probe-times"] { c.probeTimes = try Settings.probeTimes(text) }
+        if c.workload == .visibility {
+            guard c.clock == "virtual" else {
+                throw UsageError("--workload visibility runs in virtual time: add --clock virtual")
+            }
+            c.core.readRepair = false  // probe reads must not repair what they measure
+            if c.ops == nil { c.ops = 10_000 }
+        }
+        if c.clock == "virtual" && c.delays.isEmpty && c.serviceTime == nil {
+            throw UsageError("--clock virtual needs a --delay (or --delay-*, --service-time): with nothing taking time, virtual time would not advance")
+        }
         c.settings = effectiveSettings(c)
         return c
     }
@@ -261,6 +267,30 @@ struct Settings {
         }
     }
 
+    /// `--probe-times`: a comma list of durations, or START:END:STEP.
+    static func probeTimes(_ text: String) throws -> [UInt64] {
+        func d(_ s: Substring) throws -> UInt64 {
+            do {
+                let v = try Distribution.parseDuration(String(s).trimmingCharacters(in: .whitespaces))
+                guard v >= 0 else { throw UsageError("--probe-times: '\(s)' is negative") }
+                return UInt64(v)
+            } catch let e as DistributionError { throw UsageError("--probe-times: \(e.description)") }
+        }
+        var out: [UInt64]
+        if text.contains(":") {
+            let parts = text.split(separator: ":")
+            guard parts.count == 3 else { throw UsageError("--probe-times must be START:END:STEP or a comma list (got '\(text)')") }
+            let (start, end, step) = (try d(parts[0]), try d(parts[1]), try d(parts[2]))
+            guard step > 0, end >= start else { throw UsageError("--probe-times: STEP must be positive and END ≥ START (got '\(text)')") }
+            guard (end - start) / step < 100_000 else { throw UsageError("--probe-times: more than 100,000 offsets") }
+            out = Array(stride(from: start, through: end, by: Int(step)))
+        } else {
+            out = try text.split(separator: ",").map(d)
+        }
+        guard !out.isEmpty else { throw UsageError("--probe-times is empty") }
+        return Array(Set(out)).sorted()
+    }
+
     /// Every setting as it will run, flag name → value.
     func effectiveSettings(_ c: RunConfig) -> [(String, String)] {
         func d(_ ns: UInt64) -> String { Distribution.formatDuration(Double(ns)) }
@@ -279,6 +309,7 @@ struct Settings {
             ("rate", c.rate.map { String(format: "%g", $0) } ?? "closed loop"), ("arrival", c.arrival.rawValue),
             ("duration", c.ops == nil ? d(c.duration) : "until --ops"), ("warmup", d(c.warmup)),
             ("ops", c.ops.map(String.init) ?? "–"),
+            ("probe-times", c.workload == .visibility ? "\(c.probeTimes.count) offsets, \(Distribution.formatDuration(Double(c.probeTimes.first ?? 0)))…\(Distribution.formatDuration(Double(c.probeTimes.last ?? 0)))" : "–"),
             ("delay-client", dist(.client)), ("delay-write", dist(.write)), ("delay-write-ack", dist(.writeAck)),
             ("delay-read", dist(.read)), ("delay-read-response", dist(.readResponse)),
             ("service-time", c.serviceTime?.render(.duration) ?? "none"),

@@ -106,7 +106,7 @@ struct FailureTests {
             net.run(for: 150_000_000)
             let get = net.submit(.get, key: k, to: 0)
             net.run(for: 150_000_000)
-            let hinted = net.nodes.reduce(0) { $0 + $1.hints.count(for: 2) }
+            let hinted = net.nodes.filter { $0.hints.holds(k) }.count
             #expect(hinted == 1, "the write lands on a fallback as a hint in both modes")
             if mode == .sloppy {
                 #expect(net.reply(put)?.status == .ok)
@@ -210,5 +210,23 @@ struct FailureTests {
         // Without the new incarnation the dot n0:1 would be covered by the client's context and dropped everywhere.
         #expect(net.stateIDs(of: k) == [[4], [4], [4]])
         net.discardAll()
+    }
+
+    @Test("sloppy quorum: a replica that goes silent during a request gets a stand-in, and the request still succeeds")
+    func standIn() {
+        for mode in [QuorumMode.sloppy, .strict] {
+            let (net, pool) = setup { $0.w = 3; $0.quorum = mode }
+            let k = key(in: net, on: [0, 2])
+            net.crash(2)  // not yet suspected by anyone
+            let put = net.submit(.put, key: k, value: WriteTag.value(id: 8, pool: pool), to: 0)
+            net.run(for: 60_000_000)
+            if mode == .sloppy {
+                #expect(net.reply(put)?.status == .ok)
+                #expect(net.nodes.filter { $0.hints.holds(k) }.count == 1)
+            } else {
+                #expect(net.reply(put) == nil, "strict: no stand-in counts, the request waits for its timeout")
+            }
+            net.discardAll()
+        }
     }
 }
