@@ -36,6 +36,8 @@ final class Simulation {
     var nextIntended: [Double]
     var slotFreedAt: [UInt64]
     var period: Double?
+    /// Open loop: the time of each thread's pending wake-up (0: none).
+    var wakeAt: [UInt64]
     var phase = Phase.load
     /// Virtual time stopped advancing (every delay zero): the run was cut short.
     var stalled = false
@@ -67,6 +69,7 @@ final class Simulation {
         nextIntended = Array(repeating: 0, count: t)
         slotFreedAt = Array(repeating: 0, count: t)
         period = config.rate.map { Double(t) * 1e9 / $0 }
+        wakeAt = Array(repeating: 0, count: t)
         for i in 0..<t {
             drivers.append(ThreadDriver(thread: i, config: config, control: control, oracle: oracle, pool: pool))
             targets.append(SimTarget(cluster: cluster, client: i))
@@ -317,8 +320,12 @@ final class Simulation {
                 issue(t, intended: intended)
                 nextIntended[t] += config.arrival == .poisson ? -period * log(1 - d.rng.nextDouble()) : period
             }
-            if done(t) { stop(t) } else if inFlight[t] < d.cap {
-                cluster.wake(at: UInt64(nextIntended[t]), token: Simulation.issueToken | UInt64(t))
+            if done(t) {
+                stop(t)
+            } else if inFlight[t] < d.cap && wakeAt[t] != UInt64(nextIntended[t]) {
+                // One wake-up per thread at a time, for its next intended start.
+                wakeAt[t] = UInt64(nextIntended[t])
+                cluster.wake(at: wakeAt[t], token: Simulation.issueToken | UInt64(t))
             }
         } else {
             while inFlight[t] < d.cap && !done(t) { issue(t, intended: now) }
@@ -368,7 +375,9 @@ final class Simulation {
             if period == nil {
                 for t in 0..<config.threads { issueMore(t) }  // the end of a closed-loop duration
             } else {
-                issueMore(Int(token & 0xFFFF))
+                let t = Int(token & 0xFFFF)
+                if cluster.now >= wakeAt[t] { wakeAt[t] = 0 }
+                issueMore(t)
             }
         case Simulation.timeoutToken:
             let t = Int(token >> 40 & 0xFFFF), generation = UInt32(token >> 16 & 0xFF_FFFF), slot = Int(token & 0xFFFF)

@@ -70,7 +70,7 @@ struct SimulationTests {
         let ms = 1_000_000.0
         let seed: UInt64 = 11
         let offsets: [UInt64] = [0, 1, 3, 10].map { UInt64($0 * ms) }
-        let trials = 20_000
+        let trials = 10_000
         let result = Runner(config: virtualConfig(seed: seed) {
             $0.workload = .visibility
             $0.core.routing = .client
@@ -96,6 +96,83 @@ struct SimulationTests {
             let se = (sim * (1 - sim) / Double(point.reads) + model * (1 - model) / 200_000).squareRoot()
             #expect(abs(sim - model) <= 4 * se + 1e-9,
                     "W/A/R/S means \(ratios) ms, t = \(Double(point.t) / ms) ms: simulated \(sim), WARS \(model) (seed \(seed))")
+        }
+    }
+
+    /// P(at least k of m independent nodes up), each down with probability p.
+    static func atLeast(_ k: Int, of m: Int, p: Double) -> Double {
+        func choose(_ n: Int, _ k: Int) -> Double { k == 0 ? 1 : (1...k).reduce(1.0) { $0 * Double(n - k + $1) / Double($1) } }
+        return (k...m).reduce(0.0) { $0 + choose(m, $1) * pow(1 - p, Double($1)) * pow(p, Double(m - $1)) }
+    }
+
+    /// Availability of one operation kind and its standard error by batch means (failures last ~mttr, so single
+    /// operations are far from independent; 10-second batches are).
+    static func availability(_ r: RunResult, _ kind: OpKind) -> (value: Double, se: Double) {
+        var batches: [(ok: Int, all: Int)] = []
+        for interval in r.intervals where interval.index >= 0 {
+            let b = interval.index / 10
+            while batches.count <= b { batches.append((0, 0)) }
+            batches[b].ok += interval.ok[kind.rawValue]
+            batches[b].all += interval.ok[kind.rawValue] + interval.failed[kind.rawValue]
+        }
+        let means = batches.filter { $0.all > 0 }.map { Double($0.ok) / Double($0.all) }
+        let t = r.totals[kind.rawValue]
+        let mean = Double(t.ok) / Double(t.attempted)
+        let variance = means.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, means.count - 1))
+        return (mean, (variance / Double(means.count)).squareRoot())
+    }
+
+    /// Open loop, so that every moment is sampled alike: in closed loop a failing request holds its slot for the
+    /// whole timeout while healthy ones return at once, so healthy periods get more requests and availability
+    /// looks better than it is.
+    static func availabilityRun(n: Int, w: Int, r: Int, nodes: Int, p: Double, quorum: QuorumMode, seed: UInt64) -> RunResult {
+        Runner(config: virtualConfig(seed: seed) {
+            $0.core.nodes = nodes
+            $0.core.n = n
+            $0.core.w = w
+            $0.core.r = r
+            $0.core.quorum = quorum
+            $0.core.routing = .client
+            $0.core.antiEntropy = false
+            $0.core.timeout = 20_000_000
+            $0.core.suspicionTimeout = 2_000_000
+            $0.core.probeInterval = 1_000_000
+            $0.keys = 1_000
+            $0.distribution = .uniform
+            $0.delays = Delays(all: .exponential(mean: 100_000))
+            $0.rate = 200
+            $0.warmup = 0
+            $0.duration = 300_000_000_000
+            $0.faults.failureRate = p
+            $0.faults.mttr = 200_000_000
+        }).run()
+    }
+
+    @Test("availability matches the closed form: strict quorums, client routing, open loop",
+          arguments: [0.05, 0.2])
+    func availabilityStrict(p: Double) {
+        // (n, w, r): every (n, w) of the issue for writes, and reads with an r of their own.
+        for (i, (n, w, r)) in [(3, 1, 2), (3, 2, 3), (3, 3, 1), (5, 3, 2)].enumerated() {
+            let seed = UInt64(20 + i)
+            let result = SimulationTests.availabilityRun(n: n, w: w, r: r, nodes: n, p: p, quorum: .strict, seed: seed)
+            for (kind, k) in [(OpKind.update, w), (.read, r)] {
+                let (measured, se) = SimulationTests.availability(result, kind)
+                let expected = SimulationTests.atLeast(k, of: n, p: p)
+                #expect(abs(measured - expected) <= 3 * se + 1e-4,
+                        "p=\(p) n=\(n) \(kind.name) quorum \(k): measured \(measured) ± \(se), closed form \(expected) (seed \(seed))")
+            }
+        }
+    }
+
+    @Test("sloppy quorums over m > n nodes: availability is that of any w (or r) of the m nodes")
+    func availabilitySloppy() {
+        let p = 0.2, seed: UInt64 = 31
+        let result = SimulationTests.availabilityRun(n: 3, w: 2, r: 3, nodes: 5, p: p, quorum: .sloppy, seed: seed)
+        for (kind, k) in [(OpKind.update, 2), (.read, 3)] {
+            let (measured, se) = SimulationTests.availability(result, kind)
+            let anyOfM = SimulationTests.atLeast(k, of: 5, p: p), strict = SimulationTests.atLeast(k, of: 3, p: p)
+            #expect(abs(measured - anyOfM) <= 3 * se + 2e-3,
+                    "sloppy \(kind.name) quorum \(k) of m=5: measured \(measured) ± \(se), any-\(k)-of-5 \(anyOfM), strict \(strict) (seed \(seed))")
         }
     }
 }
