@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "quorumbench",
             dependencies: [
-                "BufferPool", "LoadGenerator", "Reports", "ClusterRuntime", "ReplicationCore",
+                "BufferPool", "LoadGenerator", "Reports", "ClusterRuntime", "ReplicationCore", "SyncPrimitives",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -12,6 +12,7 @@ public struct KindTotals: @unchecked Sendable {
     public var failed = 0
     public var histogram = makeLatencyHistogram()
     public var attempted: Int { ok + failed }
+    public init() {}
 }
 
 /// One interval (second) of the run, merged over threads.

@@ -243,7 +243,9 @@ public final class Coordinator {
     /// newly suspected `node` asks a stand-in instead, the next healthy fallback of the key's preference list
     /// (a write goes there as a hint for `node`).
     func standIn(for node: Int, now: UInt64, local: VersionedStore?, out: inout Outbox) {
-        for (id, p) in pending where !p.replied {
+        // In request order, not the dictionary's (per-process seeded) order: the simulator must replay exactly.
+        for id in pending.keys.sorted(by: { $0.raw < $1.raw }) {
+            guard let p = pending[id], !p.replied else { continue }
             guard let i = p.index(of: .node(node)), p.answered & (1 << i) == 0, p.substituted & (1 << i) == 0,
                 p.replicas.count < 63
             else { continue }

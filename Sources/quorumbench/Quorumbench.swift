@@ -11,10 +11,10 @@ struct Quorumbench: ParsableCommand {
             Drives a replicated key-value store (n replicas per key, write quorum w, read quorum r) with YCSB-style \
             workloads and reports latency, availability and staleness side by side.
 
-            Commands arriving in later releases: sweep, node, cluster, compare, capacity, merge.
+            Commands arriving in later releases: node, cluster, compare, capacity, merge.
             """,
         version: "quorumbench \(version) (jemalloc \(JemallocStatistics.version))",
-        subcommands: [RunCommand.self, PoolInfo.self],
+        subcommands: [RunCommand.self, SweepCommand.self, PoolInfo.self],
         defaultSubcommand: nil
     )
 }

@@ -1,0 +1,160 @@
+import Foundation
+import Histogram
+import LoadGenerator
+import ReplicationCore
+import ClusterRuntime
+
+/// One run of a sweep: its grid values, its repeat, and what it measured.
+public struct SweepRun {
+    public var point: Int
+    public var label: String
+    public var repeatIndex: Int
+    public var result: RunResult
+    public init(point: Int, label: String, repeatIndex: Int, result: RunResult) {
+        self.point = point
+        self.label = label
+        self.repeatIndex = repeatIndex
+        self.result = result
+    }
+}
+
+/// The sweep folder: sweep.csv (every summary row of every run, with point and repeat), sweep.md (a trade-off
+/// table per failure rate) and the availability, latency and staleness charts.
+public enum SweepReport {
+    /// The figures of one point, averaged over its repeats.
+    public struct Figures {
+        public var availability = 0.0
+        public var writeAvailability = 0.0
+        public var readAvailability = 0.0
+        public var readP99 = 0.0  // ms
+        public var writeP99 = 0.0  // ms
+        public var staleFraction = 0.0
+        public var lostWrites = 0.0
+    }
+
+    static let writeKinds: [OpKind] = [.update, .insert, .rmw, .delete]
+
+    /// One run's figures.
+    public static func figures(_ r: RunResult) -> Figures {
+        var f = Figures()
+        let all = r.all
+        f.availability = all.attempted > 0 ? Double(all.ok) / Double(all.attempted) : 1
+        var write = KindTotals()
+        for k in writeKinds {
+            let t = r.totals[k.rawValue]
+            write.ok += t.ok
+            write.failed += t.failed
+            write.histogram.add(t.histogram)
+        }
+        let read = r.totals[OpKind.read.rawValue]
+        f.writeAvailability = write.attempted > 0 ? Double(write.ok) / Double(write.attempted) : 1
+        f.readAvailability = read.attempted > 0 ? Double(read.ok) / Double(read.attempted) : 1
+        f.readP99 = read.histogram.totalCount > 0 ? Double(read.histogram.valueAtPercentile(99)) / 1e6 : 0
+        f.writeP99 = write.histogram.totalCount > 0 ? Double(write.histogram.valueAtPercentile(99)) / 1e6 : 0
+        f.staleFraction = read.ok > 0 ? Double(r.staleReads) / Double(read.ok) : 0
+        f.lostWrites = Double(r.lostWrites)
+        return f
+    }
+
+    /// The mean figures of each point over its repeats.
+    static func averaged(_ runs: [SweepRun]) -> [(point: Int, config: RunConfig, figures: Figures)] {
+        var byPoint: [Int: [SweepRun]] = [:]
+        for r in runs { byPoint[r.point, default: []].append(r) }
+        return byPoint.keys.sorted().map { p in
+            let rs = byPoint[p]!
+            let fs = rs.map { figures($0.result) }
+            func mean(_ key: KeyPath<Figures, Double>) -> Double { fs.reduce(0) { $0 + $1[keyPath: key] } / Double(fs.count) }
+            var f = Figures()
+            f.availability = mean(\.availability)
+            f.writeAvailability = mean(\.writeAvailability)
+            f.readAvailability = mean(\.readAvailability)
+            f.readP99 = mean(\.readP99)
+            f.writeP99 = mean(\.writeP99)
+            f.staleFraction = mean(\.staleFraction)
+            f.lostWrites = mean(\.lostWrites)
+            return (p, rs[0].result.config, f)
+        }
+    }
+
+    /// The configuration of a point, without its failure rate: the name of its line in the charts.
+    static func lineName(_ c: RunConfig, varying: Set<String>) -> String {
+        var parts: [String] = []
+        if varying.contains("nodes") { parts.append("M=\(c.core.nodes)") }
+        if varying.contains("n") { parts.append("n=\(c.core.n)") }
+        parts.append("w=\(c.core.w)")
+        parts.append("r=\(c.core.r)")
+        if varying.contains("quorum") { parts.append(c.core.quorum.rawValue) }
+        if varying.contains("drop") { parts.append("drop=\(String(format: "%g", c.drop))") }
+        return parts.joined(separator: " ")
+    }
+
+    public static func write(_ runs: [SweepRun], varying: Set<String>, command: String, to folder: URL) throws {
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        func put(_ name: String, _ text: String) throws {
+            try text.write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        var rows: [[String]] = []
+        for r in runs {
+            for row in RunReport.summaryRows(r.result) { rows.append(row + ["\(r.point)", "\(r.repeatIndex)"]) }
+        }
+        try put("sweep.csv", RunReport.csv(RunReport.summaryColumns + ["point", "repeat"], rows))
+        let points = averaged(runs)
+        try put("sweep.md", markdown(points, runs: runs, varying: varying, command: command))
+        // Charts: one line per configuration across failure rates.
+        var lines: [String: [(Double, Figures)]] = [:]
+        var order: [String] = []
+        for p in points {
+            let name = lineName(p.config, varying: varying)
+            if lines[name] == nil { order.append(name) }
+            lines[name, default: []].append((p.config.failureRate, p.figures))
+        }
+        func series(_ value: (Figures) -> Double) -> [Series] {
+            order.map { name in Series(name: name, points: lines[name]!.sorted { $0.0 < $1.0 }.map { ($0.0, value($0.1)) }) }
+        }
+        let rates = Set(points.map { $0.config.failureRate }).sorted()
+        let hi = max(rates.last ?? 0, 0.01)
+        let ticks = rates.map { ($0, String(format: "%g", $0)) }
+        func chart(_ title: String, _ yLabel: String, _ s: [Series], y0: Double = 0) -> String {
+            Charts.panel(x0: 0, y0: y0, width: 760, height: 420, title: title, xLabel: "Failure rate (fraction of time each node is down)",
+                         yLabel: yLabel, series: s, xRange: 0...hi * 1.05, xTicks: ticks, xLog: false)
+        }
+        try put("availability.svg", Charts.document(width: 760, height: 840, body:
+            chart("Write availability", "ok / attempted (writes)", series { $0.writeAvailability })
+            + chart("Read availability", "ok / attempted (reads)", series { $0.readAvailability }, y0: 420)))
+        try put("latency.svg", Charts.document(width: 760, height: 840, body:
+            chart("p99 write latency", "p99 write latency (ms)", series { $0.writeP99 })
+            + chart("p99 read latency", "p99 read latency (ms)", series { $0.readP99 }, y0: 420)))
+        try put("staleness.svg", Charts.document(width: 760, height: 420, body:
+            chart("Stale reads", "stale reads / ok reads", series { $0.staleFraction })))
+    }
+
+    static func markdown(_ points: [(point: Int, config: RunConfig, figures: Figures)], runs: [SweepRun],
+                         varying: Set<String>, command: String) -> String {
+        var s = "# quorumbench sweep\n\n"
+        s += "Command: `\(command)`\n\n"
+        let first = points.first?.config
+        if let c = first {
+            s += "\(points.count) points, \(runs.count) runs (\(runs.count / max(points.count, 1)) per point, seeds from \(c.seed)); "
+            s += "clock \(c.clock), workload \(c.workload.rawValue), \(c.keys) keys, "
+            s += c.rate.map { "open loop at \(String(format: "%g", $0)) ops/s" } ?? "closed loop, \(c.concurrency) in flight"
+            s += ", routing \(c.core.routing.rawValue), \(c.ops.map { "\($0) operations" } ?? "\(Distribution.formatDuration(Double(c.duration)))") per run.\n\n"
+        }
+        s += "Each table is one failure rate. **overlap** marks the choices with w + r > n (every read quorum meets every "
+        s += "write quorum); the others trade staleness for latency and availability. Figures are means over repeats. "
+        s += "Every run's folder is under `points/`.\n\n"
+        for rate in Set(points.map { $0.config.failureRate }).sorted() {
+            s += "## Failure rate \(String(format: "%g", rate))\n\n"
+            s += "| configuration | overlap | availability | write avail. | read avail. | p99 write (ms) | p99 read (ms) | stale fraction | lost writes |\n"
+            s += "|---|:-:|---:|---:|---:|---:|---:|---:|---:|\n"
+            for p in points where p.config.failureRate == rate {
+                let c = p.config, f = p.figures
+                s += "| \(lineName(c, varying: varying.union(["n"]))) | \(c.core.w + c.core.r > c.core.n ? "✓" : "") | "
+                s += String(format: "%.5f | %.5f | %.5f | %.3f | %.3f | %.5f | %g |\n", f.availability, f.writeAvailability,
+                            f.readAvailability, f.writeP99, f.readP99, f.staleFraction, f.lostWrites)
+            }
+            s += "\n"
+        }
+        s += "![availability](availability.svg)\n\n![latency](latency.svg)\n\n![staleness](staleness.svg)\n"
+        return s
+    }
+}

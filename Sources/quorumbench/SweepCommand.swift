@@ -1,0 +1,127 @@
+import ArgumentParser
+import Foundation
+import LoadGenerator
+import Reports
+import SyncPrimitives
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Run a grid of runs over n, w, r, failure rate, quorum, drop and nodes; write a sweep folder.",
+        discussion: """
+            Takes every run flag; --n --w --r --failure-rate --quorum --drop --nodes also take comma lists, and the \
+            grid is their product (points with w > n, r > n or n > nodes are skipped, and said so). --repeat K runs \
+            each point K times with seeds seed…seed+K−1. Writes sweep.csv, sweep.md, availability.svg, latency.svg, \
+            staleness.svg and points/<label>/ (a run folder each) into --out (default reports/sweep).
+            Example: quorumbench sweep --clock virtual --delay "exp(mean=1ms)" --w 1,2,3 --r 1,2,3 \
+            --failure-rate 0,0.05,0.2 --ops 100000
+            """
+    )
+
+    @OptionGroup var options: RunOptions
+    @Option(name: .customLong("repeat"), help: "Runs per point (seeds seed, seed+1, …).") var repeats: String?
+
+    static let gridKeys = ["nodes", "n", "w", "r", "quorum", "failure-rate", "drop"]
+
+    func run() throws {
+        var base = try options.settings()
+        let outPath = base.string("out") ?? "reports/sweep"
+        let repeatCount = try repeats.map { s -> Int in
+            guard let k = Int(s), k >= 1, k <= 1000 else { throw UsageError("--repeat must be a whole number from 1 to 1000 (got '\(s)')") }
+            return k
+        } ?? 1
+        let quiet = try base.onOff("quiet", default: false)
+        // The grid: every key's comma list, in a fixed order.
+        var lists: [(String, [String])] = []
+        var varying = Set<String>()
+        for key in SweepCommand.gridKeys {
+            guard let v = base.values[key] else { continue }
+            let items = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard !items.isEmpty, !items.contains("") else { throw UsageError("--\(key): empty item in the list '\(v)'") }
+            lists.append((key, items))
+            if items.count > 1 { varying.insert(key) }
+        }
+        for (key, _) in lists { base.values[key] = nil }
+        var combos: [[(String, String)]] = [[]]
+        for (key, items) in lists { combos = combos.flatMap { c in items.map { c + [(key, $0)] } } }
+        // Check every point before running any: a bad value is a usage error, an impossible point is skipped.
+        var points: [(label: String, settings: Settings, config: RunConfig)] = []
+        let seed = UInt64(try base.int("seed", default: 1, min: 0))
+        for combo in combos {
+            var s = base
+            for (k, v) in combo { s.values[k] = v }
+            let n = Int(s.values["n"] ?? "3") ?? 3, w = Int(s.values["w"] ?? "2") ?? 2, r = Int(s.values["r"] ?? "2") ?? 2
+            let nodes = Int(s.values["nodes"] ?? "5") ?? 5
+            if w > n || r > n || n > nodes {
+                let why = w > n ? "w > n" : r > n ? "r > n" : "n > nodes"
+                FileHandle.standardError.write("quorumbench: skipping " + combo.map { "\($0.0)=\($0.1)" }.joined(separator: " ") + " (\(why))\n")
+                continue
+            }
+            let config = try s.runConfig()
+            let label = combo.map { "\($0.0 == "failure-rate" ? "f" : $0.0)\($0.1)" }.joined(separator: "-")
+            points.append((label.isEmpty ? "point" : label.replacingOccurrences(of: "/", with: "_"), s, config))
+        }
+        guard !points.isEmpty else { throw UsageError("every point of the grid was skipped: nothing to run") }
+        let folder = URL(fileURLWithPath: outPath)
+        try RunCommand.checkWritable(folder)
+        // Runs are independent (and each deterministic for its seed): as many at once as there are cores.
+        struct Job { var point: Int; var repeatIndex: Int }
+        let jobs = points.indices.flatMap { p in (0..<repeatCount).map { Job(point: p, repeatIndex: $0) } }
+        let results = Locked<[Int: RunResult]>([:])
+        let failure = Locked<String?>(nil)
+        let finished = Locked(0)
+        let tty = isatty(STDERR_FILENO) != 0
+        let start = Date()
+        let configs = points.map(\.config), labels = points.map(\.label)
+        DispatchQueue.concurrentPerform(iterations: ProcessInfo.processInfo.activeProcessorCount) { worker in
+            var j = worker
+            while j < jobs.count, failure.withLock({ $0 }) == nil {
+                let index = j, job = jobs[j]
+                j += ProcessInfo.processInfo.activeProcessorCount
+                var config = configs[job.point]
+                config.seed = seed + UInt64(job.repeatIndex)
+                config.core.seed = config.seed
+                config.settings = config.settings.map { $0.0 == "seed" ? ($0.0, "\(config.seed)") : $0 }
+                let result = Runner(config: config).run()
+                let name = repeatCount > 1 ? "\(labels[job.point])-seed\(config.seed)" : labels[job.point]
+                if result.virtualTimeStalled {
+                    failure.withLock { $0 = "\(name): virtual time stopped advancing; give the messages a --delay" }
+                    return
+                }
+                do {
+                    try RunReport.write(result, to: folder.appendingPathComponent("points").appendingPathComponent(name))
+                } catch {
+                    failure.withLock { $0 = "cannot write \(name): \(error.localizedDescription)" }
+                    return
+                }
+                results.withLock { $0[index] = result }
+                let done = finished.withLock { n in n += 1; return n }
+                if !quiet {
+                    let line = String(format: "[%d/%d points, %.0fs] %@", done, jobs.count, Date().timeIntervalSince(start), name)
+                    FileHandle.standardError.write(tty ? "\r\u{1B}[K" + line : line + "\n")
+                }
+            }
+        }
+        if let message = failure.withLock({ $0 }) {
+            FileHandle.standardError.write((tty ? "\n" : "") + "quorumbench: \(message)\n")
+            throw ExitCode(1)
+        }
+        let all = results.withLock { $0 }
+        let runs = jobs.indices.map { i in
+            SweepRun(point: jobs[i].point, label: points[jobs[i].point].label, repeatIndex: jobs[i].repeatIndex, result: all[i]!)
+        }
+        if !quiet && isatty(STDERR_FILENO) != 0 { FileHandle.standardError.write("\r\u{1B}[K") }
+        let command = "quorumbench sweep " + CommandLine.arguments.dropFirst(2).map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
+        do {
+            try SweepReport.write(runs, varying: varying, command: command, to: folder)
+        } catch {
+            FileHandle.standardError.write("quorumbench: cannot write the sweep folder \(outPath): \(error.localizedDescription)\n")
+            throw ExitCode(1)
+        }
+        print("sweep: \(points.count) points × \(repeatCount) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s — \(outPath)/sweep.md")
+    }
+}
