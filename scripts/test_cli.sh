@@ -34,16 +34,22 @@ expect_usage "--duration" run --duration 10
 expect_usage "--distribution must be one of" run --distribution pareto
 expect_usage "--drop must be" run --drop 1.5
 expect_usage "cannot be written" run --out /proc/quorumbench-cannot-write
-expect_usage "not available yet" run --clock virtual
+expect_usage "--clock must be one of" run --clock wall
+expect_usage "--clock virtual needs a --delay" run --clock virtual
+expect_usage "--service-time needs --clock virtual" run --service-time "const(1ms)"
+expect_usage "needs --clock virtual\|add --clock virtual" run --workload visibility
+expect_usage "--probe-times" run --clock virtual --delay "const(1ms)" --workload visibility --probe-times 5ms:1ms:1ms
+expect_usage "hlog: cannot read" run --clock virtual --delay "hlog($TMP/none.hlog)"
+expect_usage "--repeat must be" sweep --repeat 0
+expect_usage "--w: empty item" sweep --w 1,,2
+expect_usage "every point of the grid was skipped" sweep --n 1 --w 2
 expect_usage "not available yet" run --transport loopback
 expect_usage "--quorum must be one of" run --quorum lax
-expect_usage "not available yet" run --workload visibility
 expect_usage "--failure-rate must be" run --failure-rate 1.5
 expect_usage "--mttr" run --mttr 0s
 expect_usage "--crash-mode must be one of" run --crash-mode reboot
 expect_usage "--anti-entropy must be on or off" run --anti-entropy maybe
 expect_usage "--ae-interval must be positive" run --ae-interval 0ms
-expect_usage "not available yet" run --service-time "const(1ms)"
 expect_usage "cannot read scenario" run --scenario "$TMP/missing.yaml"
 printf 'nodes: 5\nbogus: 1\n' >"$TMP/unknown.yaml"
 expect_usage "unknown key 'bogus'" run --scenario "$TMP/unknown.yaml"
@@ -106,6 +112,46 @@ if problems: print("FAIL: faults run: " + ", ".join(problems)); sys.exit(1)
 PY
 else
     echo "FAIL: a run with faults exited $?"; cat "$TMP/err"; fails=$((fails + 1))
+fi
+
+# Virtual time: two processes, same seed, faults on: byte-identical summary.csv and timeseries.csv.
+cases=$((cases + 1))
+for i in 1 2; do
+    "$BIN" run --clock virtual --delay "exp(mean=1ms)" --failure-rate 0.1 --keys 2000 --ops 20000 --warmup 0s \
+        --seed 5 --out "$TMP/virtual$i" --quiet >/dev/null 2>"$TMP/err" || { echo "FAIL: virtual run exited $?"; cat "$TMP/err"; fails=$((fails + 1)); }
+done
+cmp -s "$TMP/virtual1/summary.csv" "$TMP/virtual2/summary.csv" && cmp -s "$TMP/virtual1/timeseries.csv" "$TMP/virtual2/timeseries.csv" \
+    || { echo "FAIL: the same seed gave different summary.csv or timeseries.csv in two processes"; fails=$((fails + 1)); }
+
+# The PBS probe: visibility.csv with its columns, P(consistent) rising to 1.
+cases=$((cases + 1))
+if "$BIN" run --clock virtual --workload visibility --routing client --n 3 --w 1 --r 1 --delay "exp(mean=1ms)" \
+        --ops 500 --probe-times 0ms,2ms,50ms --out "$TMP/vis" --quiet >/dev/null 2>"$TMP/err"; then
+    python3 - "$TMP/vis/visibility.csv" <<'PY' || fails=$((fails + 1))
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+if list(rows[0].keys()) != ["t_ms", "reads", "consistent", "p_consistent"] or len(rows) != 3:
+    print("FAIL: visibility.csv columns or rows:", rows[:1]); sys.exit(1)
+p = [float(r["p_consistent"]) for r in rows]
+if not (p[0] < 1 and p[2] == 1.0 and p[0] <= p[1] <= p[2]):
+    print("FAIL: P(consistent) does not rise to 1:", p); sys.exit(1)
+PY
+else
+    echo "FAIL: visibility run exited $?"; cat "$TMP/err"; fails=$((fails + 1))
+fi
+
+# A small sweep: every file of the sweep folder, a run folder per point, skipped points said so.
+cases=$((cases + 1))
+if "$BIN" sweep --clock virtual --delay "exp(mean=1ms)" --w 1,2 --r 1,4 --failure-rate 0,0.1 --keys 1000 --ops 2000 \
+        --warmup 0s --out "$TMP/sweep" --quiet >/dev/null 2>"$TMP/err"; then
+    for f in sweep.csv sweep.md availability.svg latency.svg staleness.svg; do
+        [ -s "$TMP/sweep/$f" ] || { echo "FAIL: sweep folder lacks $f"; fails=$((fails + 1)); }
+    done
+    [ "$(ls "$TMP/sweep/points" | wc -l)" -eq 4 ] || { echo "FAIL: want 4 point folders:"; ls "$TMP/sweep/points"; fails=$((fails + 1)); }
+    grep -q "skipping .*r=4.*(r > n)" "$TMP/err" || { echo "FAIL: skipped points not said"; cat "$TMP/err"; fails=$((fails + 1)); }
+    head -1 "$TMP/sweep/sweep.csv" | grep -q ',duration_s,point,repeat$' || { echo "FAIL: sweep.csv columns"; fails=$((fails + 1)); }
+else
+    echo "FAIL: sweep exited $?"; cat "$TMP/err"; fails=$((fails + 1))
 fi
 
 if [ $fails -ne 0 ]; then

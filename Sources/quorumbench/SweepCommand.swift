@@ -40,7 +40,7 @@ struct SweepCommand: ParsableCommand {
         var varying = Set<String>()
         for key in SweepCommand.gridKeys {
             guard let v = base.values[key] else { continue }
-            let items = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let items = v.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             guard !items.isEmpty, !items.contains("") else { throw UsageError("--\(key): empty item in the list '\(v)'") }
             lists.append((key, items))
             if items.count > 1 { varying.insert(key) }
@@ -51,6 +51,7 @@ struct SweepCommand: ParsableCommand {
         // Check every point before running any: a bad value is a usage error, an impossible point is skipped.
         var points: [(label: String, settings: Settings, config: RunConfig)] = []
         let seed = UInt64(try base.int("seed", default: 1, min: 0))
+        var skipped: [String] = []
         for combo in combos {
             var s = base
             for (k, v) in combo { s.values[k] = v }
@@ -58,14 +59,15 @@ struct SweepCommand: ParsableCommand {
             let nodes = Int(s.values["nodes"] ?? "5") ?? 5
             if w > n || r > n || n > nodes {
                 let why = w > n ? "w > n" : r > n ? "r > n" : "n > nodes"
-                FileHandle.standardError.write("quorumbench: skipping " + combo.map { "\($0.0)=\($0.1)" }.joined(separator: " ") + " (\(why))\n")
+                skipped.append("quorumbench: skipping " + combo.map { "\($0.0)=\($0.1)" }.joined(separator: " ") + " (\(why))\n")
                 continue
             }
             let config = try s.runConfig()
             let label = combo.map { "\($0.0 == "failure-rate" ? "f" : $0.0)\($0.1)" }.joined(separator: "-")
             points.append((label.isEmpty ? "point" : label.replacingOccurrences(of: "/", with: "_"), s, config))
         }
-        guard !points.isEmpty else { throw UsageError("every point of the grid was skipped: nothing to run") }
+        guard !points.isEmpty else { throw UsageError("every point of the grid was skipped (w > n, r > n or n > nodes): nothing to run") }
+        for line in skipped { FileHandle.standardError.write(line) }
         let folder = URL(fileURLWithPath: outPath)
         try RunCommand.checkWritable(folder)
         // Runs are independent (and each deterministic for its seed): as many at once as there are cores.
