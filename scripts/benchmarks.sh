@@ -4,7 +4,8 @@
 #   1. Benchmarks/ (package-benchmark, release): buffer pool vs malloc/free and mallocx/sdallocx; recording a value;
 #   2. quorumbench run (release): the generator against noop (closed loop; open loop at 200,000/s) and the
 #      in-process cluster (n=3 w=2 r=2 vs n=1 w=1 r=1, YCSB A, 100k keys of 256 B, 64 in flight), and that
-#      cluster with anti-entropy on against off (three alternating pairs).
+#      cluster with anti-entropy on against off (three alternating pairs);
+#   3. virtual time: simulated operations per wall second, and a 27-point sweep's wall time.
 #   scripts/benchmarks.sh            everything
 #   scripts/benchmarks.sh 'same.*'   only the package-benchmark benchmarks matching the regex, and no runs
 set -euo pipefail
@@ -27,6 +28,17 @@ if [ "$FILTER" = ".*" ]; then
         "$BIN" run --duration 5s --warmup 1s --anti-entropy on --out "$TMP/ae-on-$i" --quiet >&2
         "$BIN" run --duration 5s --warmup 1s --anti-entropy off --out "$TMP/ae-off-$i" --quiet >&2
     done
+    # Virtual time: simulated operations per second of wall time (one core), and the issue's 27-point sweep.
+    for routing in server client; do
+        start=$(date +%s.%N)
+        "$BIN" run --clock virtual --delay "exp(mean=1ms)" --routing $routing --ops 1000000 --keys 10000 --warmup 0s \
+            --out "$TMP/sim-$routing" --quiet >&2
+        python3 -c "import sys; print(float(sys.argv[1]) - float(sys.argv[2]))" "$(date +%s.%N)" "$start" > "$TMP/sim-$routing/wall_seconds"
+    done
+    start=$(date +%s.%N)
+    "$BIN" sweep --clock virtual --delay "exp(mean=1ms)" --w 1,2,3 --r 1,2,3 --failure-rate 0,0.05,0.2 --ops 100000 \
+        --keys 10000 --warmup 0s --out "$TMP/sweep" --quiet >&2
+    python3 -c "import sys; print(float(sys.argv[1]) - float(sys.argv[2]))" "$(date +%s.%N)" "$start" > "$TMP/sweep/wall_seconds"
 fi
 python3 scripts/lib/benchmark_report.py "$TMP/raw.md" reports/benchmarks.md \
     "scripts/benchmarks.sh $*" "$(nproc) cores, $(uname -m), $(. /etc/os-release && echo "$PRETTY_NAME"), $(swift --version 2>&1 | head -1)" \

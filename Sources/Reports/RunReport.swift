@@ -377,6 +377,8 @@ public enum RunReport {
                          "jemalloc_allocated": p.jemallocAllocated, "jemalloc_active": p.jemallocActive,
                          "jemalloc_resident": p.jemallocResident, "jemalloc_mapped": p.jemallocMapped]
         doc["duration_s"] = r.durationSeconds
+        doc["clock"] = r.config.clock
+        if r.config.clock == "virtual" { doc["simulated_events"] = r.simulatedEvents }
         doc["files"] = ["summary.csv", "timeseries.csv", "latency.hlog", "report.md", "latency.svg", "timeline.svg"] + (r.faultTimeline.isEmpty ? [] : ["faults.svg"])
             + (r.visibility.isEmpty ? [] : ["visibility.csv", "visibility.svg"])
         let data = (try? JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])) ?? Data()

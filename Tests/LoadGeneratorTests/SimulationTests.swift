@@ -119,7 +119,11 @@ struct SimulationTests {
         let t = r.totals[kind.rawValue]
         let mean = Double(t.ok) / Double(t.attempted)
         let variance = means.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, means.count - 1))
-        return (mean, (variance / Double(means.count)).squareRoot())
+        // Rare failures may not show in any batch: no batch estimate below that of one independent draw per
+        // repair time (the failures' correlation time).
+        let draws = r.durationSeconds / (Double(r.config.faults.mttr) / 1e9)
+        let floor = (max(mean * (1 - mean), 1 / draws) / draws).squareRoot()
+        return (mean, max((variance / Double(means.count)).squareRoot(), floor))
     }
 
     /// Open loop, so that every moment is sampled alike: in closed loop a failing request holds its slot for the
@@ -144,7 +148,7 @@ struct SimulationTests {
             $0.warmup = 0
             $0.duration = 300_000_000_000
             $0.faults.failureRate = p
-            $0.faults.mttr = 200_000_000
+            $0.faults.mttr = 100_000_000
         }).run()
     }
 
