@@ -223,24 +223,14 @@ public final class Runner {
             controllerDone.wait()
             faults.set(Array(repeating: NodeCondition(), count: config.core.nodes))  // faults heal
         }
-        let measuredSeconds = Int((monotonicNanos() &- origin) / 1_000_000_000) + 1
-        let up = timeline.isEmpty ? [] : nodesUpPerSecond(timeline, seconds: measuredSeconds)
-        var result = RunResult(config: config, totals: reporter.totals(),
-                               intervals: reporter.intervalRecords(nodes: config.core.nodes,
-                                                                   nodesUp: { $0 < up.count ? up[$0] : nil }))
-        result.faultTimeline = timeline.filter { $0.at <= UInt64(measuredSeconds) * 1_000_000_000 }
-        result.startTime = wallStart
-        result.warmupSeconds = Double(config.warmup) / 1e9
         // The measured phase lasted until the first thread stopped issuing (the drain after it is not measured time).
         let stopAt = control.stopAt.load(ordering: .acquiring)
         let stoppedAt = stopAt > origin ? min(stopAt, end) : end
-        result.durationSeconds = max(1e-9, Double(stoppedAt &- origin) / 1e9)
-        result.staleReads = reporter.staleReads
-        result.staleK = reporter.staleK
-        result.maxK = reporter.maxK
-        result.scheduleLag = control.lags.withLock { $0 }
+        var result = Runner.result(config: config, reporter: reporter, timeline: timeline,
+                                   measured: monotonicNanos() &- origin, duration: stoppedAt &- origin,
+                                   lags: control.lags.withLock { $0 })
+        result.startTime = wallStart
         if let rate = config.rate {
-            result.achievedRate = Double(result.all.attempted) / result.durationSeconds
             result.generatorBound = result.scheduleLag.totalCount > 0
                 && result.scheduleLag.valueAtPercentile(99) > config.generatorBoundLag
                 || result.achievedRate < 0.95 * rate
@@ -286,5 +276,26 @@ public final class Runner {
         result.lostWriteSamples = Array(losses.sorted { ($0.key, $0.write) < ($1.key, $1.write) }.prefix(20))
         result.wipedWrites = wiped
         if result.config.traceWipes { result.unexplainedLosses = oracle.unexplained(losses, by: wiped).count }
+    }
+
+    /// What every runtime reports the same way once its measured phase is over: totals and intervals (with
+    /// nodes up per second from the fault timeline), staleness, schedule lag. `measured`: how long the measured
+    /// phase ran, drain included (ns); `duration`: the measured time proper.
+    static func result(config: RunConfig, reporter: Reporter, timeline: [(at: UInt64, conditions: [NodeCondition])],
+                       measured: UInt64, duration: UInt64, lags: Histogram<UInt64>) -> RunResult {
+        let seconds = Int(measured / 1_000_000_000) + 1
+        let up = timeline.isEmpty ? [] : nodesUpPerSecond(timeline, seconds: seconds)
+        var result = RunResult(config: config, totals: reporter.totals(),
+                               intervals: reporter.intervalRecords(nodes: config.core.nodes,
+                                                                   nodesUp: { $0 < up.count ? up[$0] : nil }))
+        result.faultTimeline = timeline.filter { $0.at <= UInt64(seconds) * 1_000_000_000 }
+        result.warmupSeconds = Double(config.warmup) / 1e9
+        result.durationSeconds = max(1e-9, Double(duration) / 1e9)
+        result.staleReads = reporter.staleReads
+        result.staleK = reporter.staleK
+        result.maxK = reporter.maxK
+        result.scheduleLag = lags
+        if config.rate != nil { result.achievedRate = Double(result.all.attempted) / result.durationSeconds }
+        return result
     }
 }

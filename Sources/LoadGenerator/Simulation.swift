@@ -130,23 +130,10 @@ final class Simulation {
         cluster.discardAll()
         var reporter = Reporter(kinds: OpKind.allCases.count)
         reporter.absorb(control.mailbox.withLock { m in defer { m.removeAll() }; return m })
-        let seconds = Int((stopAt &- origin) / 1_000_000_000) + 1
-        let up = timeline.isEmpty ? [] : nodesUpPerSecond(timeline, seconds: seconds)
-        var result = RunResult(config: config, totals: reporter.totals(),
-                               intervals: reporter.intervalRecords(nodes: config.core.nodes,
-                                                                   nodesUp: { $0 < up.count ? up[$0] : nil }))
-        result.faultTimeline = timeline.filter { $0.at <= UInt64(seconds) * 1_000_000_000 }
-        result.startTime = 0
-        result.warmupSeconds = Double(config.warmup) / 1e9
-        result.durationSeconds = max(1e-9, Double(stopAt &- origin) / 1e9)
-        result.staleReads = reporter.staleReads
-        result.staleK = reporter.staleK
-        result.maxK = reporter.maxK
-        result.scheduleLag = control.lags.withLock { $0 }
-        if let rate = config.rate {
-            result.achievedRate = Double(result.all.attempted) / result.durationSeconds
-            result.generatorBound = result.achievedRate < 0.95 * rate
-        }
+        var result = Runner.result(config: config, reporter: reporter, timeline: timeline, measured: stopAt &- origin,
+                                   duration: stopAt &- origin, lags: control.lags.withLock { $0 })
+        result.startTime = 0  // virtual: nothing in the run folder depends on the wall clock
+        if let rate = config.rate { result.generatorBound = result.achievedRate < 0.95 * rate }
         result.settleRounds = Quiescence.settle(cluster.nodes, core: config.core, pool: pool, now: cluster.now)
         result.counters = cluster.counters
         result.droppedMessages = cluster.droppedMessages
