@@ -100,18 +100,37 @@ public enum SweepReport {
         try put("sweep.csv", RunReport.csv(RunReport.summaryColumns + ["point", "repeat"], rows))
         let points = averaged(runs)
         try put("sweep.md", markdown(points, runs: runs, varying: varying, command: command))
-        // Charts: one line per configuration across failure rates.
-        var lines: [String: [(Double, Figures)]] = [:]
-        var order: [String] = []
-        for p in points {
-            let name = lineName(p.config, varying: varying)
-            if lines[name] == nil { order.append(name) }
-            lines[name, default: []].append((p.config.failureRate, p.figures))
-        }
-        func series(_ value: (Figures) -> Double) -> [Series] {
-            order.map { name in Series(name: name, points: lines[name]!.sorted { $0.0 < $1.0 }.map { ($0.0, value($0.1)) }) }
-        }
+        // Charts: a line per configuration across failure rates. Write figures depend on w (not r) and read figures
+        // on r, so those charts have a line per w (or r), averaged over the others; strict quorums dashed.
         let rates = Set(points.map { $0.config.failureRate }).sorted()
+        func series(_ name: (RunConfig) -> String, _ value: (Figures) -> Double) -> [Series] {
+            var order: [String] = []
+            var sums: [String: [Double: (Double, Int)]] = [:]
+            var strict: [String: Bool] = [:]
+            for p in points {
+                let key = name(p.config)
+                if sums[key] == nil { order.append(key) }
+                strict[key] = p.config.core.quorum == .strict
+                let old = sums[key, default: [:]][p.config.failureRate] ?? (0, 0)
+                sums[key, default: [:]][p.config.failureRate] = (old.0 + value(p.figures), old.1 + 1)
+            }
+            return order.map { key in
+                Series(name: key, points: sums[key]!.keys.sorted().map { r in (r, sums[key]![r]!.0 / Double(sums[key]![r]!.1)) },
+                       dashed: strict[key] ?? false)
+            }
+        }
+        func withQuorum(_ c: RunConfig, _ s: String) -> String {
+            var parts: [String] = []
+            if varying.contains("nodes") { parts.append("M=\(c.core.nodes)") }
+            if varying.contains("n") { parts.append("n=\(c.core.n)") }
+            parts.append(s)
+            if varying.contains("quorum") { parts.append(c.core.quorum.rawValue) }
+            if varying.contains("drop") { parts.append("drop=\(String(format: "%g", c.drop))") }
+            return parts.joined(separator: " ")
+        }
+        let byW = { (c: RunConfig) in withQuorum(c, "w=\(c.core.w)") }
+        let byR = { (c: RunConfig) in withQuorum(c, "r=\(c.core.r)") }
+        let byBoth = { (c: RunConfig) in lineName(c, varying: varying) }
         let hi = max(rates.last ?? 0, 0.01)
         let ticks = rates.map { ($0, String(format: "%g", $0)) }
         func chart(_ title: String, _ yLabel: String, _ s: [Series], y0: Double = 0) -> String {
@@ -119,13 +138,13 @@ public enum SweepReport {
                          yLabel: yLabel, series: s, xRange: 0...hi * 1.05, xTicks: ticks, xLog: false)
         }
         try put("availability.svg", Charts.document(width: 760, height: 840, body:
-            chart("Write availability", "ok / attempted (writes)", series { $0.writeAvailability })
-            + chart("Read availability", "ok / attempted (reads)", series { $0.readAvailability }, y0: 420)))
+            chart("Write availability (by w)", "ok / attempted (writes)", series(byW) { $0.writeAvailability })
+            + chart("Read availability (by r)", "ok / attempted (reads)", series(byR) { $0.readAvailability }, y0: 420)))
         try put("latency.svg", Charts.document(width: 760, height: 840, body:
-            chart("p99 write latency", "p99 write latency (ms)", series { $0.writeP99 })
-            + chart("p99 read latency", "p99 read latency (ms)", series { $0.readP99 }, y0: 420)))
+            chart("p99 write latency (by w)", "p99 write latency (ms)", series(byW) { $0.writeP99 })
+            + chart("p99 read latency (by r)", "p99 read latency (ms)", series(byR) { $0.readP99 }, y0: 420)))
         try put("staleness.svg", Charts.document(width: 760, height: 420, body:
-            chart("Stale reads", "stale reads / ok reads", series { $0.staleFraction })))
+            chart("Stale reads (by w and r)", "stale reads / ok reads", series(byBoth) { $0.staleFraction })))
     }
 
     static func markdown(_ points: [(point: Int, config: RunConfig, figures: Figures)], runs: [SweepRun],
