@@ -21,12 +21,8 @@ public final class ClientPort: @unchecked Sendable {
     @exclusivity(unchecked) var outbox = Outbox()
     @exclusivity(unchecked) var ready: [ClientReply] = []
     @exclusivity(unchecked) var rng: Xoshiro
-    /// Server routing: nodes that refused a request recently, avoided until then (ns), and how many times each
-    /// refused request has been tried.
-    @exclusivity(unchecked) var avoidUntil: [UInt64]
-    @exclusivity(unchecked) var tries: [UInt64: Int] = [:]
-    /// How long a node that refused a request is avoided.
-    static let avoidNanos: UInt64 = 20_000_000
+    /// Server routing: which node coordinates each request.
+    @exclusivity(unchecked) var choice: CoordinatorChoice
 
     init(id: Int, cluster: InProcessCluster) {
         self.id = id
@@ -37,7 +33,7 @@ public final class ClientPort: @unchecked Sendable {
         router = Router(producer: k + id, parties: k + cluster.options.clients, options: cluster.options)
         router.cluster = cluster
         rng = Xoshiro.derive(cluster.options.seed, 0x434C_4945 &+ UInt64(id))
-        avoidUntil = Array(repeating: 0, count: cluster.options.core.nodes)
+        choice = CoordinatorChoice(nodes: cluster.options.core.nodes)
         coordinator = cluster.options.core.routing == .client
             ? Coordinator(endpoint: .client(id), config: cluster.options.core, ring: cluster.ring,
                           pool: cluster.options.pool)
@@ -57,26 +53,15 @@ public final class ClientPort: @unchecked Sendable {
         router.flush()
     }
 
-    /// A token-aware client (as Cassandra's and Riak's drivers are): one of the key's replicas, at random, so that
-    /// the coordinator's own replica is local and writes need no forwarding; replicas that refused a request in
-    /// the last few milliseconds are passed over, and when all have, any other node (every node coordinates).
     func pickCoordinator(for key: UInt64, now: UInt64) -> Int? {
-        let replicas = cluster.ring.replicas(of: Key(key), n: cluster.options.core.n)
-        let first = rng.next(below: replicas.count)
-        for i in 0..<replicas.count {
-            let node = Int(replicas[replicas.startIndex + (first + i) % replicas.count])
-            if avoidUntil[node] <= now { return node }
-        }
-        let list = cluster.ring.preferenceList(for: Key(key))
-        for i in replicas.count..<list.count where avoidUntil[list[i]] <= now { return list[i] }
-        return nil
+        choice.pick(for: key, ring: cluster.ring, n: cluster.options.core.n, now: now, rng: &rng)
     }
 
     func send(_ request: ClientRequest, to node: Int?, now: UInt64) {
         guard let node else {
             // Every node refused recently: the request fails at once.
             if let v = request.value { cluster.options.pool.release(v) }
-            tries[request.tag] = nil
+            choice.finished(request.tag)
             ready.append(ClientReply(tag: request.tag, op: request.op, key: request.key, status: .unavailable,
                                      coordinator: endpoint))
             return
@@ -85,16 +70,6 @@ public final class ClientPort: @unchecked Sendable {
         if let at = router.schedule(envelope, now: now) {
             router.push(Parcel(at: at, envelope: envelope), to: cluster.consumer(of: .node(node)))
         }
-    }
-
-    /// A node refused a request (it is down): avoid it for a while and try another coordinator, each node at most
-    /// once per request.
-    func refused(_ request: ClientRequest, by node: Endpoint, now: UInt64) {
-        if node.index < avoidUntil.count { avoidUntil[node.index] = now &+ ClientPort.avoidNanos }
-        let n = tries[request.tag, default: 0] + 1
-        tries[request.tag] = n
-        send(request, to: n < cluster.options.core.nodes ? pickCoordinator(for: request.key, now: now) : nil, now: now)
-        if tries.count > 4096 { tries.removeAll() }  // bounded: a request that retried long ago is long finished
     }
 
     /// Collects replies that have arrived (and runs the client-side coordinator); calls `body` for each.
@@ -143,10 +118,12 @@ public final class ClientPort: @unchecked Sendable {
         if let coordinator, !envelope.from.isClient { coordinator.detector.heard(from: envelope.from.index) }
         switch envelope.message {
         case .reply(let reply):
-            if !tries.isEmpty { tries[reply.tag] = nil }
+            choice.finished(reply.tag)
             ready.append(reply)
         case .request(let request) where coordinator == nil && !envelope.from.isClient:
-            refused(request, by: envelope.from, now: now)
+            // Refused by a down node: another coordinator, or the request fails.
+            send(request, to: choice.refused(request.tag, key: request.key, by: envelope.from.index, ring: cluster.ring,
+                                             n: cluster.options.core.n, now: now, rng: &rng), now: now)
         case .writeAck(let ack):
             coordinator?.writeAcked(ack, from: envelope.from, now: now, out: &outbox)
             dispatch(now: now)

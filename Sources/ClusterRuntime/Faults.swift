@@ -119,6 +119,14 @@ public struct FaultPlan: Sendable, Equatable {
     }
 }
 
+extension Node {
+    /// The node goes down in `mode`; before a wipe, `onWipe` sees every version it held (data and hints).
+    func fail(_ mode: CrashMode, onWipe: ((_ node: Int, _ versions: [Version]) -> Void)?) {
+        if mode == .wipe, let onWipe { onWipe(id, Quiescence.held(by: self)) }
+        crash(wipe: mode == .wipe)
+    }
+}
+
 /// One node's condition at a moment.
 public struct NodeCondition: Sendable, Equatable {
     public var down = false

@@ -193,7 +193,7 @@ public final class InProcessCluster: @unchecked Sendable {
 struct Router {
     let producer: Int
     let options: ClusterOptions
-    let delays: [Distribution?]
+    let transmission: Transmission
     unowned(unsafe) var cluster: InProcessCluster! {
         didSet {
             // This producer's lane to each consumer, and the consumers' parkers, looked up once.
@@ -214,7 +214,8 @@ struct Router {
     init(producer: Int, parties: Int, options: ClusterOptions) {
         self.producer = producer
         self.options = options
-        delays = options.delays.byKind
+        transmission = Transmission(drop: options.drop, delays: options.delays,
+                                    slowDelays: options.faults?.slowDelays ?? [])
         rng = Xoshiro.derive(options.seed, 0x524F_5554 &+ UInt64(producer))
         dirty = Array(repeating: false, count: parties)
         overflow = Array(repeating: [], count: parties)
@@ -223,24 +224,13 @@ struct Router {
     /// The delivery time of `envelope` sent at `now`, or nil if it is lost.
     @inline(__always)
     mutating func schedule(_ envelope: Envelope, now: UInt64) -> UInt64? {
-        let kind = envelope.message.kind
-        if options.drop > 0 && kind != .client && rng.nextDouble() < options.drop {
-            dropped += 1
-            envelope.message.release(to: options.pool)
-            return nil
+        switch transmission.fate(of: envelope, now: now, rng: &rng, conditions: options.faults) {
+        case .deliver(let at): return at
+        case .dropped: dropped += 1
+        case .partitioned: partitioned += 1
         }
-        var at = now
-        if let d = delays[kind.rawValue] { at = now &+ UInt64(d.sample(&rng)) }
-        if let faults = options.faults, !envelope.from.isClient {
-            let from = faults.condition(envelope.from.index)
-            if !envelope.to.isClient && !from.reaches(faults.condition(envelope.to.index)) {
-                partitioned += 1
-                envelope.message.release(to: options.pool)
-                return nil
-            }
-            if from.slow > 0 { at = at &+ UInt64(faults.slowDelays[from.slow - 1].sample(&rng)) }
-        }
-        return at
+        envelope.message.release(to: options.pool)
+        return nil
     }
 
     /// Puts a parcel in `consumer`'s lane from this producer (or in the overflow if the lane is full).
@@ -449,10 +439,7 @@ final class Worker: @unchecked Sendable {
             if new.down && !old.down {
                 for e in held.removeValue(forKey: node) ?? [] { e.message.release(to: options.pool) }
                 heldTimers[node] = nil
-                if faults.crashMode == .wipe, let onWipe = options.onWipe {
-                    onWipe(node, nodes[node]._withUnsafeGuaranteedRef { Quiescence.held(by: $0) })
-                }
-                nodes[node]._withUnsafeGuaranteedRef { $0.crash(wipe: faults.crashMode == .wipe) }
+                nodes[node]._withUnsafeGuaranteedRef { $0.fail(faults.crashMode, onWipe: options.onWipe) }
             } else if !new.down && old.down {
                 nodes[node]._withUnsafeGuaranteedRef { $0.boot(now: now, out: &outbox) }
                 dispatch(from: node, now: now)

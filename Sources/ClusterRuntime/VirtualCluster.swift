@@ -51,17 +51,15 @@ public final class VirtualCluster {
     var seq: UInt64 = 0
     var rng: Xoshiro
     var outbox = Outbox()
-    let delays: [Distribution?]
-    let slowDelays: [Distribution]
+    let transmission: Transmission
     let crashMode: CrashMode
     var conditions: [NodeCondition]
     var held: [[Event]]
     var busyUntil: [UInt64]
     /// Client-side coordinators (`--routing client`).
     public let coordinators: [Coordinator?]
-    /// Server routing: per client, nodes that refused a request recently (avoided until then), and retries per tag.
-    var avoidUntil: [[UInt64]]
-    var tries: [[UInt64: Int]]
+    /// Server routing: per client, which node coordinates each request.
+    var choices: [CoordinatorChoice]
 
     public init(options: ClusterOptions, faults: FaultPlan = FaultPlan(), serviceTime: Distribution? = nil) {
         precondition(options.core.problem == nil, options.core.problem ?? "")
@@ -70,8 +68,7 @@ public final class VirtualCluster {
         nodes = (0..<options.core.nodes).map { [ring] in Node(id: $0, config: options.core, ring: ring, pool: options.pool) }
         self.serviceTime = serviceTime
         rng = Xoshiro.derive(options.seed, 0x5649_5254)  // "VIRT"
-        delays = options.delays.byKind
-        slowDelays = faults.slowDelays
+        transmission = Transmission(drop: options.drop, delays: options.delays, slowDelays: faults.slowDelays)
         crashMode = faults.crashMode
         conditions = Array(repeating: NodeCondition(), count: options.core.nodes)
         held = Array(repeating: [], count: options.core.nodes)
@@ -80,8 +77,7 @@ public final class VirtualCluster {
             options.core.routing == .client
                 ? Coordinator(endpoint: .client(c), config: options.core, ring: ring, pool: options.pool) : nil
         }
-        avoidUntil = Array(repeating: Array(repeating: 0, count: options.core.nodes), count: options.clients)
-        tries = Array(repeating: [:], count: options.clients)
+        choices = Array(repeating: CoordinatorChoice(nodes: options.core.nodes), count: options.clients)
         for node in nodes {
             node.boot(now: 0, out: &outbox)
             dispatch(from: .node(node.id))
@@ -193,28 +189,15 @@ public final class VirtualCluster {
             coordinator.start(request, from: .client(c), now: now, local: nil, out: &outbox)
             dispatch(from: .client(c))
         } else {
-            sendRequest(client: c, request, to: pickCoordinator(client: c, key: request.key))
+            sendRequest(client: c, request,
+                        to: choices[c].pick(for: request.key, ring: ring, n: options.core.n, now: now, rng: &rng))
         }
-    }
-
-    /// A token-aware client: a random replica of the key, passing over nodes that refused recently (as
-    /// ``ClientPort`` does).
-    func pickCoordinator(client c: Int, key: UInt64) -> Int? {
-        let replicas = ring.replicas(of: Key(key), n: options.core.n)
-        let first = rng.next(below: replicas.count)
-        for i in 0..<replicas.count {
-            let node = Int(replicas[replicas.startIndex + (first + i) % replicas.count])
-            if avoidUntil[c][node] <= now { return node }
-        }
-        let list = ring.preferenceList(for: Key(key))
-        for i in replicas.count..<list.count where avoidUntil[c][list[i]] <= now { return list[i] }
-        return nil
     }
 
     func sendRequest(client c: Int, _ request: ClientRequest, to node: Int?) {
         guard let node else {
             if let v = request.value { options.pool.release(v) }
-            tries[c][request.tag] = nil
+            choices[c].finished(request.tag)
             onReply(c, ClientReply(tag: request.tag, op: request.op, key: request.key, status: .unavailable,
                                    coordinator: .client(c)))
             return
@@ -228,7 +211,7 @@ public final class VirtualCluster {
         }
         switch envelope.message {
         case .reply(let reply):
-            if !tries[c].isEmpty { tries[c][reply.tag] = nil }
+            choices[c].finished(reply.tag)
             onReply(c, reply)
         case .writeAck(let ack):
             coordinators[c]?.writeAcked(ack, from: envelope.from, now: now, out: &outbox)
@@ -241,11 +224,9 @@ public final class VirtualCluster {
                 envelope.message.release(to: options.pool)
             }
         case .request(let request) where coordinators[c] == nil && !envelope.from.isClient:
-            // Refused by a down node: avoid it for a while, try another.
-            avoidUntil[c][envelope.from.index] = now &+ 20_000_000
-            let n = tries[c][request.tag, default: 0] + 1
-            tries[c][request.tag] = n
-            sendRequest(client: c, request, to: n < nodes.count ? pickCoordinator(client: c, key: request.key) : nil)
+            // Refused by a down node: another coordinator, or the request fails.
+            sendRequest(client: c, request, to: choices[c].refused(request.tag, key: request.key, by: envelope.from.index,
+                                                                   ring: ring, n: options.core.n, now: now, rng: &rng))
         default:
             envelope.message.release(to: options.pool)
         }
@@ -253,26 +234,17 @@ public final class VirtualCluster {
 
     // MARK: - Messages
 
-    /// Sends a message now: loss, partitions, delays (and a slow sender's extra delay).
+    /// Sends a message now: loss, partitions, delays (``Transmission``).
     func send(_ e: Envelope) {
-        let kind = e.message.kind
-        if options.drop > 0 && kind != .client && rng.nextDouble() < options.drop {
+        switch transmission.fate(of: e, now: now, rng: &rng, conditions: conditions) {
+        case .deliver(let at): push(at, .message(e))
+        case .dropped:
             droppedMessages += 1
             e.message.release(to: options.pool)
-            return
+        case .partitioned:
+            partitionedMessages += 1
+            e.message.release(to: options.pool)
         }
-        var at = now
-        if let d = delays[kind.rawValue] { at &+= UInt64(d.sample(&rng)) }
-        if !e.from.isClient {
-            let from = conditions[e.from.index]
-            if !e.to.isClient && !from.reaches(conditions[e.to.index]) {
-                partitionedMessages += 1
-                e.message.release(to: options.pool)
-                return
-            }
-            if from.slow > 0 { at &+= UInt64(slowDelays[from.slow - 1].sample(&rng)) }
-        }
-        push(at, .message(e))
     }
 
     func dispatch(from source: Endpoint) {
@@ -361,8 +333,7 @@ public final class VirtualCluster {
                 for event in held[node] { release(event) }
                 held[node].removeAll()
                 busyUntil[node] = now
-                if crashMode == .wipe, let onWipe { onWipe(node, Quiescence.held(by: nodes[node])) }
-                nodes[node].crash(wipe: crashMode == .wipe)
+                nodes[node].fail(crashMode, onWipe: onWipe)
             } else if !new.down && old.down {
                 nodes[node].boot(now: now, out: &outbox)
                 dispatch(from: .node(node))

@@ -83,7 +83,10 @@ public final class Oracle: @unchecked Sendable {
     }
 
     @inline(__always)
-    func shard(_ key: UInt64) -> Locked<Shard> { shards[Int(truncatingIfNeeded: Hash64.mix(key)) & mask] }
+    func shard(_ key: UInt64) -> Locked<Shard> { shards[shardIndex(key)] }
+
+    @inline(__always)
+    func shardIndex(_ key: UInt64) -> Int { Int(truncatingIfNeeded: Hash64.mix(key)) & mask }
 
     /// A write is about to be sent.
     public func wrote(id: UInt64, key: UInt64, saw: [UInt64]) {
@@ -185,14 +188,19 @@ public final class Oracle: @unchecked Sendable {
     /// write that supersedes it, is in `held` (the writes some wiped node held when it was wiped). A write lost
     /// because its superseder was wiped is lost too: what superseded it on the surviving replicas is gone.
     public func unexplained(_ losses: [Loss], by held: Set<UInt64>) -> [Loss] {
-        var byKey: [UInt64: [Loss]] = [:]
-        for l in losses { byKey[l.key, default: []].append(l) }
+        var byShard: [Int: [Loss]] = [:]
+        for l in losses { byShard[shardIndex(l.key), default: []].append(l) }
         var out: [Loss] = []
-        for (key, list) in byKey {
-            shard(key).withLock { s in
-                let roots = s.writes.filter { $0.value.key == key && held.contains($0.key.raw) }.map(\.key.raw)
-                let covered = s.closure(of: roots)
-                out += list.filter { !covered.contains($0.write) }
+        for (index, list) in byShard {
+            shards[index].withLock { s in
+                // One pass over the shard's writes: the held ones, by key.
+                var roots: [UInt64: [UInt64]] = [:]
+                for (id, w) in s.writes where held.contains(id.raw) { roots[w.key, default: []].append(id.raw) }
+                var covered: [UInt64: Set<UInt64>] = [:]
+                for l in list {
+                    if covered[l.key] == nil { covered[l.key] = s.closure(of: roots[l.key] ?? []) }
+                    if !covered[l.key]!.contains(l.write) { out.append(l) }
+                }
             }
         }
         return out

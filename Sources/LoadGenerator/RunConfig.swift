@@ -53,7 +53,7 @@ public struct RunConfig: Sendable {
     public var serviceTime: Distribution?
     /// `--workload visibility`: read offsets after each trial write commits, ns.
     public var probeTimes: [UInt64] = Array(stride(from: 0, through: 100_000_000, by: 1_000_000))
-    /// Test hook: record the write ids every wiped node held (``RunResult/wipedWrites``).
+    /// Test hook: record the write ids every wiped node held, to explain losses (``RunResult/unexplainedLosses``).
     public var traceWipes = false
     /// The effective configuration as text, flag name → value, for the report and run.json.
     public var settings: [(String, String)] = []

@@ -54,8 +54,6 @@ public struct RunResult: @unchecked Sendable {
     /// After that: keys whose replicas still differ, and Merkle roots that differ between replicas.
     public var divergentKeys = 0
     public var divergentTrees = 0
-    /// With `RunConfig.traceWipes`: the write ids each wiped node held when it was wiped.
-    public var wipedWrites: Set<UInt64> = []
     /// Virtual clock: events the simulation handled, and whether virtual time stopped advancing (zero delays).
     public var simulatedEvents = 0
     public var virtualTimeStalled = false
@@ -137,10 +135,7 @@ public final class Runner {
                 drop: config.drop, seed: config.seed, pool: pool, faults: faults)
             if config.traceWipes {
                 options.onWipe = { _, versions in
-                    let ids = versions.compactMap { v -> UInt64? in
-                        guard let b = v.value, b.count >= 8 else { return nil }
-                        return b.load(as: UInt64.self)
-                    }
+                    let ids = versions.compactMap(\.writeID)
                     wiped.withLock { $0.formUnion(ids) }
                 }
             }
@@ -263,7 +258,7 @@ public final class Runner {
                 let state = nodes[Int(node)].store.state(of: key)
                 maxSiblings = max(maxSiblings, state.count)
                 for v in state {
-                    if let value = v.value, value.count >= 8 { ids.append(value.load(as: UInt64.self)) }
+                    if let id = v.writeID { ids.append(id) }
                 }
             }
             keysSeen += 1
@@ -274,7 +269,6 @@ public final class Runner {
         result.meanSiblings = keysSeen > 0 ? Double(versionsSeen) / Double(keysSeen) : 0
         result.lostWrites = losses.count
         result.lostWriteSamples = Array(losses.sorted { ($0.key, $0.write) < ($1.key, $1.write) }.prefix(20))
-        result.wipedWrites = wiped
         if result.config.traceWipes { result.unexplainedLosses = oracle.unexplained(losses, by: wiped).count }
     }
 

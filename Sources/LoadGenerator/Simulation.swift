@@ -24,7 +24,6 @@ final class Simulation {
     /// Load phase: per thread, the next key to insert and the write id of each insert in flight.
     var loadNext: [UInt64]
     var loadIDs: [[UInt64: UInt64]]
-    var loading = 0
 
     /// Measured phase.
     var origin: UInt64 = 0
@@ -78,7 +77,7 @@ final class Simulation {
         cluster.onWake = { [unowned self] token in self.wake(token) }
         if config.traceWipes {
             cluster.onWipe = { [unowned self] _, versions in
-                for v in versions { if let b = v.value, b.count >= 8 { self.wiped.insert(b.load(as: UInt64.self)) } }
+                self.wiped.formUnion(versions.compactMap(\.writeID))
             }
         }
     }
@@ -87,7 +86,8 @@ final class Simulation {
         if config.workload == .visibility { return runVisibility() }
         // Load: every thread inserts its share with its slots in flight.
         for t in 0..<config.threads { loadMore(t) }
-        while loading > 0 || loadNext.enumerated().contains(where: { $0.element < UInt64(config.keys) }) {
+        // A thread with keys left always has inserts in flight: the load is done when none is.
+        while inFlight.contains(where: { $0 > 0 }) {
             guard cluster.step() else { break }
         }
         // Warm-up, then the measured phase; faults from its start.
@@ -231,7 +231,7 @@ final class Simulation {
             recorders[c].record(.read, latency: now - start, ok: ok, now: now)
             if ok {
                 let id = Simulation.trialKeyBase << 8 | UInt64(trial)
-                let consistent = reply.versions.contains { v in v.value.map { $0.count >= 8 && $0.load(as: UInt64.self) == id } ?? false }
+                let consistent = reply.versions.contains { $0.writeID == id }
                 probeReads[probe - 1] += 1
                 if consistent { probeConsistent[probe - 1] += 1 } else { recorders[c].recordStale(k: 1) }
             }
@@ -270,7 +270,6 @@ final class Simulation {
             oracle.wrote(id: id, key: key, saw: [])
             loadIDs[t][key] = id
             inFlight[t] += 1
-            loading += 1
             cluster.submit(client: t, ClientRequest(tag: key, op: .put, key: key, value: d.value(id: id)))
         }
     }
@@ -322,8 +321,7 @@ final class Simulation {
 
     func issue(_ t: Int, intended: UInt64) {
         let d = drivers[t]
-        let slot = d.free.last!
-        d.issue(&targets[t], intended: intended, now: cluster.now)
+        let slot = d.issue(&targets[t], intended: intended, now: cluster.now)
         if intended >= origin { measuredIssued[t] += 1 }
         inFlight[t] += 1
         if let timeout = d.clientTimeout {
@@ -336,7 +334,6 @@ final class Simulation {
         let now = cluster.now
         if phase == .load {
             inFlight[t] -= 1
-            loading -= 1
             if reply.status == .ok, let id = loadIDs[t].removeValue(forKey: reply.key) {
                 oracle.acknowledged(id: id, key: reply.key, at: now)
                 drivers[t].remember(reply.key, CachedContext(context: reply.context, saw: [id]))

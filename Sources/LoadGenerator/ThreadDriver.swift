@@ -266,9 +266,10 @@ final class ThreadDriver: @unchecked Sendable {
         recorder.flush()
     }
 
-    /// Sends one operation of the mix.
+    /// Sends one operation of the mix; returns the slot it occupies.
     @inline(__always)
-    func issue<T: RequestTarget>(_ target: inout T, intended: UInt64, now: UInt64) {
+    @discardableResult
+    func issue<T: RequestTarget>(_ target: inout T, intended: UInt64, now: UInt64) -> Int {
         let slot = free.removeLast()
         let kind = mix.next(&rng)
         let key: UInt64
@@ -293,6 +294,7 @@ final class ThreadDriver: @unchecked Sendable {
             target.submit(ClientRequest(tag: tag, op: op, key: key, value: v, context: cached?.context ?? .empty),
                           now: now)
         }
+        return slot
     }
 
     /// Handles a reply; returns true when the operation is finished (its slot free again).
@@ -309,7 +311,7 @@ final class ThreadDriver: @unchecked Sendable {
         switch slot.kind {
         case .read:
             if ok {
-                let ids = reply.versions.compactMap(writeID(of:))
+                let ids = reply.versions.compactMap(\.writeID)
                 if let oracle {
                     let k = oracle.missed(key: slot.key, start: slot.sent, returned: ids)
                     if k > 0 && slot.intended >= origin { recorder.recordStale(k: k) }
@@ -320,7 +322,7 @@ final class ThreadDriver: @unchecked Sendable {
         case .rmw where slot.stage == 0:
             if ok {
                 // Read done: write back with the context it returned, as one operation.
-                let ids = reply.versions.compactMap(writeID(of:))
+                let ids = reply.versions.compactMap(\.writeID)
                 for v in reply.versions { pool.releaseValue(of: v) }
                 let id = newWriteID()
                 slots[index].stage = 1
@@ -347,9 +349,13 @@ final class ThreadDriver: @unchecked Sendable {
         return true
     }
 
+}
+
+extension Version {
+    /// The id of the write that made this version: every value the load generator writes starts with it.
     @inline(__always)
-    func writeID(of version: Version) -> UInt64? {
-        guard let v = version.value, v.count >= 8 else { return nil }
+    var writeID: UInt64? {
+        guard let v = value, v.count >= 8 else { return nil }
         return v.load(as: UInt64.self)
     }
 }

@@ -35,7 +35,7 @@ public struct FailureDetector: Sendable {
     @inlinable
     public mutating func heard(from node: Int) {
         guard node < waitingSince.count else { return }
-        waitingSince[node] = 0
+        if waitingSince[node] != 0 { waitingSince[node] = 0 }  // called for every message: no store when idle
         if suspected[node] {
             suspected[node] = false
             _suspectedCount -= 1

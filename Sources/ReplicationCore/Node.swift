@@ -26,7 +26,6 @@ public final class Node {
         var sentAt: UInt64
     }
     @exclusivity(unchecked) var handoffs: [UInt64: Handoff] = [:]
-    @exclusivity(unchecked) var handoffsPerOwner: [Int: Int] = [:]
     @exclusivity(unchecked) var nextHandoff: UInt64 = 1
     /// Handoff request ids carry this bit, so their acks are told apart from a coordinator's.
     static let handoffBit: UInt64 = 1 << 61
@@ -74,7 +73,6 @@ public final class Node {
     public func crash(wipe: Bool) {
         coordinator.abandonAll()
         handoffs.removeAll()
-        handoffsPerOwner.removeAll()
         generation += 1
         if wipe {
             store.wipe()
@@ -110,9 +108,10 @@ public final class Node {
             applyWrite(write, from: from, out: &out)
         case .read(let read):
             replicaCounters.readsServed += 1
-            let versions = ring.isReplica(id, of: Key(read.key), n: config.n)
+            // Asked as a fallback (only a node holding hints can be one with something to say): its hints.
+            let versions = hints.count == 0 || ring.isReplica(id, of: Key(read.key), n: config.n)
                 ? Siblings.copy(store.state(of: read.key), pool: store.pool)
-                : hints.copyState(of: read.key)  // asked as a fallback
+                : hints.copyState(of: read.key)
             out.send(.readResponse(ReplicaReadResponse(request: read.request, key: read.key, versions: versions)),
                      from: endpoint, to: from)
         case .writeAck(let ack):
@@ -203,10 +202,7 @@ public final class Node {
     /// request timeout are forgotten and sent again in a later round.
     public func handOff(now: UInt64, out: inout Outbox, batch: Int? = nil) {
         if !handoffs.isEmpty {
-            for (id, h) in handoffs where now &- h.sentAt > config.timeout {
-                handoffs[id] = nil
-                handoffsPerOwner[h.owner, default: 1] -= 1
-            }
+            for (id, h) in handoffs where now &- h.sentAt > config.timeout { handoffs[id] = nil }
         }
         guard hints.count > 0 else { return }
         for owner in hints.owners {
@@ -214,13 +210,12 @@ public final class Node {
                 coordinator.ensureProbing(now: now, out: &out)  // the probe tick pings it
                 continue
             }
-            let room = (batch ?? config.handoffBatch) - handoffsPerOwner[owner, default: 0]
             let inFlight = Set(handoffs.values.lazy.filter { $0.owner == owner }.map(\.key))
+            let room = (batch ?? config.handoffBatch) - inFlight.count
             for (key, versions) in hints.batch(for: owner, limit: room, skip: { inFlight.contains($0) }) {
                 let id = Node.handoffBit | nextHandoff
                 nextHandoff += 1
                 handoffs[id] = Handoff(owner: owner, key: key, dots: versions.map(\.dot), sentAt: now)
-                handoffsPerOwner[owner, default: 0] += 1
                 out.send(.write(ReplicaWrite(request: id, key: key, versions: versions, origin: .handoff)),
                          from: endpoint, to: .node(owner))
                 coordinator.detector.sent(to: owner, now: now)
@@ -234,7 +229,6 @@ public final class Node {
             replicaCounters.lateReplies += 1
             return
         }
-        handoffsPerOwner[h.owner, default: 1] -= 1
         if hints.delivered(owner: h.owner, key: h.key, dots: h.dots) { replicaCounters.hintsDelivered += 1 }
     }
 

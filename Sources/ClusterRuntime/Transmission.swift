@@ -1,0 +1,86 @@
+import ReplicationCore
+
+/// Where a runtime reads the nodes' conditions: ``FaultState``'s atomics in process, an array in virtual time.
+public protocol NodeConditions {
+    func condition(_ node: Int) -> NodeCondition
+}
+
+extension FaultState: NodeConditions {}
+
+extension Array: NodeConditions where Element == NodeCondition {
+    @inline(__always) public func condition(_ node: Int) -> NodeCondition { self[node] }
+}
+
+/// What the network does to a message, the same in every runtime: `--drop` loss (never of client traffic), the
+/// `--delay*` distribution of its kind, loss across a partition, and a slow sender's extra delay. Draws come from
+/// the caller's generator in that order, so a simulation replays exactly.
+public struct Transmission: Sendable {
+    public let drop: Double
+    public let delays: [Distribution?]
+    public let slowDelays: [Distribution]
+
+    public enum Fate { case deliver(at: UInt64), dropped, partitioned }
+
+    public init(drop: Double, delays: Delays, slowDelays: [Distribution]) {
+        self.drop = drop
+        self.delays = delays.byKind
+        self.slowDelays = slowDelays
+    }
+
+    /// The fate of `envelope` sent at `now`; `conditions` nil: no faults. The caller releases what is lost.
+    @inline(__always)
+    public func fate<C: NodeConditions>(of envelope: Envelope, now: UInt64, rng: inout Xoshiro, conditions: C?) -> Fate {
+        let kind = envelope.message.kind
+        if drop > 0 && kind != .client && rng.nextDouble() < drop { return .dropped }
+        var at = now
+        if let d = delays[kind.rawValue] { at &+= UInt64(d.sample(&rng)) }
+        if let conditions, !envelope.from.isClient {
+            let from = conditions.condition(envelope.from.index)
+            if !envelope.to.isClient && !from.reaches(conditions.condition(envelope.to.index)) { return .partitioned }
+            if from.slow > 0 { at &+= UInt64(slowDelays[from.slow - 1].sample(&rng)) }
+        }
+        return .deliver(at: at)
+    }
+}
+
+/// How a server-routed client picks a coordinator, in every runtime: a token-aware client (as Cassandra's and
+/// Riak's drivers are) sends to one of the key's replicas at random, so that the coordinator's own replica is local
+/// and writes need no forwarding; a node that refused a request (it is down: a closed port) is passed over for a
+/// while, and when every replica has, any other node serves (every node coordinates). A refused request is
+/// retried on another node, each node at most once.
+struct CoordinatorChoice {
+    /// When each node may be tried again (ns).
+    var avoidUntil: [UInt64]
+    /// Refusals so far, by request tag.
+    var tries: [UInt64: Int] = [:]
+    /// How long a node that refused is passed over.
+    static let avoidNanos: UInt64 = 20_000_000
+
+    init(nodes: Int) { avoidUntil = Array(repeating: 0, count: nodes) }
+
+    func pick(for key: UInt64, ring: Ring, n: Int, now: UInt64, rng: inout Xoshiro) -> Int? {
+        let replicas = ring.replicas(of: Key(key), n: n)
+        let first = rng.next(below: replicas.count)
+        for i in 0..<replicas.count {
+            let node = Int(replicas[replicas.startIndex + (first + i) % replicas.count])
+            if avoidUntil[node] <= now { return node }
+        }
+        let list = ring.preferenceList(for: Key(key))
+        for i in replicas.count..<list.count where avoidUntil[list[i]] <= now { return list[i] }
+        return nil
+    }
+
+    /// `node` refused the request `tag`: where to try next (nil: every node has been tried; the request fails).
+    mutating func refused(_ tag: UInt64, key: UInt64, by node: Int, ring: Ring, n: Int, now: UInt64,
+                          rng: inout Xoshiro) -> Int? {
+        if node < avoidUntil.count { avoidUntil[node] = now &+ CoordinatorChoice.avoidNanos }
+        let count = tries[tag, default: 0] + 1
+        tries[tag] = count
+        if tries.count > 4096 { tries.removeAll() }  // bounded: a request that retried long ago is long finished
+        return count < avoidUntil.count ? pick(for: key, ring: ring, n: n, now: now, rng: &rng) : nil
+    }
+
+    /// The request `tag` is over (answered or failed).
+    @inline(__always)
+    mutating func finished(_ tag: UInt64) { if !tries.isEmpty { tries[tag] = nil } }
+}
