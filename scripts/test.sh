@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
 qb_install_deps
 qb_pip_install
-swift build --build-tests
+# Each stage has a time limit well above what it takes here (build ~4 min, tests ~3 min, command line ~2 min,
+# ThreadSanitizer ~5 min with its build), so that a hang fails fast and says where.
+qb_stage build 1500 swift build --build-tests
 # Serially: several tests measure rates and latencies, which other tests running beside them would disturb.
-swift test --skip-build --no-parallel
-scripts/test_cli.sh
-scripts/tsan.sh
+qb_stage tests 1200 swift test --skip-build --no-parallel
+qb_stage command-line 900 scripts/test_cli.sh
+qb_stage thread-sanitizer 1500 scripts/tsan.sh

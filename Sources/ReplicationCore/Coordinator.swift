@@ -357,7 +357,9 @@ public final class Coordinator {
                                    coordinator: endpoint)),
                 from: endpoint, to: p.client)
         }
-        if p.answers == p.replicas.count {
+        // Everyone asked has answered. Short of its quorum (fewer nodes reachable than w) the request stays until
+        // a stand-in completes it or its timeout answers the client: every request gets exactly one reply.
+        if p.answers == p.replicas.count && p.replied {
             pending[FastKey(id)] = nil
             p.releaseState(pool)
             if p.op == .delete && p.allTombstoneOnly && p.hintFor == nil, let dot = p.dot {
@@ -386,7 +388,7 @@ public final class Coordinator {
                                    coordinator: endpoint)),
                 from: endpoint, to: p.client)
         }
-        if p.answers == p.replicas.count {
+        if p.answers == p.replicas.count && p.replied {  // as for writes: short of r, the timeout answers
             pending[FastKey(id)] = nil
             finishRead(p, out: &out)
         }

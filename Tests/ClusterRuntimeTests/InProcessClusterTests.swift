@@ -22,7 +22,14 @@ func drive(_ cluster: InProcessCluster, history: History, threads: Int, opsPerTh
             var outstanding: [UInt64: (op: ReplicationCore.Operation, key: UInt64, start: UInt64, writeID: UInt64)] = [:]
             var issued = 0
             var nextTag: UInt64 = 1
+            var lastProgress = monotonicNanos()
             while issued < opsPerThread || !outstanding.isEmpty {
+                if monotonicNanos() - lastProgress > 20_000_000_000 {
+                    // No reply for 20 s: every request has a timeout, so a reply was lost. Fail, do not hang.
+                    let pending = port.coordinator.map { c in c.pending.values.map { "\($0.tag)" } } ?? []
+                    Issue.record("client \(t): no reply for 20 s; outstanding tags \(outstanding.keys.sorted().prefix(8)), coordinator pending \(pending.prefix(8)), timers \(port.timers.count), counters \(String(describing: port.coordinator?.counters))")
+                    break
+                }
                 while issued < opsPerThread && outstanding.count < inFlight {
                     let key = UInt64(rng.next(below: Int(keys)))
                     let tag = nextTag
@@ -56,7 +63,7 @@ func drive(_ cluster: InProcessCluster, history: History, threads: Int, opsPerTh
                     }
                     Siblings.release(reply.versions, pool: pool)
                 }
-                if n == 0 { port.wait(until: monotonicNanos() + 1_000_000) }
+                if n == 0 { port.wait(until: monotonicNanos() + 1_000_000) } else { lastProgress = monotonicNanos() }
             }
             done.signal()
         }.start()

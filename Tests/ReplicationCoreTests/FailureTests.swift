@@ -229,4 +229,20 @@ struct FailureTests {
             net.discardAll()
         }
     }
+
+    @Test("fewer nodes reachable than the quorum needs: every request still gets exactly one reply, at its timeout")
+    func quorumOutOfReach() {
+        // Three nodes, n = w = r = 3, one down and suspected: no fallback exists, the two replicas left answer and
+        // the request must still be answered (it once vanished here, and a closed-loop client waited forever).
+        let (net, pool) = setup { $0.nodes = 3; $0.w = 3; $0.r = 3 }
+        net.crash(2)
+        suspect(2, in: net, pool: pool)
+        let put = net.submit(.put, key: 42, value: WriteTag.value(id: 6, pool: pool), to: 0)
+        let get = net.submit(.get, key: 42, to: 0)
+        net.run(for: 2 * net.config.timeout)
+        #expect(net.replies.map(\.tag).filter { $0 >= put }.sorted() == [put, get], "one reply per request")
+        #expect(net.reply(put)?.status == .timeout)
+        #expect(net.reply(get)?.status == .timeout)
+        net.discardAll()
+    }
 }

@@ -31,3 +31,18 @@ qb_release_binary() {
     swift build -c release --product quorumbench >&2
     echo "$(swift build -c release --show-bin-path)/quorumbench"
 }
+
+# Runs a test stage with a time limit: a stage that hangs fails with one line naming it (and leaves no test
+# process behind) instead of running into CI's own limit. Usage: qb_stage NAME SECONDS command...
+qb_stage() {
+    local name="$1" limit="$2"
+    shift 2
+    local start=$SECONDS rc=0
+    timeout --kill-after=10 "$limit" "$@" || rc=$?
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        pkill -f quorumbenchPackageTests.xctest 2>/dev/null || true
+        echo "quorumbench: test stage '$name' did not finish within ${limit} s (a hang); stopped" >&2
+    fi
+    [ "$rc" -eq 0 ] && echo "quorumbench: stage '$name' took $((SECONDS - start)) s" >&2
+    return "$rc"
+}
