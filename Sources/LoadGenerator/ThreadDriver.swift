@@ -88,9 +88,11 @@ final class ThreadDriver: @unchecked Sendable {
     var nextWrite: UInt64 = 0
     var lag = makeLatencyHistogram()
     /// How long a thread waits for a reply before it counts the request failed: the coordinator's own timeout
-    /// answers first unless the coordinator itself went down, which only injected faults make happen (nil: wait).
+    /// answers first unless the coordinator itself went down (injected faults). In real time it is always on, so
+    /// that a reply lost for any reason shows as a timeout, never as a run that does not end; the simulator arms
+    /// it only with faults (it costs an event per request there, and its stall check catches a lost reply).
     var clientTimeout: UInt64? {
-        config.target == .cluster && !config.faults.isEmpty ? 2 * config.core.timeout + 50_000_000 : nil
+        config.target == .cluster ? 2 * config.core.timeout + 50_000_000 : nil
     }
     /// Requests a reply asks for (the write half of an rmw), sent once the poll is done.
     var followUps: [ClientRequest] = []
