@@ -73,46 +73,56 @@ public struct Dot: Hashable, Sendable, Comparable, CustomStringConvertible {
 /// dot a put was given, which its client learns without learning the other dots of that actor — is kept exact, as
 /// is every dot of a loose actor. Exact dots are kept up to ``maxExactDots`` (the newest); forgetting one can only
 /// make a superseded version reappear as a sibling, never drop a live one.
+///
+/// Both live in one array — the entries (sorted by actor), then the exact dots (sorted) — so that a context, and
+/// every version that carries one, holds a single reference: a version is copied into every message, and each
+/// reference is a retain and a release.
 public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
     public struct Entry: Sendable, Equatable {
         public var actor: Actor
         public var counter: UInt64
     }
 
-    /// Version-vector entries for replica actors, sorted by actor.
-    public private(set) var entries: [Entry]
-    /// Dots known one by one, sorted.
-    public private(set) var exactDots: [Dot]
+    /// `items[0..<entryCount]`: version-vector entries (actor, highest counter), sorted by actor;
+    /// `items[entryCount...]`: dots known one by one, sorted.
+    @usableFromInline var items: [Dot]
+    @usableFromInline var entryCount: Int
     public static let maxExactDots = 64
 
     public init() {
-        entries = []
-        exactDots = []
+        items = []
+        entryCount = 0
     }
 
     public static let empty = CausalContext()
 
-    public var isEmpty: Bool { entries.isEmpty && exactDots.isEmpty }
+    @inlinable public var isEmpty: Bool { items.isEmpty }
+
+    /// Version-vector entries for replica actors, sorted by actor.
+    public var entries: [Entry] { items[..<entryCount].map { Entry(actor: $0.actor, counter: $0.counter) } }
+    /// Dots known one by one, sorted.
+    public var exactDots: ArraySlice<Dot> { items[entryCount...] }
 
     /// Whether event `dot` is part of this history.
     @inlinable
     public func covers(_ dot: Dot) -> Bool {
-        if !dot.actor.isLoose {
-            for e in entries where e.actor == dot.actor {
-                if e.counter >= dot.counter { return true }
-                break
+        items.withUnsafeBufferPointer { b in
+            if !dot.actor.isLoose {
+                for i in 0..<entryCount where b[i].actor == dot.actor {
+                    if b[i].counter >= dot.counter { return true }
+                    break
+                }
             }
+            for i in entryCount..<b.count where b[i] == dot { return true }
+            return false
         }
-        for d in exactDots where d == dot { return true }
-        return false
     }
 
     /// The highest counter of a replica actor in this history (0 if none).
     @inlinable
     public func counter(of actor: Actor) -> UInt64 {
         var c: UInt64 = 0
-        for e in entries where e.actor == actor { c = e.counter }
-        for d in exactDots where d.actor == actor { c = max(c, d.counter) }
+        for d in items where d.actor == actor { c = max(c, d.counter) }
         return c
     }
 
@@ -124,26 +134,30 @@ public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
             return
         }
         var i = 0
-        while i < entries.count && entries[i].actor < dot.actor { i += 1 }
-        if i < entries.count && entries[i].actor == dot.actor {
-            if entries[i].counter < dot.counter { entries[i].counter = dot.counter }
+        while i < entryCount && items[i].actor < dot.actor { i += 1 }
+        if i < entryCount && items[i].actor == dot.actor {
+            if items[i].counter < dot.counter { items[i].counter = dot.counter }
         } else {
-            entries.insert(Entry(actor: dot.actor, counter: dot.counter), at: i)
+            items.insert(dot, at: i)
+            entryCount += 1
         }
         // Exact dots the entry now covers are redundant.
-        exactDots.removeAll { $0.actor == dot.actor && $0.counter <= dot.counter && !dot.actor.isLoose }
+        var j = entryCount
+        while j < items.count {
+            if items[j].actor == dot.actor && items[j].counter <= dot.counter { items.remove(at: j) } else { j += 1 }
+        }
     }
 
     /// Adds one event by itself, implying nothing about the actor's other events.
     public mutating func addExact(_ dot: Dot) {
         if covers(dot) { return }
-        var i = 0
-        while i < exactDots.count && exactDots[i] < dot { i += 1 }
-        exactDots.insert(dot, at: i)
-        if exactDots.count > CausalContext.maxExactDots {
+        var i = entryCount
+        while i < items.count && items[i] < dot { i += 1 }
+        items.insert(dot, at: i)
+        if items.count - entryCount > CausalContext.maxExactDots {
             // Forget the oldest (smallest counter).
-            let oldest = exactDots.indices.min { exactDots[$0].counter < exactDots[$1].counter }!
-            exactDots.remove(at: oldest)
+            let oldest = (entryCount..<items.count).min { items[$0].counter < items[$1].counter }!
+            items.remove(at: oldest)
         }
     }
 
@@ -154,17 +168,19 @@ public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
             self = other
             return
         }
-        for e in other.entries { add(Dot(actor: e.actor, counter: e.counter)) }
-        for d in other.exactDots { addExact(d) }
+        for d in other.items[..<other.entryCount] { add(d) }
+        for d in other.items[other.entryCount...] { addExact(d) }
     }
 
     /// Whether every event in `other` is in this history.
     public func dominates(_ other: CausalContext) -> Bool {
-        for e in other.entries {
+        for e in other.items[..<other.entryCount] {
             // An entry stands for its whole prefix: only an entry at least as high covers it.
-            guard entries.contains(where: { $0.actor == e.actor && $0.counter >= e.counter }) else { return false }
+            guard items[..<entryCount].contains(where: { $0.actor == e.actor && $0.counter >= e.counter }) else {
+                return false
+            }
         }
-        for d in other.exactDots where !covers(d) { return false }
+        for d in other.items[other.entryCount...] where !covers(d) { return false }
         return true
     }
 
