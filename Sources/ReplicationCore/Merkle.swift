@@ -2,7 +2,9 @@
 ///
 /// A key's leaf is the low `depth` bits of its hash (the partition comes from the high bits). A leaf's hash is the
 /// XOR of its keys' digests, and an inner node's the XOR of its children's, so a change of one key is applied by
-/// XOR-ing (old digest ⊕ new digest) into its leaf and every ancestor: depth + 1 word updates, no rehashing.
+/// XOR-ing (old digest ⊕ new digest) into its leaf: one word, no rehashing. Inner nodes are brought up to date
+/// when a tree is next read (an exchange, every `--ae-interval`): 2^depth − 1 XORs then, instead of depth more
+/// words — in scattered cache lines — on every write.
 /// A key's digest depends only on the key and the set of its versions' dots (and tombstone flags), so two replicas
 /// holding the same versions have the same trees whatever order the writes came in.
 public final class MerkleForest {
@@ -19,6 +21,8 @@ public final class MerkleForest {
     public let partitions: [Int]
     public let shared: [[Int]]
     @exclusivity(unchecked) var hashes: [UInt64]
+    /// Per tree (in `partitions` order): a leaf changed since its inner nodes were computed.
+    @exclusivity(unchecked) var stale: [Bool]
 
     public init(ring: Ring, node: Int, n: Int, depth: Int) {
         self.ring = ring
@@ -41,6 +45,7 @@ public final class MerkleForest {
         partitions = mine
         self.shared = shared
         hashes = Array(repeating: 0, count: mine.count * treeSize)
+        stale = Array(repeating: false, count: mine.count)
     }
 
     /// The digest of one key's state (0 for no state).
@@ -65,13 +70,18 @@ public final class MerkleForest {
         if delta == 0 { return }
         let base = Int(slot[ring.partition(of: hash)])
         if base < 0 { return }
-        var i = leafCount - 1 + leaf(of: hash)
-        hashes.withUnsafeMutableBufferPointer { t in
-            while true {
-                t[base + i] ^= delta
-                if i == 0 { break }
-                i = (i - 1) / 2
-            }
+        hashes[base + leafCount - 1 + leaf(of: hash)] ^= delta
+        stale[base / treeSize] = true
+    }
+
+    /// Recomputes the inner nodes of the tree at `base` if a leaf changed since.
+    @inline(__always)
+    func refresh(_ base: Int) {
+        let t = base / treeSize
+        guard stale[t] else { return }
+        stale[t] = false
+        hashes.withUnsafeMutableBufferPointer { h in
+            for i in stride(from: leafCount - 2, through: 0, by: -1) { h[base + i] = h[base + 2 * i + 1] ^ h[base + 2 * i + 2] }
         }
     }
 
@@ -79,7 +89,9 @@ public final class MerkleForest {
     public func hash(partition: Int, index: Int) -> UInt64? {
         guard partition >= 0, partition < slot.count, index >= 0, index < treeSize else { return nil }
         let base = Int(slot[partition])
-        return base < 0 ? nil : hashes[base + index]
+        if base < 0 { return nil }
+        refresh(base)
+        return hashes[base + index]
     }
 
     /// Whether this node and `peer` both replicate `partition`.
@@ -94,12 +106,16 @@ public final class MerkleForest {
 
     /// Roots of the partitions shared with `peer`.
     public func roots(sharedWith peer: Int) -> [TreeNode] {
-        shared[peer].map { TreeNode(partition: UInt32($0), index: 0, hash: hashes[Int(slot[$0])]) }
+        shared[peer].map { p in
+            refresh(Int(slot[p]))
+            return TreeNode(partition: UInt32(p), index: 0, hash: hashes[Int(slot[p])])
+        }
     }
 
     /// Every tree back to empty (the node was wiped).
     public func reset() {
         for i in hashes.indices { hashes[i] = 0 }
+        for t in stale.indices { stale[t] = false }
     }
 }
 
