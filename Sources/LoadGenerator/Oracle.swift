@@ -101,8 +101,9 @@ public final class Oracle: @unchecked Sendable {
     /// A write was acknowledged to its client at `time`.
     public func acknowledged(id: UInt64, key: UInt64, at time: UInt64) {
         shard(key).withLock { s in
-            guard let w = s.writes[FastKey(id)] else { return }
-            s.writes[FastKey(id)]!.ackedAt = time
+            guard let at = s.writes.index(forKey: FastKey(id)) else { return }
+            s.writes.values[at].ackedAt = time
+            let w = s.writes.values[at]
             // Updated in place: a copy of the key's lists would be copied again on the first write.
             Oracle.supersede(&s.keys[FastKey(key), default: KeyWrites()], by: id, seq: w.seq, at: time,
                              retention: retention, writes: s.writes, saw: s.saw)
@@ -119,10 +120,14 @@ public final class Oracle: @unchecked Sendable {
             k.frontier.append(Acked(id: id, ackedAt: time, seq: seq))
             return
         }
-        let covered = Shard.closure(writes, saw, of: [id], floor: floor)
+        // The common case needs no search (and no Set): the write saw every frontier write itself — an update
+        // after a read of the key, or a thread's next write of it.
+        let direct = writes[FastKey(id)].map { saw[Int($0.sawStart)..<Int($0.sawStart + $0.sawCount)] } ?? []
+        let covered: Set<UInt64>? = k.frontier.allSatisfy({ $0.id == id || direct.contains($0.id) })
+            ? nil : Shard.closure(writes, saw, of: [id], floor: floor)  // nil: every frontier write
         var i = 0
         while i < k.frontier.count {
-            if k.frontier[i].id != id && covered.contains(k.frontier[i].id) {
+            if k.frontier[i].id != id && covered?.contains(k.frontier[i].id) ?? true {
                 var gone = k.frontier.remove(at: i)
                 gone.supersededAt = time
                 k.superseded.append(gone)
@@ -143,6 +148,16 @@ public final class Oracle: @unchecked Sendable {
     public func missed(key: UInt64, start: UInt64, returned: [UInt64]) -> Int {
         shard(key).withLock { s in
             guard let k = s.keys[FastKey(key)] else { return 0 }
+            // The common case, with no allocation: the read returned every write it owed.
+            func unreturned(_ a: Acked) -> Bool { a.ackedAt < start && !returned.contains(a.id) }
+            if !k.frontier.contains(where: unreturned) {
+                var clear = true
+                for a in k.superseded.reversed() {
+                    if a.supersededAt < start { break }
+                    if unreturned(a) { clear = false; break }
+                }
+                if clear { return 0 }
+            }
             // The writes the read owed: acknowledged before it began, and not superseded before it began.
             var owed: [Acked] = k.frontier.filter { $0.ackedAt < start }
             // Superseded after the read began: the read still owed them. Newest first, stop at the old ones.
@@ -150,9 +165,6 @@ public final class Oracle: @unchecked Sendable {
                 if a.supersededAt < start { break }
                 if a.ackedAt < start { owed.append(a) }
             }
-            if owed.isEmpty { return 0 }
-            let returnedSet = Set(returned)
-            if owed.allSatisfy({ returnedSet.contains($0.id) }) { return 0 }
             // One search from what the read returned, bounded by the oldest write owed.
             let floor = owed.lazy.map(\.seq).min()!
             let covered = Shard.closure(s.writes, s.saw, of: returned, floor: floor)
