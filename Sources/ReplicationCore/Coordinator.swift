@@ -397,7 +397,15 @@ public final class Coordinator {
     /// The responses merged into one state: reconciled on the versions' metadata, then each surviving version's
     /// value copied once (from the first response that holds it).
     func reconcile(_ responses: [(index: Int, versions: [Version])]) -> [Version] {
-        withValues(reconciledMetadata(responses), from: responses)
+        // The common case: the replicas agree, and the answer is any one of them.
+        if agree(responses) { return Siblings.copy(responses[0].versions, pool: pool) }
+        return withValues(reconciledMetadata(responses), from: responses)
+    }
+
+    /// Whether every response holds the same versions (then reconciling them changes nothing).
+    func agree(_ responses: [(index: Int, versions: [Version])]) -> Bool {
+        let first = responses[0].versions
+        return responses.dropFirst().allSatisfy { Siblings.same($0.versions, first) }
     }
 
     /// The merged state without values.
@@ -429,7 +437,7 @@ public final class Coordinator {
     /// The reconciliation is done on the versions' metadata; values are copied only for the repairs sent.
     func finishRead(_ p: Pending, out: inout Outbox) {
         defer { for r in p.responses { Siblings.release(r.versions, pool: pool) } }
-        guard config.readRepair, p.replied, p.responses.count > 1 else { return }
+        guard config.readRepair, p.replied, p.responses.count > 1, !agree(p.responses) else { return }
         let final = reconciledMetadata(p.responses)
         if final.isEmpty { return }
         for r in p.responses where !Siblings.same(r.versions, final) {
