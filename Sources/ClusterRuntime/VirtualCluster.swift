@@ -46,11 +46,19 @@ public final class VirtualCluster {
     }
 
     var heap: [Entry] = []
+    /// Events pushed in time order (a request's timeout, a periodic tick: now + a constant) wait here instead of
+    /// in the heap, `fifo[fifoHead...]`: most of them are timeouts of requests long finished, and in the heap
+    /// they made it ~tens of thousands deep, every pop a walk down cache-missing levels. The next event is the
+    /// smaller of the heap's top and the FIFO's head by (time, sequence): the order of events is exactly what
+    /// one heap gives.
+    var fifo: [Entry] = []
+    var fifoHead = 0
     var slab: [Event?] = []
     var freeSlots: [Int] = []
     var seq: UInt64 = 0
     var rng: Xoshiro
     var outbox = Outbox()
+    var spareBuffers: [[Envelope]] = []
     let transmission: Transmission
     let crashMode: CrashMode
     var conditions: [NodeCondition]
@@ -100,6 +108,14 @@ public final class VirtualCluster {
             slab.append(event)
         }
         let entry = Entry(at: at, seq: seq, slot: slot)
+        if fifoHead == fifo.count {
+            fifo.removeAll(keepingCapacity: true)
+            fifoHead = 0
+        }
+        if fifo.isEmpty || at >= fifo[fifo.count - 1].at {
+            fifo.append(entry)
+            return
+        }
         heap.append(entry)
         heap.withUnsafeMutableBufferPointer { h in
             var i = h.count - 1
@@ -116,6 +132,15 @@ public final class VirtualCluster {
     /// Removes the earliest entry and returns its time and event.
     @inline(__always)
     func pop() -> (at: UInt64, event: Event) {
+        if fifoHead < fifo.count && (heap.isEmpty || fifo[fifoHead] < heap[0]) {
+            let top = fifo[fifoHead]
+            fifoHead += 1
+            if fifoHead >= 4096 && fifoHead * 2 >= fifo.count {  // drop the consumed prefix now and then
+                fifo.removeFirst(fifoHead)
+                fifoHead = 0
+            }
+            return take(top)
+        }
         let top = heap[0]
         let last = heap.removeLast()
         if !heap.isEmpty {
@@ -134,17 +159,28 @@ public final class VirtualCluster {
                 h[i] = last
             }
         }
-        let event = slab[top.slot].take()!
-        freeSlots.append(top.slot)
-        return (top.at, event)
+        return take(top)
     }
 
+    @inline(__always)
+    func take(_ entry: Entry) -> (at: UInt64, event: Event) {
+        let event = slab[entry.slot].take()!
+        freeSlots.append(entry.slot)
+        return (entry.at, event)
+    }
+
+    var isIdle: Bool { heap.isEmpty && fifoHead == fifo.count }
+
     /// The time of the next event, if any.
-    public var nextEventTime: UInt64? { heap.first?.at }
+    public var nextEventTime: UInt64? {
+        let f = fifoHead < fifo.count ? fifo[fifoHead].at : nil
+        guard let h = heap.first?.at else { return f }
+        return min(h, f ?? .max)
+    }
 
     /// Handles every event due at or before `time`, then sets the clock to `time`.
     public func run(until time: UInt64) {
-        while let first = heap.first, first.at <= time {
+        while let next = nextEventTime, next <= time {
             step()
         }
         if time > now { now = time }
@@ -153,7 +189,7 @@ public final class VirtualCluster {
     /// Handles the next event. Returns false if there is none.
     @discardableResult
     public func step() -> Bool {
-        guard !heap.isEmpty else { return false }
+        guard !isIdle else { return false }
         let e = pop()
         now = max(now, e.at)
         events += 1
@@ -248,12 +284,15 @@ public final class VirtualCluster {
     }
 
     func dispatch(from source: Endpoint) {
-        // Taken out first: a reply handed to the driver may submit the next request, which fills the outbox anew.
-        let messages = outbox.messages, timers = outbox.timers
-        outbox.removeAll()
-        for t in timers {
+        for t in outbox.timers {
             push(t.at, source.isClient ? .clientTimer(source.index, t.token) : .nodeTimer(source.index, t.token))
         }
+        outbox.timers.removeAll(keepingCapacity: true)
+        // Swapped out first: a reply handed to the driver may submit the next request, which fills the outbox
+        // anew (and dispatches again). Emptied buffers are kept for reuse: copying the array out and clearing the
+        // outbox would allocate a new buffer on every dispatch.
+        var messages = spareBuffers.popLast() ?? []
+        swap(&messages, &outbox.messages)
         for e in messages {
             if e.to.isClient && e.to == source, case .reply(let reply) = e.message {
                 onReply(source.index, reply)  // a client-side coordinator answering its own client
@@ -261,6 +300,8 @@ public final class VirtualCluster {
             }
             send(e)
         }
+        messages.removeAll(keepingCapacity: true)
+        spareBuffers.append(messages)
     }
 
     func arrive(_ e: Envelope) {
@@ -355,8 +396,10 @@ public final class VirtualCluster {
 
     /// Drops every event still queued (releasing buffers) and abandons requests in flight.
     public func discardAll() {
-        for entry in heap { if let e = slab[entry.slot] { release(e) } }
+        for entry in heap + fifo[fifoHead...] { if let e = slab[entry.slot] { release(e) } }
         heap.removeAll()
+        fifo.removeAll()
+        fifoHead = 0
         slab.removeAll()
         freeSlots.removeAll()
         for list in held { for event in list { release(event) } }
