@@ -46,13 +46,13 @@ public final class VirtualCluster {
     }
 
     var heap: [Entry] = []
-    /// Events pushed in time order (a request's timeout, a periodic tick: now + a constant) wait here instead of
-    /// in the heap, `fifo[fifoHead...]`: most of them are timeouts of requests long finished, and in the heap
-    /// they made it ~tens of thousands deep, every pop a walk down cache-missing levels. The next event is the
-    /// smaller of the heap's top and the FIFO's head by (time, sequence): the order of events is exactly what
-    /// one heap gives.
-    var fifo: [Entry] = []
-    var fifoHead = 0
+    /// Events pushed in time order wait in FIFO lanes instead of the heap (as in ``TimerQueue``, with the same
+    /// lane choice): a request's timeout is always now + timeout, a periodic tick now + its interval. Most of them
+    /// are timeouts of requests long finished, and in the heap they made it tens of thousands deep, every pop a
+    /// walk down cache-missing levels. The next event is the smallest of the heap's top and the lanes' heads by
+    /// (time, sequence): the order of events is exactly what one heap gives.
+    var lanes = [[Entry]](repeating: [], count: 4)
+    var laneHeads = [Int](repeating: 0, count: 4)
     var slab: [Event?] = []
     var freeSlots: [Int] = []
     var seq: UInt64 = 0
@@ -108,12 +108,25 @@ public final class VirtualCluster {
             slab.append(event)
         }
         let entry = Entry(at: at, seq: seq, slot: slot)
-        if fifoHead == fifo.count {
-            fifo.removeAll(keepingCapacity: true)
-            fifoHead = 0
+        var best = -1, bestAt: UInt64 = 0, empty = -1
+        for l in 0..<lanes.count {
+            if laneHeads[l] == lanes[l].count {
+                if empty < 0 { empty = l }
+                continue
+            }
+            let last = lanes[l][lanes[l].count - 1].at
+            if last <= at && (best < 0 || last > bestAt) {
+                best = l
+                bestAt = last
+            }
         }
-        if fifo.isEmpty || at >= fifo[fifo.count - 1].at {
-            fifo.append(entry)
+        let lane = best >= 0 ? best : empty
+        if lane >= 0 {
+            if laneHeads[lane] == lanes[lane].count {
+                lanes[lane].removeAll(keepingCapacity: true)
+                laneHeads[lane] = 0
+            }
+            lanes[lane].append(entry)
             return
         }
         heap.append(entry)
@@ -132,12 +145,18 @@ public final class VirtualCluster {
     /// Removes the earliest entry and returns its time and event.
     @inline(__always)
     func pop() -> (at: UInt64, event: Event) {
-        if fifoHead < fifo.count && (heap.isEmpty || fifo[fifoHead] < heap[0]) {
-            let top = fifo[fifoHead]
-            fifoHead += 1
-            if fifoHead >= 4096 && fifoHead * 2 >= fifo.count {  // drop the consumed prefix now and then
-                fifo.removeFirst(fifoHead)
-                fifoHead = 0
+        var lane = -1
+        for l in 0..<lanes.count where laneHeads[l] < lanes[l].count {
+            let head = lanes[l][laneHeads[l]]
+            if lane < 0 ? (heap.isEmpty || head < heap[0]) : head < lanes[lane][laneHeads[lane]] { lane = l }
+        }
+        if lane >= 0 {
+            let top = lanes[lane][laneHeads[lane]]
+            laneHeads[lane] += 1
+            let head = laneHeads[lane]
+            if head >= 4096 && head * 2 >= lanes[lane].count {  // drop the consumed prefix now and then
+                lanes[lane].removeFirst(head)
+                laneHeads[lane] = 0
             }
             return take(top)
         }
@@ -169,13 +188,13 @@ public final class VirtualCluster {
         return (entry.at, event)
     }
 
-    var isIdle: Bool { heap.isEmpty && fifoHead == fifo.count }
+    var isIdle: Bool { heap.isEmpty && (0..<lanes.count).allSatisfy { laneHeads[$0] == lanes[$0].count } }
 
     /// The time of the next event, if any.
     public var nextEventTime: UInt64? {
-        let f = fifoHead < fifo.count ? fifo[fifoHead].at : nil
-        guard let h = heap.first?.at else { return f }
-        return min(h, f ?? .max)
+        var t = heap.first?.at
+        for l in 0..<lanes.count where laneHeads[l] < lanes[l].count { t = min(t ?? .max, lanes[l][laneHeads[l]].at) }
+        return t
     }
 
     /// Handles every event due at or before `time`, then sets the clock to `time`.
@@ -396,10 +415,13 @@ public final class VirtualCluster {
 
     /// Drops every event still queued (releasing buffers) and abandons requests in flight.
     public func discardAll() {
-        for entry in heap + fifo[fifoHead...] { if let e = slab[entry.slot] { release(e) } }
+        for l in 0..<lanes.count {
+            heap += lanes[l][laneHeads[l]...]
+            lanes[l].removeAll()
+            laneHeads[l] = 0
+        }
+        for entry in heap { if let e = slab[entry.slot] { release(e) } }
         heap.removeAll()
-        fifo.removeAll()
-        fifoHead = 0
         slab.removeAll()
         freeSlots.removeAll()
         for list in held { for event in list { release(event) } }

@@ -72,55 +72,88 @@ public struct TimerHeap<Payload> {
     func less(_ a: Entry, _ b: Entry) -> Bool { a.at != b.at ? a.at < b.at : a.seq < b.seq }
 }
 
-/// Timers: a FIFO for deadlines that arrive in order (a request timeout is always now + timeout, so they do), a
-/// heap for the rest. Popping is O(1) for the common case instead of O(log n) with copies.
+/// Timers: a few FIFO lanes for deadlines that arrive in order, a heap for the rest. A request timeout is always
+/// now + timeout, a periodic tick now + its interval: each kind arrives in order, so each finds a lane whose last
+/// deadline is not later than its own (the lane with the latest such deadline is taken). One lane was not enough:
+/// a far tick (anti-entropy, 1 s) at the end of the only lane sent every shorter timeout after it to the heap.
+/// Popping is O(1) for the common case instead of O(log n) with copies.
 public struct TimerQueue<Payload> {
-    @usableFromInline var fifo: [(at: UInt64, payload: Payload)] = []
-    @usableFromInline var fifoHead = 0
+    @usableFromInline struct Lane {
+        @usableFromInline var items: [(at: UInt64, payload: Payload)] = []
+        @usableFromInline var head = 0
+        @inlinable init() {}
+        @inlinable var isEmpty: Bool { head == items.count }
+    }
+
+    @usableFromInline var lanes = [Lane](repeating: Lane(), count: 4)
     @usableFromInline var heap = TimerHeap<Payload>()
 
     public init() {}
 
-    @inlinable public var isEmpty: Bool { fifoHead == fifo.count && heap.isEmpty }
-    @inlinable public var count: Int { fifo.count - fifoHead + heap.count }
+    @inlinable public var isEmpty: Bool { heap.isEmpty && lanes.allSatisfy(\.isEmpty) }
+    @inlinable public var count: Int { heap.count + lanes.reduce(0) { $0 + $1.items.count - $1.head } }
 
     @inlinable
     public var nextTime: UInt64? {
-        let f = fifoHead < fifo.count ? fifo[fifoHead].at : nil
-        guard let h = heap.nextTime else { return f }
-        guard let f else { return h }
-        return min(f, h)
+        var t = heap.nextTime
+        for l in lanes.indices where !lanes[l].isEmpty {
+            let a = lanes[l].items[lanes[l].head].at
+            if t == nil || a < t! { t = a }
+        }
+        return t
     }
 
     @inlinable
     public mutating func push(at: UInt64, _ payload: Payload) {
-        if fifoHead == fifo.count || at >= fifo[fifo.count - 1].at {
-            fifo.append((at, payload))
-        } else {
-            heap.push(at: at, payload)
+        var best = -1, bestAt: UInt64 = 0, empty = -1
+        for l in lanes.indices {
+            if lanes[l].isEmpty {
+                if empty < 0 { empty = l }
+                continue
+            }
+            let last = lanes[l].items[lanes[l].items.count - 1].at
+            if last <= at && (best < 0 || last > bestAt) {
+                best = l
+                bestAt = last
+            }
         }
+        let lane = best >= 0 ? best : empty
+        if lane < 0 {
+            heap.push(at: at, payload)
+            return
+        }
+        if lanes[lane].isEmpty {
+            lanes[lane].items.removeAll(keepingCapacity: true)
+            lanes[lane].head = 0
+        }
+        lanes[lane].items.append((at, payload))
     }
 
     /// Removes and returns the earliest payload due at `now`.
     @inlinable
     public mutating func popDue(_ now: UInt64) -> Payload? {
-        let f = fifoHead < fifo.count ? fifo[fifoHead].at : UInt64.max
-        let h = heap.nextTime ?? UInt64.max
-        if f <= h {
-            guard f <= now else { return nil }
-            let p = fifo[fifoHead].payload
-            fifoHead += 1
-            if fifoHead == fifo.count {
-                fifo.removeAll(keepingCapacity: true)
-                fifoHead = 0
-            } else if fifoHead >= 4096 && fifoHead * 2 >= fifo.count {
-                fifo.removeFirst(fifoHead)
-                fifoHead = 0
+        var lane = -1
+        var at = heap.nextTime ?? .max
+        for l in lanes.indices where !lanes[l].isEmpty {
+            let a = lanes[l].items[lanes[l].head].at
+            if a < at {
+                lane = l
+                at = a
             }
-            return p
         }
-        guard h <= now else { return nil }
-        return heap.popFirst()?.payload
+        guard at <= now else { return nil }
+        if lane < 0 { return heap.popFirst()?.payload }
+        let p = lanes[lane].items[lanes[lane].head].payload
+        lanes[lane].head += 1
+        let head = lanes[lane].head
+        if head == lanes[lane].items.count {
+            lanes[lane].items.removeAll(keepingCapacity: true)
+            lanes[lane].head = 0
+        } else if head >= 4096 && head * 2 >= lanes[lane].items.count {
+            lanes[lane].items.removeFirst(head)
+            lanes[lane].head = 0
+        }
+        return p
     }
 
     @inlinable
