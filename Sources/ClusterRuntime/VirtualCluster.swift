@@ -1,5 +1,6 @@
 import BufferPool
 import ReplicationCore
+import SyncPrimitives
 
 /// The same nodes, coordinators and faults as ``InProcessCluster``, run by a discrete-event simulation in virtual
 /// time on the calling thread: an event queue ordered by (time, sequence), every delay drawn from the `--delay*`
@@ -37,25 +38,12 @@ public final class VirtualCluster {
         case fault([NodeCondition])
     }
 
-    /// A heap entry: trivial to move; the event itself waits in `slab`.
-    struct Entry {
-        var at: UInt64
-        var seq: UInt64
-        var slot: Int
-        @inline(__always) static func < (a: Entry, b: Entry) -> Bool { a.at != b.at ? a.at < b.at : a.seq < b.seq }
-    }
-
-    var heap: [Entry] = []
-    /// Events pushed in time order wait in FIFO lanes instead of the heap (as in ``TimerQueue``, with the same
-    /// lane choice): a request's timeout is always now + timeout, a periodic tick now + its interval. Most of them
-    /// are timeouts of requests long finished, and in the heap they made it tens of thousands deep, every pop a
-    /// walk down cache-missing levels. The next event is the smallest of the heap's top and the lanes' heads by
-    /// (time, sequence): the order of events is exactly what one heap gives.
-    var lanes = [[Entry]](repeating: [], count: 4)
-    var laneHeads = [Int](repeating: 0, count: 4)
+    /// Events by (time, sequence). Most are timeouts of requests long finished, pushed in time order: the queue
+    /// keeps those in FIFO lanes, which kept in one heap made it tens of thousands deep. The queue holds a slot
+    /// number (trivial to move); the event itself waits in `slab`.
+    var queue = TimerQueue<Int>()
     var slab: [Event?] = []
     var freeSlots: [Int] = []
-    var seq: UInt64 = 0
     var rng: Xoshiro
     var outbox = Outbox()
     var spareBuffers: [[Envelope]] = []
@@ -98,7 +86,6 @@ public final class VirtualCluster {
 
     @inline(__always)
     func push(_ at: UInt64, _ event: Event) {
-        seq &+= 1
         let slot: Int
         if let free = freeSlots.popLast() {
             slot = free
@@ -107,95 +94,20 @@ public final class VirtualCluster {
             slot = slab.count
             slab.append(event)
         }
-        let entry = Entry(at: at, seq: seq, slot: slot)
-        var best = -1, bestAt: UInt64 = 0, empty = -1
-        for l in 0..<lanes.count {
-            if laneHeads[l] == lanes[l].count {
-                if empty < 0 { empty = l }
-                continue
-            }
-            let last = lanes[l][lanes[l].count - 1].at
-            if last <= at && (best < 0 || last > bestAt) {
-                best = l
-                bestAt = last
-            }
-        }
-        let lane = best >= 0 ? best : empty
-        if lane >= 0 {
-            if laneHeads[lane] == lanes[lane].count {
-                lanes[lane].removeAll(keepingCapacity: true)
-                laneHeads[lane] = 0
-            }
-            lanes[lane].append(entry)
-            return
-        }
-        heap.append(entry)
-        heap.withUnsafeMutableBufferPointer { h in
-            var i = h.count - 1
-            while i > 0 {
-                let parent = (i - 1) / 2
-                guard entry < h[parent] else { break }
-                h[i] = h[parent]
-                i = parent
-            }
-            h[i] = entry
-        }
+        queue.push(at: at, slot)
     }
 
-    /// Removes the earliest entry and returns its time and event.
+    /// Removes the earliest event and returns its time and event.
     @inline(__always)
     func pop() -> (at: UInt64, event: Event) {
-        var lane = -1
-        for l in 0..<lanes.count where laneHeads[l] < lanes[l].count {
-            let head = lanes[l][laneHeads[l]]
-            if lane < 0 ? (heap.isEmpty || head < heap[0]) : head < lanes[lane][laneHeads[lane]] { lane = l }
-        }
-        if lane >= 0 {
-            let top = lanes[lane][laneHeads[lane]]
-            laneHeads[lane] += 1
-            let head = laneHeads[lane]
-            if head >= 4096 && head * 2 >= lanes[lane].count {  // drop the consumed prefix now and then
-                lanes[lane].removeFirst(head)
-                laneHeads[lane] = 0
-            }
-            return take(top)
-        }
-        let top = heap[0]
-        let last = heap.removeLast()
-        if !heap.isEmpty {
-            heap.withUnsafeMutableBufferPointer { h in
-                var i = 0
-                let n = h.count
-                while true {
-                    let l = 2 * i + 1
-                    if l >= n { break }
-                    let r = l + 1
-                    let c = r < n && h[r] < h[l] ? r : l
-                    guard h[c] < last else { break }
-                    h[i] = h[c]
-                    i = c
-                }
-                h[i] = last
-            }
-        }
-        return take(top)
+        let top = queue.popEntry(due: .max)!
+        let event = slab[top.payload].take()!
+        freeSlots.append(top.payload)
+        return (top.at, event)
     }
-
-    @inline(__always)
-    func take(_ entry: Entry) -> (at: UInt64, event: Event) {
-        let event = slab[entry.slot].take()!
-        freeSlots.append(entry.slot)
-        return (entry.at, event)
-    }
-
-    var isIdle: Bool { heap.isEmpty && (0..<lanes.count).allSatisfy { laneHeads[$0] == lanes[$0].count } }
 
     /// The time of the next event, if any.
-    public var nextEventTime: UInt64? {
-        var t = heap.first?.at
-        for l in 0..<lanes.count where laneHeads[l] < lanes[l].count { t = min(t ?? .max, lanes[l][laneHeads[l]].at) }
-        return t
-    }
+    public var nextEventTime: UInt64? { queue.nextTime }
 
     /// Handles every event due at or before `time`, then sets the clock to `time`.
     public func run(until time: UInt64) {
@@ -208,7 +120,7 @@ public final class VirtualCluster {
     /// Handles the next event. Returns false if there is none.
     @discardableResult
     public func step() -> Bool {
-        guard !isIdle else { return false }
+        guard !queue.isEmpty else { return false }
         let e = pop()
         now = max(now, e.at)
         events += 1
@@ -415,13 +327,7 @@ public final class VirtualCluster {
 
     /// Drops every event still queued (releasing buffers) and abandons requests in flight.
     public func discardAll() {
-        for l in 0..<lanes.count {
-            heap += lanes[l][laneHeads[l]...]
-            lanes[l].removeAll()
-            laneHeads[l] = 0
-        }
-        for entry in heap { if let e = slab[entry.slot] { release(e) } }
-        heap.removeAll()
+        for slot in queue.removeAll() { if let e = slab[slot] { release(e) } }
         slab.removeAll()
         freeSlots.removeAll()
         for list in held { for event in list { release(event) } }

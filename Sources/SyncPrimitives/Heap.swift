@@ -25,17 +25,26 @@ public struct TimerHeap<Payload> {
 
     @inlinable
     public mutating func push(at: UInt64, _ payload: Payload) {
-        items.append(Entry(at: at, seq: nextSeq, payload: payload))
+        push(at: at, seq: nextSeq, payload)
         nextSeq &+= 1
-        var i = items.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            if less(items[i], items[parent]) {
-                items.swapAt(i, parent)
+    }
+
+    /// Pushes with the caller's sequence number (which must grow with every push), for a caller that orders
+    /// entries of several structures by one sequence.
+    @inlinable
+    public mutating func push(at: UInt64, seq: UInt64, _ payload: Payload) {
+        let entry = Entry(at: at, seq: seq, payload: payload)
+        items.append(entry)
+        items.withUnsafeMutableBufferPointer { h in
+            // Sift up with a hole: each level moves one entry, not a swap of two.
+            var i = h.count - 1
+            while i > 0 {
+                let parent = (i - 1) / 2
+                guard Self.less(entry, h[parent]) else { break }
+                h[i] = h[parent]
                 i = parent
-            } else {
-                break
             }
+            h[i] = entry
         }
     }
 
@@ -51,111 +60,130 @@ public struct TimerHeap<Payload> {
         guard !items.isEmpty else { return nil }
         let last = items.removeLast()
         if items.isEmpty { return last }
-        var top = last
-        swap(&top, &items[0])
-        var i = 0
-        let n = items.count
-        while true {
-            let l = 2 * i + 1
-            let r = l + 1
-            var m = i
-            if l < n && less(items[l], items[m]) { m = l }
-            if r < n && less(items[r], items[m]) { m = r }
-            if m == i { break }
-            items.swapAt(i, m)
-            i = m
+        let top = items[0]
+        items.withUnsafeMutableBufferPointer { h in
+            // Sift the last entry down from the root with a hole.
+            var i = 0
+            let n = h.count
+            while true {
+                let l = 2 * i + 1
+                if l >= n { break }
+                let r = l + 1
+                let c = r < n && Self.less(h[r], h[l]) ? r : l
+                guard Self.less(h[c], last) else { break }
+                h[i] = h[c]
+                i = c
+            }
+            h[i] = last
         }
         return top
     }
 
     @inlinable @inline(__always)
-    func less(_ a: Entry, _ b: Entry) -> Bool { a.at != b.at ? a.at < b.at : a.seq < b.seq }
+    static func less(_ a: Entry, _ b: Entry) -> Bool { a.at != b.at ? a.at < b.at : a.seq < b.seq }
 }
 
-/// Timers: a few FIFO lanes for deadlines that arrive in order, a heap for the rest. A request timeout is always
-/// now + timeout, a periodic tick now + its interval: each kind arrives in order, so each finds a lane whose last
-/// deadline is not later than its own (the lane with the latest such deadline is taken). One lane was not enough:
-/// a far tick (anti-entropy, 1 s) at the end of the only lane sent every shorter timeout after it to the heap.
-/// Popping is O(1) for the common case instead of O(log n) with copies.
+/// Timers and events in `(at, insertion)` order — exactly the order of one ``TimerHeap`` — kept mostly in FIFO lanes.
+///
+/// A request timeout is always now + timeout, a periodic tick now + its interval: each kind arrives in time order,
+/// so it finds a lane whose last deadline is not later than its own (the lane with the latest such deadline is
+/// taken; one lane was not enough: a far tick at its end sent every shorter timeout after it to the heap). The
+/// rest go to a heap. The lane with the earliest head is kept up to date on push and pop, so asking whether
+/// anything is due — what an idle thread does in a loop — is O(1), and so are most pushes and pops.
 public struct TimerQueue<Payload> {
-    @usableFromInline struct Lane {
-        @usableFromInline var items: [(at: UInt64, payload: Payload)] = []
-        @usableFromInline var head = 0
-        @inlinable init() {}
-        @inlinable var isEmpty: Bool { head == items.count }
-    }
-
-    @usableFromInline var lanes = [Lane](repeating: Lane(), count: 4)
+    public typealias Entry = TimerHeap<Payload>.Entry
+    @usableFromInline static var laneCount: Int { 4 }
+    @usableFromInline var lanes: [[Entry]] = Array(repeating: [], count: 4)
+    @usableFromInline var heads: [Int] = Array(repeating: 0, count: 4)
+    /// The lane whose head comes first (−1: every lane empty).
+    @usableFromInline var first = -1
     @usableFromInline var heap = TimerHeap<Payload>()
+    @usableFromInline var nextSeq: UInt64 = 0
 
     public init() {}
 
-    @inlinable public var isEmpty: Bool { heap.isEmpty && lanes.allSatisfy(\.isEmpty) }
-    @inlinable public var count: Int { heap.count + lanes.reduce(0) { $0 + $1.items.count - $1.head } }
-
-    @inlinable
-    public var nextTime: UInt64? {
-        var t = heap.nextTime
-        for l in lanes.indices where !lanes[l].isEmpty {
-            let a = lanes[l].items[lanes[l].head].at
-            if t == nil || a < t! { t = a }
-        }
-        return t
+    @inlinable public var isEmpty: Bool { first < 0 && heap.isEmpty }
+    @inlinable public var count: Int {
+        var n = heap.count
+        for l in 0..<Self.laneCount { n += lanes[l].count - heads[l] }
+        return n
     }
+
+    @inlinable @inline(__always)
+    static func less(_ a: Entry, _ b: Entry) -> Bool { TimerHeap<Payload>.less(a, b) }
+
+    /// Whether the earliest entry is the first lane's head (not the heap's top).
+    @inlinable @inline(__always)
+    var laneFirst: Bool {
+        guard first >= 0 else { return false }
+        guard let top = heap.items.first else { return true }
+        return Self.less(lanes[first][heads[first]], top)
+    }
+
+    /// The earliest time queued.
+    @inlinable
+    public var nextTime: UInt64? { laneFirst ? lanes[first][heads[first]].at : heap.nextTime }
 
     @inlinable
     public mutating func push(at: UInt64, _ payload: Payload) {
-        var best = -1, bestAt: UInt64 = 0, empty = -1
-        for l in lanes.indices {
-            if lanes[l].isEmpty {
+        let entry = Entry(at: at, seq: nextSeq, payload: payload)
+        nextSeq &+= 1
+        var lane = -1, laneLast: UInt64 = 0, empty = -1
+        for l in 0..<Self.laneCount {
+            if heads[l] == lanes[l].count {
                 if empty < 0 { empty = l }
-                continue
-            }
-            let last = lanes[l].items[lanes[l].items.count - 1].at
-            if last <= at && (best < 0 || last > bestAt) {
-                best = l
-                bestAt = last
+            } else if let last = lanes[l].last?.at, last <= at, lane < 0 || last > laneLast {
+                lane = l
+                laneLast = last
             }
         }
-        let lane = best >= 0 ? best : empty
-        if lane < 0 {
-            heap.push(at: at, payload)
+        if lane < 0 { lane = empty }
+        guard lane >= 0 else {
+            heap.push(at: at, seq: entry.seq, payload)
             return
         }
-        if lanes[lane].isEmpty {
-            lanes[lane].items.removeAll(keepingCapacity: true)
-            lanes[lane].head = 0
+        if heads[lane] == lanes[lane].count {
+            // An empty lane: its new head may come first.
+            lanes[lane].removeAll(keepingCapacity: true)
+            heads[lane] = 0
+            if first < 0 || Self.less(entry, lanes[first][heads[first]]) { first = lane }
         }
-        lanes[lane].items.append((at, payload))
+        lanes[lane].append(entry)
+    }
+
+    /// Removes and returns the earliest entry if it is due at `now`.
+    @inlinable
+    public mutating func popEntry(due now: UInt64) -> Entry? {
+        if laneFirst {
+            let l = first
+            let e = lanes[l][heads[l]]
+            guard e.at <= now else { return nil }
+            heads[l] += 1
+            if heads[l] >= 4096 && heads[l] * 2 >= lanes[l].count {  // drop the consumed prefix now and then
+                lanes[l].removeFirst(heads[l])
+                heads[l] = 0
+            }
+            first = -1
+            for k in 0..<Self.laneCount where heads[k] < lanes[k].count {
+                if first < 0 || Self.less(lanes[k][heads[k]], lanes[first][heads[first]]) { first = k }
+            }
+            return e
+        }
+        return heap.popDue(now)
     }
 
     /// Removes and returns the earliest payload due at `now`.
     @inlinable
-    public mutating func popDue(_ now: UInt64) -> Payload? {
-        var lane = -1
-        var at = heap.nextTime ?? .max
-        for l in lanes.indices where !lanes[l].isEmpty {
-            let a = lanes[l].items[lanes[l].head].at
-            if a < at {
-                lane = l
-                at = a
-            }
-        }
-        guard at <= now else { return nil }
-        if lane < 0 { return heap.popFirst()?.payload }
-        let p = lanes[lane].items[lanes[lane].head].payload
-        lanes[lane].head += 1
-        let head = lanes[lane].head
-        if head == lanes[lane].items.count {
-            lanes[lane].items.removeAll(keepingCapacity: true)
-            lanes[lane].head = 0
-        } else if head >= 4096 && head * 2 >= lanes[lane].items.count {
-            lanes[lane].items.removeFirst(head)
-            lanes[lane].head = 0
-        }
-        return p
-    }
+    public mutating func popDue(_ now: UInt64) -> Payload? { popEntry(due: now)?.payload }
 
     @inlinable
     public mutating func popFirst() -> Payload? { popDue(.max) }
+
+    /// Every payload still queued, in no particular order; the queue is left empty.
+    public mutating func removeAll() -> [Payload] {
+        var out = heap.items.map(\.payload)
+        for l in 0..<Self.laneCount { out += lanes[l][heads[l]...].map(\.payload) }
+        self = TimerQueue()
+        return out
+    }
 }
