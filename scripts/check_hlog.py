@@ -54,8 +54,9 @@ for tag, h in merged.items():
         # bucket, unit or count.
         x = q * n / 100
         ranks = range(max(1, math.floor(x)), min(n, math.ceil(x) + 1) + 1)
-        lo = min(value_at_rank(h, k) for k in ranks) / 1000
-        hi = max(h.get_highest_equivalent_value(value_at_rank(h, k)) for k in ranks) / 1000
+        values = [value_at_rank(h, k) for k in ranks]
+        lo = min(values) / 1000
+        hi = h.get_highest_equivalent_value(max(values)) / 1000
         if not (lo * 0.995 - 0.1 <= ours <= hi * 1.005 + 0.1):
             problems.append(f"{tag}: p{q} hlog {theirs:.1f} us (ranks {ranks.start}-{ranks.stop - 1}: "
                             f"{lo:.1f}-{hi:.1f}) != summary {ours:.1f} us")

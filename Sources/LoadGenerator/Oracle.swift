@@ -105,24 +105,24 @@ public final class Oracle: @unchecked Sendable {
             s.writes.values[at].ackedAt = time
             let w = s.writes.values[at]
             // Updated in place: a copy of the key's lists would be copied again on the first write.
-            Oracle.supersede(&s.keys[FastKey(key), default: KeyWrites()], by: id, seq: w.seq, at: time,
+            Oracle.supersede(&s.keys[FastKey(key), default: KeyWrites()], by: id, w, at: time,
                              retention: retention, writes: s.writes, saw: s.saw)
         }
     }
 
     static func supersede(
-        _ k: inout KeyWrites, by id: UInt64, seq: UInt64, at time: UInt64, retention: UInt64,
+        _ k: inout KeyWrites, by id: UInt64, _ w: WriteInfo, at time: UInt64, retention: UInt64,
         writes: [FastKey: WriteInfo], saw: [UInt64]
     ) {
         // One search from the new write, bounded by the oldest candidate, then a membership test per candidate
         // (a search per candidate made a key with many unsuperseded writes — lost ones under lww — quadratic).
         guard let floor = k.frontier.lazy.map(\.seq).min() else {
-            k.frontier.append(Acked(id: id, ackedAt: time, seq: seq))
+            k.frontier.append(Acked(id: id, ackedAt: time, seq: w.seq))
             return
         }
         // The common case needs no search (and no Set): the write saw every frontier write itself — an update
         // after a read of the key, or a thread's next write of it.
-        let direct = writes[FastKey(id)].map { saw[Int($0.sawStart)..<Int($0.sawStart + $0.sawCount)] } ?? []
+        let direct = saw[Int(w.sawStart)..<Int(w.sawStart + w.sawCount)]
         let covered: Set<UInt64>? = k.frontier.allSatisfy({ $0.id == id || direct.contains($0.id) })
             ? nil : Shard.closure(writes, saw, of: [id], floor: floor)  // nil: every frontier write
         var i = 0
@@ -139,7 +139,7 @@ public final class Oracle: @unchecked Sendable {
         if let first = k.superseded.first, first.supersededAt &+ retention < time {
             k.superseded.removeAll { $0.supersededAt &+ retention < time }
         }
-        k.frontier.append(Acked(id: id, ackedAt: time, seq: seq))
+        k.frontier.append(Acked(id: id, ackedAt: time, seq: w.seq))
     }
 
     /// Classifies an ok read that started at `start` and returned `returned`: how many acknowledged writes it
@@ -148,23 +148,16 @@ public final class Oracle: @unchecked Sendable {
     public func missed(key: UInt64, start: UInt64, returned: [UInt64]) -> Int {
         shard(key).withLock { s in
             guard let k = s.keys[FastKey(key)] else { return 0 }
-            // The common case, with no allocation: the read returned every write it owed.
+            // The writes the read owed and did not return: acknowledged before it began, and not superseded
+            // before it began (those superseded after it began are still owed; newest first, stop at the old
+            // ones). In the common case there is none, and nothing is allocated.
             func unreturned(_ a: Acked) -> Bool { a.ackedAt < start && !returned.contains(a.id) }
-            if !k.frontier.contains(where: unreturned) {
-                var clear = true
-                for a in k.superseded.reversed() {
-                    if a.supersededAt < start { break }
-                    if unreturned(a) { clear = false; break }
-                }
-                if clear { return 0 }
-            }
-            // The writes the read owed: acknowledged before it began, and not superseded before it began.
-            var owed: [Acked] = k.frontier.filter { $0.ackedAt < start }
-            // Superseded after the read began: the read still owed them. Newest first, stop at the old ones.
+            var owed = k.frontier.filter(unreturned)
             for a in k.superseded.reversed() {
                 if a.supersededAt < start { break }
-                if a.ackedAt < start { owed.append(a) }
+                if unreturned(a) { owed.append(a) }
             }
+            if owed.isEmpty { return 0 }
             // One search from what the read returned, bounded by the oldest write owed.
             let floor = owed.lazy.map(\.seq).min()!
             let covered = Shard.closure(s.writes, s.saw, of: returned, floor: floor)

@@ -93,14 +93,17 @@ public struct TimerHeap<Payload> {
 public struct TimerQueue<Payload> {
     public typealias Entry = TimerHeap<Payload>.Entry
     @usableFromInline static var laneCount: Int { 4 }
-    @usableFromInline var lanes: [[Entry]] = Array(repeating: [], count: 4)
-    @usableFromInline var heads: [Int] = Array(repeating: 0, count: 4)
+    @usableFromInline var lanes: [[Entry]]
+    @usableFromInline var heads: [Int]
     /// The lane whose head comes first (−1: every lane empty).
     @usableFromInline var first = -1
     @usableFromInline var heap = TimerHeap<Payload>()
     @usableFromInline var nextSeq: UInt64 = 0
 
-    public init() {}
+    public init() {
+        lanes = Array(repeating: [], count: Self.laneCount)
+        heads = Array(repeating: 0, count: Self.laneCount)
+    }
 
     @inlinable public var isEmpty: Bool { first < 0 && heap.isEmpty }
     @inlinable public var count: Int {
