@@ -324,7 +324,7 @@ final class Simulation {
         let slot = d.issue(&targets[t], intended: intended, now: cluster.now)
         if intended >= origin { measuredIssued[t] += 1 }
         inFlight[t] += 1
-        if !config.faults.isEmpty, let timeout = d.clientTimeout {
+        if let timeout = d.clientTimeout {
             cluster.wake(at: cluster.now &+ timeout,
                          token: Simulation.timeoutToken | UInt64(t) << 40 | UInt64(d.slots[slot].generation) << 16 | UInt64(slot))
         }

@@ -92,7 +92,8 @@ final class ThreadDriver: @unchecked Sendable {
     /// that a reply lost for any reason shows as a timeout, never as a run that does not end; the simulator arms
     /// it only with faults (it costs an event per request there, and its stall check catches a lost reply).
     var clientTimeout: UInt64? {
-        config.target == .cluster ? 2 * config.core.timeout + 50_000_000 : nil
+        guard config.target == .cluster, config.clock == "real" || !config.faults.isEmpty else { return nil }
+        return 2 * config.core.timeout + 50_000_000
     }
     /// Requests a reply asks for (the write half of an rmw), sent once the poll is done.
     var followUps: [ClientRequest] = []
