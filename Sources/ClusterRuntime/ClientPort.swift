@@ -23,6 +23,9 @@ public final class ClientPort: @unchecked Sendable {
     @exclusivity(unchecked) var rng: Xoshiro
     /// Server routing: which node coordinates each request.
     @exclusivity(unchecked) var choice: CoordinatorChoice
+    /// The worker this client's thread runs (``ClusterOptions/hostWorkers``), booted on first use.
+    var hosted: Worker?
+    @exclusivity(unchecked) var hostedBooted = false
 
     init(id: Int, cluster: InProcessCluster) {
         self.id = id
@@ -76,6 +79,7 @@ public final class ClientPort: @unchecked Sendable {
     /// Returns how many replies were handed out.
     @discardableResult
     public func poll(now: UInt64, _ body: (ClientReply) -> Void) -> Int {
+        serve(now: now)
         cluster.lanes[consumer].forEach { lane in
             lane.drain { parcel in
                 if parcel.at > now {
@@ -98,16 +102,61 @@ public final class ClientPort: @unchecked Sendable {
     }
 
     /// Sleeps until a reply may have arrived or until `deadline` (monotonic ns). Yields for a few microseconds
-    /// first: under load a reply is usually that close, and a parked port costs the worker a futex wake.
+    /// first: under load a reply is usually that close, and a parked port costs the worker a futex wake. A hosting
+    /// client also wakes for its worker's messages and timers (and returns at once while the worker is busy).
     public func wait(until deadline: UInt64) {
         let lanes = cluster.lanes[consumer]
-        let d = min(deadline, delayed.nextTime ?? .max, timers.nextTime ?? .max)
+        var d = min(deadline, delayed.nextTime ?? .max, timers.nextTime ?? .max)
+        if let hosted {
+            if serve(now: monotonicNanos()) { return }
+            d = min(d, hosted.nextDeadline)
+        }
+        let hasWork = { [self] in !ready.isEmpty || lanes.contains { !$0.isEmpty } || hosted?.hasInput == true }
         let spinUntil = min(d, monotonicNanos() &+ ClientPort.spinNanos)
         while monotonicNanos() < spinUntil {
-            if !ready.isEmpty || lanes.contains(where: { !$0.isEmpty }) { return }
+            if hasWork() { return }
             sched_yield()
         }
-        cluster.parkers[consumer].park(until: d) { lanes.contains { !$0.isEmpty } || !ready.isEmpty }
+        cluster.parkers[consumer].park(until: d, hasWork: hasWork)
+    }
+
+    /// A hosting client runs its worker once (booting it the first time); returns whether the worker had work.
+    /// Without a hosted worker, does nothing.
+    @discardableResult
+    public func serve(now: UInt64) -> Bool {
+        guard let hosted else { return false }
+        if !hostedBooted {
+            hostedBooted = true
+            hosted.boot(now: now)
+        }
+        return hosted.step(now: now)
+    }
+
+    /// Nothing to send or collect until `deadline`: a hosting client keeps its worker running meanwhile (other
+    /// clients' requests may need it); any other client sleeps.
+    public func idle(until deadline: UInt64) {
+        guard hosted != nil else {
+            let now = monotonicNanos()
+            if deadline > now { usleep(UInt32(min(1_000_000, (deadline - now) / 1000))) }
+            return
+        }
+        while case let now = monotonicNanos(), now < deadline {
+            if !serve(now: now) { wait(until: deadline) }
+        }
+    }
+
+    /// This client is done. A hosting client keeps running its worker until every client is done (until
+    /// ``InProcessCluster/stop()`` at the latest): the others' requests may still need its nodes.
+    public func finish() {
+        guard hosted != nil else { return }
+        cluster.finishedClients.add(1, ordering: .acquiringAndReleasing)
+        cluster.wakeAll()
+        while cluster.finishedClients.load(ordering: .acquiring) < cluster.ports.count
+            && cluster.running.load(ordering: .relaxed)
+        {
+            idle(until: monotonicNanos() &+ 1_000_000)
+        }
+        cluster.wakeAll()
     }
 
     /// How long ``wait(until:)`` yields before it parks.

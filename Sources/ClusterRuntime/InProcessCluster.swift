@@ -40,6 +40,11 @@ public struct ClusterOptions: Sendable {
     public var faults: FaultState?
     /// Test hook: called (on the node's worker) when a node is wiped, with every version it held, data and hints.
     public var onWipe: (@Sendable (_ node: Int, _ versions: [Version]) -> Void)?
+    /// Run worker i on client i's thread, inside its ``ClientPort/poll(now:_:)`` and ``ClientPort/wait(until:)``,
+    /// instead of on a thread of its own (taken when there are as many clients as workers). Every client thread
+    /// must then call ``ClientPort/finish()`` when it is done. On a machine with as many cores as workers this keeps
+    /// one busy thread per core, where workers and clients on separate threads would take turns on the cores.
+    public var hostWorkers = false
 
     public init(
         core: CoreConfig = CoreConfig(), workers: Int = ProcessInfo.processInfo.activeProcessorCount,
@@ -94,6 +99,10 @@ public final class InProcessCluster: @unchecked Sendable {
     let lanes: [[SPSCRing<Parcel>]]
     let parkers: [Parker]
     let running = Atomic<Bool>(false)
+    /// Whether worker i runs on client i's thread (``ClusterOptions/hostWorkers``).
+    public let hosted: Bool
+    /// Hosting clients that have called ``ClientPort/finish()``.
+    let finishedClients = Atomic<Int>(0)
     private let finished = DispatchSemaphore(value: 0)
     private var started = false
     private var stopped = false
@@ -106,13 +115,19 @@ public final class InProcessCluster: @unchecked Sendable {
         nodes = (0..<options.core.nodes).map { Node(id: $0, config: options.core, ring: ring, pool: options.pool) }
         let k = min(options.workers, options.core.nodes)
         let parties = k + options.clients
+        let hosted = options.hostWorkers && options.clients == k
+        self.hosted = hosted
         lanes = (0..<parties).map { _ in (0..<parties).map { _ in SPSCRing<Parcel>(capacity: options.laneCapacity) } }
-        parkers = (0..<parties).map { _ in Parker() }
+        // A hosting client sleeps for its worker too: one parker, woken by messages to either.
+        var ps = (0..<k).map { _ in Parker() }
+        ps += (0..<options.clients).map { hosted ? ps[$0] : Parker() }
+        parkers = ps
         var ws: [Worker] = []
         for i in 0..<k { ws.append(Worker(index: i, workerCount: k, options: options)) }
         workers = ws
         for w in workers { w.cluster = self }
         ports = (0..<options.clients).map { ClientPort(id: $0, cluster: self) }
+        if hosted { for (p, w) in zip(ports, workers) { p.hosted = w } }
     }
 
     /// The worker that owns node `i`.
@@ -123,11 +138,12 @@ public final class InProcessCluster: @unchecked Sendable {
 
     public var workerCount: Int { workers.count }
 
-    /// Starts the worker threads.
+    /// Starts the worker threads (with hosted workers, none: the clients' threads run them).
     public func start() {
         precondition(!started, "a cluster starts once")
         started = true
         running.store(true, ordering: .releasing)
+        if hosted { return }
         for w in workers {
             let thread = Thread { [w, finished] in
                 w.run()
@@ -139,12 +155,13 @@ public final class InProcessCluster: @unchecked Sendable {
     }
 
     /// Stops the workers and waits for them; messages still in flight are discarded (their buffers released).
+    /// With hosted workers, call it once the client threads have returned from ``ClientPort/finish()``.
     public func stop() {
         guard started, !stopped else { return }
         stopped = true
         running.store(false, ordering: .releasing)
         for p in parkers { p.unpark() }
-        for w in workers {
+        for w in workers where !hosted {
             _ = w
             while finished.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
                 for p in parkers { p.unpark() }
@@ -288,10 +305,13 @@ final class Worker: @unchecked Sendable {
         didSet {
             router.cluster = cluster
             nodes = cluster.nodes.map { Unmanaged.passUnretained($0) }
+            inLanes = cluster.lanes[index]
         }
     }
     /// The cluster's nodes, unretained (the cluster owns them).
     var nodes: [Unmanaged<Node>] = []
+    /// This worker's inbox: a lane from every producer.
+    var inLanes: [SPSCRing<Parcel>] = []
     @exclusivity(unchecked) var router: Router
     /// Messages whose delivery time has not come.
     @exclusivity(unchecked) var delayed = TimerHeap<Envelope>()
@@ -316,56 +336,22 @@ final class Worker: @unchecked Sendable {
         router = Router(producer: index, parties: workerCount + options.clients, options: options)
     }
 
+    /// Boots this worker's nodes: the first thing its thread does.
+    func boot(now: UInt64) {
+        applied = Array(repeating: NodeCondition(), count: nodes.count)
+        for node in stride(from: index, to: nodes.count, by: workerCount) {
+            nodes[node]._withUnsafeGuaranteedRef { $0.boot(now: now, out: &outbox) }
+            dispatch(from: node, now: now)
+        }
+    }
+
     func run() {
-        let lanes = cluster.lanes[index]
         let parker = cluster.parkers[index]
         var idleSince: UInt64 = 0
-        applied = Array(repeating: NodeCondition(), count: nodes.count)
-        let start = monotonicNanos()
-        for node in stride(from: index, to: nodes.count, by: workerCount) {
-            nodes[node]._withUnsafeGuaranteedRef { $0.boot(now: start, out: &outbox) }
-            dispatch(from: node, now: start)
-        }
+        boot(now: monotonicNanos())
         while cluster.running.load(ordering: .relaxed) {
             let now = monotonicNanos()
-            var work = 0
-            if let faults = options.faults, faults.epoch.load(ordering: .acquiring) != seenEpoch {
-                applyFaults(faults, now: now)
-            }
-            for lane in lanes {
-                work += lane.drain { parcel in
-                    if parcel.at > now {
-                        delayed.push(at: parcel.at, parcel.envelope)
-                    } else {
-                        deliver(parcel.envelope, now: now)
-                    }
-                }
-            }
-            while let due = delayed.popDue(now) {
-                work += 1
-                deliver(due.payload, now: now)
-            }
-            while let t = timers.popDue(now) {
-                work += 1
-                if options.faults != nil {
-                    let c = applied[t.node]
-                    if c.down { continue }
-                    if c.stalled {
-                        heldTimers[t.node, default: []].append(t.token)
-                        continue
-                    }
-                }
-                nodes[t.node]._withUnsafeGuaranteedRef { $0.timer(t.token, now: now, out: &outbox) }
-                dispatch(from: t.node, now: now)
-            }
-            while !local.isEmpty {
-                swap(&local, &localNext)
-                for envelope in localNext { deliver(envelope, now: now) }
-                work += localNext.count
-                localNext.removeAll(keepingCapacity: true)
-            }
-            let flushed = router.flush()
-            if work > 0 || !flushed {
+            if step(now: now) {
                 idleSince = 0
                 continue
             }
@@ -376,13 +362,63 @@ final class Worker: @unchecked Sendable {
                 sched_yield()
                 continue
             }
-            let deadline = min(delayed.nextTime ?? .max, timers.nextTime ?? .max, now &+ 50_000_000)
+            let deadline = min(nextDeadline, now &+ 50_000_000)
             if deadline > now {
-                parker.park(until: deadline) { lanes.contains { !$0.isEmpty } }
+                parker.park(until: deadline) { [self] in hasInput }
             }
             idleSince = 0
         }
     }
+
+    /// One round: applies new faults, drains the lanes, delivers what is due, runs due timers, publishes what the
+    /// nodes sent. Returns whether there was anything to do (or output still waiting for room in a lane).
+    @discardableResult
+    func step(now: UInt64) -> Bool {
+        var work = 0
+        if let faults = options.faults, faults.epoch.load(ordering: .acquiring) != seenEpoch {
+            applyFaults(faults, now: now)
+        }
+        for lane in inLanes {
+            work += lane.drain { parcel in
+                if parcel.at > now {
+                    delayed.push(at: parcel.at, parcel.envelope)
+                } else {
+                    deliver(parcel.envelope, now: now)
+                }
+            }
+        }
+        while let due = delayed.popDue(now) {
+            work += 1
+            deliver(due.payload, now: now)
+        }
+        while let t = timers.popDue(now) {
+            work += 1
+            if options.faults != nil {
+                let c = applied[t.node]
+                if c.down { continue }
+                if c.stalled {
+                    heldTimers[t.node, default: []].append(t.token)
+                    continue
+                }
+            }
+            nodes[t.node]._withUnsafeGuaranteedRef { $0.timer(t.token, now: now, out: &outbox) }
+            dispatch(from: t.node, now: now)
+        }
+        while !local.isEmpty {
+            swap(&local, &localNext)
+            for envelope in localNext { deliver(envelope, now: now) }
+            work += localNext.count
+            localNext.removeAll(keepingCapacity: true)
+        }
+        let flushed = router.flush()
+        return work > 0 || !flushed
+    }
+
+    /// Whether a message waits in a lane.
+    var hasInput: Bool { inLanes.contains { !$0.isEmpty } }
+
+    /// When the next delayed message or timer is due.
+    var nextDeadline: UInt64 { min(delayed.nextTime ?? .max, timers.nextTime ?? .max) }
 
     @inline(__always)
     func deliver(_ envelope: Envelope, now: UInt64) {

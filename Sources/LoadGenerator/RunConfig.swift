@@ -21,6 +21,13 @@ public struct RunConfig: Sendable {
     public var clock = "real"
     /// In-process worker threads.
     public var workers = ProcessInfo.processInfo.activeProcessorCount
+    /// Run the cluster's workers on the load-generator threads when there are as many of each
+    /// (``ClusterOptions/hostWorkers``).
+    public var hostWorkers = true
+    /// Whether the in-process cluster's workers do run on the load-generator threads.
+    public var workersHosted: Bool {
+        target == .cluster && clock == "real" && hostWorkers && threads == min(workers, core.nodes)
+    }
     public var delays = Delays.none
     public var drop = 0.0
     /// Random and scripted faults.

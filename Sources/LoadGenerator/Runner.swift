@@ -133,6 +133,7 @@ public final class Runner {
             var options = ClusterOptions(
                 core: config.core, workers: config.workers, clients: config.threads, delays: config.delays,
                 drop: config.drop, seed: config.seed, pool: pool, faults: faults)
+            options.hostWorkers = config.workersHosted
             if config.traceWipes {
                 options.onWipe = { _, versions in
                     let ids = versions.compactMap(\.writeID)

@@ -14,6 +14,18 @@ public protocol RequestTarget {
     mutating func poll(now: UInt64, _ body: (ClientReply) -> Void) -> Int
     /// Sleeps until a reply may have arrived, or until `deadline`.
     func wait(until deadline: UInt64)
+    /// Nothing to send or collect until `deadline` (waiting for the other threads).
+    func idle(until deadline: UInt64)
+    /// The thread is done with the target.
+    func finish()
+}
+
+extension RequestTarget {
+    public func idle(until deadline: UInt64) {
+        let now = monotonicNanos()
+        if deadline > now { usleep(UInt32(min(1_000_000, (deadline - now) / 1000))) }
+    }
+    public func finish() {}
 }
 
 /// A thread's connection to the in-process cluster.
@@ -23,6 +35,9 @@ public struct ClusterTarget: RequestTarget {
     public mutating func submit(_ request: ClientRequest, now: UInt64) { port.submit(request, now: now) }
     public mutating func poll(now: UInt64, _ body: (ClientReply) -> Void) -> Int { port.poll(now: now, body) }
     public func wait(until deadline: UInt64) { port.wait(until: deadline) }
+    /// A thread that hosts a worker keeps it running while it waits, and until every thread is done.
+    public func idle(until deadline: UInt64) { port.idle(until: deadline) }
+    public func finish() { port.finish() }
 }
 
 /// Completes every request at once, storing nothing: the generator's own ceiling (`--target noop`).

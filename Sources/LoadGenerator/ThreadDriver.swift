@@ -131,27 +131,28 @@ final class ThreadDriver: @unchecked Sendable {
     func run<T: RequestTarget>(target: T) {
         var target = target
         load(&target)
-        let origin = waitForOrigin()
+        let origin = waitForOrigin(target)
         measure(&target, origin: origin)
         control.lags.withLock { $0.add(lag) }
+        target.finish()
     }
 
     /// The noop target, optionally stalling in a window of the measured phase.
     func run(target: NoopTarget, stall: (at: UInt64, for: UInt64)?) {
         var target = target
         load(&target)
-        let origin = waitForOrigin()
+        let origin = waitForOrigin(target)
         if let stall { target = NoopTarget(pool: pool, stall: (origin &+ stall.at)...(origin &+ stall.at &+ stall.for)) }
         measure(&target, origin: origin)
         control.lags.withLock { $0.add(lag) }
     }
 
-    func waitForOrigin() -> UInt64 {
+    func waitForOrigin<T: RequestTarget>(_ target: T) -> UInt64 {
         control.loaded.add(1, ordering: .releasing)
         var origin: UInt64 = 0
         while origin == 0 {
             origin = control.startMeasured.load(ordering: .acquiring)
-            if origin == 0 { usleep(200) }
+            if origin == 0 { target.idle(until: monotonicNanos() &+ 200_000) }
         }
         return origin
     }

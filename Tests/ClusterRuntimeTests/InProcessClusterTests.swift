@@ -65,6 +65,7 @@ func drive(_ cluster: InProcessCluster, history: History, threads: Int, opsPerTh
                 }
                 if n == 0 { port.wait(until: monotonicNanos() + 1_000_000) } else { lastProgress = monotonicNanos() }
             }
+            port.finish()
             done.signal()
         }.start()
     }
@@ -109,6 +110,32 @@ struct InProcessClusterTests {
         #expect(history.readCount > 2000)
         #expect(violations.isEmpty, "\(violations.prefix(5))")
         #expect(cluster.counters.failed == 0)
+    }
+
+    @Test("workers hosted on the client threads: every request answered, reads fresh, nothing leaked",
+          arguments: [Routing.server, .client])
+    func hostedWorkers(routing: Routing) throws {
+        var core = CoreConfig()
+        core.routing = routing
+        core.quorum = .strict
+        core.timeout = 2_000_000_000
+        let pool = BufferPool()
+        var options = ClusterOptions(
+            core: core, workers: 2, clients: 2, delays: Delays(all: try Distribution.parse("exp(mean=100us)")),
+            seed: 8, pool: pool)
+        options.hostWorkers = true
+        let cluster = InProcessCluster(options: options)
+        #expect(cluster.hosted)
+        cluster.start()
+        let history = History()
+        // The thread that finishes first must keep serving the other one's requests to its nodes (finish()).
+        drive(cluster, history: history, threads: 2, opsPerThread: 2500, keys: 20, inFlight: 8, seed: 8)
+        cluster.stop()
+        let violations = history.violations()
+        #expect(history.readCount > 1500)
+        #expect(violations.isEmpty, "\(violations.prefix(5))")
+        #expect(cluster.counters.failed == 0)
+        #expect(pool.statistics().buffersInUse == buffersHeld(by: cluster))
     }
 
     @Test("the checker does catch stale reads: w + r ≤ n with one slow replica")
