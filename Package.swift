@@ -62,7 +62,7 @@ let package = Package(
         .target(
             name: "LoadGenerator",
             dependencies: [
-                "ClusterRuntime", "ReplicationCore", "SyncPrimitives", "BufferPool",
+                "ClusterRuntime", "ReplicationCore", "SyncPrimitives", "BufferPool", "CQuorumSupport",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: hotPath),

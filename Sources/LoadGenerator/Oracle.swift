@@ -1,5 +1,9 @@
+import CQuorumSupport
 import ReplicationCore
 import SyncPrimitives
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The consistency oracle of SPEC.md "Definitions", independent of what the store does.
 ///
@@ -12,9 +16,11 @@ import SyncPrimitives
 /// Sharded by key: a thread locks only the shard of the key it touches, so the generator is never serialized
 /// behind one lock.
 public final class Oracle: @unchecked Sendable {
+    /// What the oracle knows of one write. Trivial, so that it can live in ``WriteTable``'s raw chunks, where
+    /// `seq == 0` marks an id never registered.
     struct WriteInfo {
         var key: UInt64
-        /// Registration order within the shard: a write can only supersede writes registered before it.
+        /// Registration order within the shard (from 1): a write can only supersede writes registered before it.
         var seq: UInt64
         var ackedAt: UInt64 = 0
         var sawStart: Int32
@@ -37,40 +43,17 @@ public final class Oracle: @unchecked Sendable {
     }
 
     struct Shard {
-        var writes: [FastKey: WriteInfo] = [:]
+        /// Writes whose ids ``WriteTable`` does not cover (ids the load generator does not make).
+        var otherWrites: [FastKey: WriteInfo] = [:]
         var saw: [UInt64] = []
         var nextSeq: UInt64 = 1
         var keys: [FastKey: KeyWrites] = [:]
-
-        /// Every write reachable from `ids` (themselves included), not searching below `floor`: a write only
-        /// supersedes writes registered before it, so nothing older than the oldest write asked about matters.
-        static func closure(
-            _ writes: [FastKey: WriteInfo], _ saw: [UInt64], of ids: [UInt64], floor: UInt64
-        ) -> Set<UInt64> {
-            var covered = Set<UInt64>()
-            var stack = ids
-            while let id = stack.popLast() {
-                guard covered.insert(id).inserted, let w = writes[FastKey(id)], w.seq > floor else { continue }
-                for i in Int(w.sawStart)..<Int(w.sawStart + w.sawCount) { stack.append(saw[i]) }
-            }
-            return covered
-        }
-
-        /// Every write reachable from `ids` (themselves included).
-        func closure(of ids: [UInt64]) -> Set<UInt64> {
-            var covered = Set<UInt64>()
-            var stack = ids
-            while let id = stack.popLast() {
-                guard covered.insert(id).inserted, let w = writes[FastKey(id)] else { continue }
-                for i in Int(w.sawStart)..<Int(w.sawStart + w.sawCount) { stack.append(saw[i]) }
-            }
-            return covered
-        }
     }
 
     let shards: [Locked<Shard>]
     let mask: Int
     let retention: UInt64
+    let table = WriteTable()
 
     /// - Parameter retention: how long a superseded write stays checkable: longer than any read can take
     ///   (the request timeout plus delays).
@@ -88,12 +71,39 @@ public final class Oracle: @unchecked Sendable {
     @inline(__always)
     func shardIndex(_ key: UInt64) -> Int { Int(truncatingIfNeeded: Hash64.mix(key)) & mask }
 
+    /// Write `id`, registered in its key's shard `other` (the caller holds that shard's lock).
+    @inline(__always)
+    static func info(_ table: WriteTable, _ other: [FastKey: WriteInfo], _ id: UInt64) -> WriteInfo? {
+        if table.covers(id) {
+            guard let p = table.find(id), p.pointee.seq != 0 else { return nil }
+            return p.pointee
+        }
+        return other[FastKey(id)]
+    }
+
+    /// Every write reachable from `ids` (themselves included), not searching below `floor`: a write only
+    /// supersedes writes registered before it, so nothing older than the oldest write asked about matters.
+    /// Every write reachable is a write of the same key, so the caller's shard lock covers them all.
+    static func closure(
+        _ table: WriteTable, _ other: [FastKey: WriteInfo], _ saw: [UInt64], of ids: [UInt64], floor: UInt64 = 0
+    ) -> Set<UInt64> {
+        var covered = Set<UInt64>()
+        var stack = ids
+        while let id = stack.popLast() {
+            guard covered.insert(id).inserted, let w = info(table, other, id), w.seq > floor else { continue }
+            for i in Int(w.sawStart)..<Int(w.sawStart + w.sawCount) { stack.append(saw[i]) }
+        }
+        return covered
+    }
+
     /// A write is about to be sent.
     public func wrote(id: UInt64, key: UInt64, saw: [UInt64]) {
+        let slot = table.make(id)
         shard(key).withLock { s in
             let start = Int32(s.saw.count)
             s.saw.append(contentsOf: saw)
-            s.writes[FastKey(id)] = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(saw.count))
+            let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(saw.count))
+            if let slot { slot.pointee = w } else { s.otherWrites[FastKey(id)] = w }
             s.nextSeq += 1
         }
     }
@@ -101,18 +111,25 @@ public final class Oracle: @unchecked Sendable {
     /// A write was acknowledged to its client at `time`.
     public func acknowledged(id: UInt64, key: UInt64, at time: UInt64) {
         shard(key).withLock { s in
-            guard let at = s.writes.index(forKey: FastKey(id)) else { return }
-            s.writes.values[at].ackedAt = time
-            let w = s.writes.values[at]
+            let w: WriteInfo
+            if table.covers(id) {
+                guard let p = table.find(id), p.pointee.seq != 0 else { return }
+                p.pointee.ackedAt = time
+                w = p.pointee
+            } else {
+                guard let at = s.otherWrites.index(forKey: FastKey(id)) else { return }
+                s.otherWrites.values[at].ackedAt = time
+                w = s.otherWrites.values[at]
+            }
             // Updated in place: a copy of the key's lists would be copied again on the first write.
             Oracle.supersede(&s.keys[FastKey(key), default: KeyWrites()], by: id, w, at: time,
-                             retention: retention, writes: s.writes, saw: s.saw)
+                             retention: retention, table: table, other: s.otherWrites, saw: s.saw)
         }
     }
 
     static func supersede(
         _ k: inout KeyWrites, by id: UInt64, _ w: WriteInfo, at time: UInt64, retention: UInt64,
-        writes: [FastKey: WriteInfo], saw: [UInt64]
+        table: WriteTable, other: [FastKey: WriteInfo], saw: [UInt64]
     ) {
         // One search from the new write, bounded by the oldest candidate, then a membership test per candidate
         // (a search per candidate made a key with many unsuperseded writes — lost ones under lww — quadratic).
@@ -124,7 +141,7 @@ public final class Oracle: @unchecked Sendable {
         // after a read of the key, or a thread's next write of it.
         let direct = saw[Int(w.sawStart)..<Int(w.sawStart + w.sawCount)]
         let covered: Set<UInt64>? = k.frontier.allSatisfy({ $0.id == id || direct.contains($0.id) })
-            ? nil : Shard.closure(writes, saw, of: [id], floor: floor)  // nil: every frontier write
+            ? nil : closure(table, other, saw, of: [id], floor: floor)  // nil: every frontier write
         var i = 0
         while i < k.frontier.count {
             if k.frontier[i].id != id && covered?.contains(k.frontier[i].id) ?? true {
@@ -160,7 +177,7 @@ public final class Oracle: @unchecked Sendable {
             if owed.isEmpty { return 0 }
             // One search from what the read returned, bounded by the oldest write owed.
             let floor = owed.lazy.map(\.seq).min()!
-            let covered = Shard.closure(s.writes, s.saw, of: returned, floor: floor)
+            let covered = Oracle.closure(table, s.otherWrites, s.saw, of: returned, floor: floor)
             return owed.reduce(0) { $0 + (covered.contains($1.id) ? 0 : 1) }
         }
     }
@@ -171,17 +188,29 @@ public final class Oracle: @unchecked Sendable {
         public var key: UInt64
     }
 
-    /// Every key's lost writes, given a reader of all replicas. Groups the work by shard.
-    /// The acknowledged writes that are neither in what a read of all replicas of their key returns (`readAll`)
-    /// nor superseded by anything in it. Call when the run is quiescent.
+    /// Every acknowledged write, by shard: (id, key). Call when the run is quiescent.
+    func acknowledgedWrites() -> [[(id: UInt64, key: UInt64)]] {
+        var byShard = Array(repeating: [(id: UInt64, key: UInt64)](), count: shards.count)
+        table.forEach { id, w in if w.ackedAt != 0 { byShard[shardIndex(w.key)].append((id, w.key)) } }
+        for (i, shard) in shards.enumerated() {
+            shard.withLock { s in
+                for (id, w) in s.otherWrites where w.ackedAt != 0 { byShard[i].append((id.raw, w.key)) }
+            }
+        }
+        return byShard
+    }
+
+    /// Every key's lost writes, given a reader of all replicas: the acknowledged writes that are neither in what
+    /// a read of all replicas of their key returns (`readAll`) nor superseded by anything in it. Call when the run
+    /// is quiescent. Groups the work by shard.
     public func lostWrites(readAll: (UInt64) -> [UInt64]) -> [Loss] {
         var losses: [Loss] = []
-        for shard in shards {
-            shard.withLock { s in
-                var acked: [UInt64: [UInt64]] = [:]
-                for (id, w) in s.writes where w.ackedAt != 0 { acked[w.key, default: []].append(id.raw) }
-                for (key, ids) in acked {
-                    let covered = s.closure(of: readAll(key))
+        for (i, writes) in acknowledgedWrites().enumerated() where !writes.isEmpty {
+            var byKey: [UInt64: [UInt64]] = [:]
+            for w in writes { byKey[w.key, default: []].append(w.id) }
+            shards[i].withLock { s in
+                for (key, ids) in byKey {
+                    let covered = Oracle.closure(table, s.otherWrites, s.saw, of: readAll(key))
                     for id in ids where !covered.contains(id) { losses.append(Loss(write: id, key: key)) }
                 }
             }
@@ -192,22 +221,112 @@ public final class Oracle: @unchecked Sendable {
     /// How many of `losses` no write in `held` explains: a loss is explained when the lost write itself, or a
     /// write that supersedes it, is in `held` (the writes some wiped node held when it was wiped). A write lost
     /// because its superseder was wiped is lost too: what superseded it on the surviving replicas is gone.
+    /// Call when the run is quiescent.
     public func unexplained(_ losses: [Loss], by held: Set<UInt64>) -> [Loss] {
         var byShard: [Int: [Loss]] = [:]
         for l in losses { byShard[shardIndex(l.key), default: []].append(l) }
         var out: [Loss] = []
         for (index, list) in byShard {
             shards[index].withLock { s in
-                // One pass over the shard's writes: the held ones, by key.
+                // The held writes of the keys lost here, by key.
                 var roots: [UInt64: [UInt64]] = [:]
-                for (id, w) in s.writes where held.contains(id.raw) { roots[w.key, default: []].append(id.raw) }
+                for id in held {
+                    if let w = Oracle.info(table, s.otherWrites, id), shardIndex(w.key) == index {
+                        roots[w.key, default: []].append(id)
+                    }
+                }
                 var covered: [UInt64: Set<UInt64>] = [:]
                 for l in list {
-                    if covered[l.key] == nil { covered[l.key] = s.closure(of: roots[l.key] ?? []) }
+                    if covered[l.key] == nil {
+                        covered[l.key] = Oracle.closure(table, s.otherWrites, s.saw, of: roots[l.key] ?? [])
+                    }
                     if !covered[l.key]!.contains(l.write) { out.append(l) }
                 }
             }
         }
         return out
+    }
+}
+
+/// The oracle's records of the writes the load generator makes, by id: `(thread + 1) << 48 | n` with n counting
+/// from 1. Slot `id >> 48`, index n, in chunks of 16,384 records that never move once made: finding a write is
+/// two loads, not a hash-table probe, and a thread's recent writes sit together in memory (the hash table this
+/// replaces missed the cache on most lookups once it held millions of writes).
+///
+/// Synchronization: a record is read and written only under the lock of its key's oracle shard. Chunks (and a
+/// slot's chunk directory) are made under `lock` and published with a release store; lookups load them with
+/// acquire, so a lookup of an id from another slot or chunk never races with their creation.
+final class WriteTable: @unchecked Sendable {
+    typealias WriteInfo = Oracle.WriteInfo
+    static let chunkShift = 14
+    static let slotCount = 256
+    static let chunksPerSlot = 1 << 18  // 2^32 writes per slot
+    /// Per slot: the address of its chunk directory, or 0.
+    let directories: UnsafeMutablePointer<Int64>
+    let lock = Locked(())
+
+    init() {
+        directories = .allocate(capacity: Self.slotCount)
+        directories.initialize(repeating: 0, count: Self.slotCount)
+    }
+
+    deinit {
+        for slot in 0..<Self.slotCount {
+            guard let dir = UnsafeMutablePointer<Int64>(bitPattern: Int(directories[slot])) else { continue }
+            for c in 0..<Self.chunksPerSlot where dir[c] != 0 { free(UnsafeMutableRawPointer(bitPattern: Int(dir[c]))) }
+            free(dir)
+        }
+        directories.deallocate()
+    }
+
+    /// Whether `id` has a place in the table (otherwise the oracle keeps it in a hash table).
+    @inline(__always)
+    func covers(_ id: UInt64) -> Bool {
+        id >> 48 < UInt64(Self.slotCount) && id & 0xFFFF_FFFF_FFFF < UInt64(Self.chunksPerSlot) << UInt64(Self.chunkShift)
+    }
+
+    /// The record of a covered `id`, nil if its chunk was never made (then it was never registered).
+    @inline(__always)
+    func find(_ id: UInt64) -> UnsafeMutablePointer<WriteInfo>? {
+        let index = Int(truncatingIfNeeded: id & 0xFFFF_FFFF_FFFF)
+        guard let dir = UnsafeMutablePointer<Int64>(bitPattern: Int(qb_load_acquire(directories + Int(id >> 48)))),
+            let chunk = UnsafeMutablePointer<WriteInfo>(bitPattern: Int(qb_load_acquire(dir + index >> Self.chunkShift)))
+        else { return nil }
+        return chunk + index & (1 << Self.chunkShift - 1)
+    }
+
+    /// The record of `id`, its chunk made if need be; nil when the table does not cover `id`.
+    @inline(__always)
+    func make(_ id: UInt64) -> UnsafeMutablePointer<WriteInfo>? {
+        guard covers(id) else { return nil }
+        if let p = find(id) { return p }
+        return lock.withLock { _ in
+            let slot = directories + Int(id >> 48)
+            if slot.pointee == 0 {
+                let dir = calloc(Self.chunksPerSlot, MemoryLayout<Int64>.size)!
+                qb_store_release(slot, Int64(Int(bitPattern: dir)))
+            }
+            let dir = UnsafeMutablePointer<Int64>(bitPattern: Int(slot.pointee))!
+            let c = Int(truncatingIfNeeded: id & 0xFFFF_FFFF_FFFF) >> Self.chunkShift
+            if dir[c] == 0 {
+                // Zeroed: seq 0 marks every record as not registered.
+                let chunk = calloc(1 << Self.chunkShift, MemoryLayout<WriteInfo>.stride)!
+                qb_store_release(dir + c, Int64(Int(bitPattern: chunk)))
+            }
+            return find(id)!
+        }
+    }
+
+    /// Every registered write. Call when nothing registers writes any more.
+    func forEach(_ body: (UInt64, WriteInfo) -> Void) {
+        for slot in 0..<Self.slotCount {
+            guard let dir = UnsafeMutablePointer<Int64>(bitPattern: Int(qb_load_acquire(directories + slot))) else { continue }
+            for c in 0..<Self.chunksPerSlot {
+                guard let chunk = UnsafeMutablePointer<WriteInfo>(bitPattern: Int(qb_load_acquire(dir + c))) else { continue }
+                for i in 0..<1 << Self.chunkShift where chunk[i].seq != 0 {
+                    body(UInt64(slot) << 48 | UInt64(c << Self.chunkShift + i), chunk[i])
+                }
+            }
+        }
     }
 }

@@ -144,6 +144,24 @@ struct OracleTests {
         #expect(o.missed(key: 1, start: 20, returned: [2]) == 1)
     }
 
+    @Test("write records across table chunks and slots, and ids outside the table, behave alike")
+    func writeTableAndOtherIds() {
+        let o = Oracle()
+        // 16,383 and 16,384 sit in neighbouring chunks; 255 << 48 is the last slot; 300 << 48 is outside the table.
+        let ids: [UInt64] = [16_383, 16_384, 255 << 48 | 1, 300 << 48 | 1, 1 << 40]
+        for (i, id) in ids.enumerated() {
+            o.wrote(id: id, key: 7, saw: i == 0 ? [] : [ids[i - 1]])  // each supersedes the one before
+            o.acknowledged(id: id, key: 7, at: UInt64(10 * (i + 1)))
+            // Only the newest is owed; returning an older one is stale by one.
+            #expect(o.missed(key: 7, start: UInt64(10 * (i + 1) + 5), returned: [id]) == 0)
+            if i > 0 { #expect(o.missed(key: 7, start: UInt64(10 * (i + 1) + 5), returned: [ids[i - 1]]) == 1) }
+        }
+        o.acknowledged(id: 12_345, key: 7, at: 99)  // never registered: ignored
+        #expect(o.lostWrites { _ in [ids.last!] }.isEmpty)
+        #expect(Set(o.lostWrites { _ in [ids[2]] }.map(\.write)) == [ids[3], ids[4]])
+        #expect(o.unexplained(o.lostWrites { _ in [ids[2]] }, by: [ids[3]]).map(\.write) == [ids[4]])
+    }
+
     @Test("a lost write: acknowledged, then neither returned nor superseded by what the replicas hold")
     func lostWrite() {
         let o = Oracle()

@@ -19,6 +19,7 @@ int qb_tls_pool_table_register(void *_Nonnull table, void (*_Nonnull destructor)
 static inline int64_t qb_load_relaxed(const int64_t *_Nonnull p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void qb_store_relaxed(int64_t *_Nonnull p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline void qb_store_release(int64_t *_Nonnull p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline int64_t qb_load_acquire(const int64_t *_Nonnull p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline int64_t qb_exchange(int64_t *_Nonnull p, int64_t v) { return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL); }
 
 #endif
