@@ -99,12 +99,35 @@ public final class BufferPool: @unchecked Sendable {
 
     /// A buffer of at least `count` bytes (its ``PoolBuffer/count`` is `count`), uninitialized.
     @inlinable
-    public func acquire(count: Int) -> PoolBuffer {
+    public func acquire(count: Int) -> PoolBuffer { _acquire(count: count, shareable: false) }
+
+    /// A shareable buffer of at least `count` bytes, uninitialized, with one reference: ``share(_:)`` hands out
+    /// more handles to it instead of copies. It takes 16 bytes more than a plain buffer (the reference count).
+    @inlinable
+    public func acquireShareable(count: Int) -> PoolBuffer { _acquire(count: count, shareable: true) }
+
+    /// Another handle to `buffer`'s bytes, to be released on its own: the same storage with one more reference if
+    /// the buffer is shareable (nothing copied, one atomic increment), else a shareable copy.
+    @inlinable
+    public func share(_ buffer: PoolBuffer) -> PoolBuffer {
+        guard buffer.isShareable else {
+            let copy = acquireShareable(count: buffer.count)
+            buffer.withUnsafeBytes { if let base = $0.baseAddress, $0.count > 0 { copy._payload.copyMemory(from: base, byteCount: $0.count) } }
+            return copy
+        }
+        buffer._checkLive()
+        _ = qb_fetch_add(_PoolDebug.referenceCount(of: buffer._payload), 1)
+        _bump(_cache().pointee.counters + _Counter.shares, by: 1)
+        return buffer
+    }
+
+    @inlinable @inline(__always)
+    func _acquire(count: Int, shareable: Bool) -> PoolBuffer {
         precondition(count >= 0 && count <= Int(UInt32.max) - 64, "buffer size out of range (0 ... 4 GiB)")
         let cache = _cache()
-        let total = count + _PoolDebug.headerSize
+        let total = count + (shareable ? _PoolDebug.sharedHeaderSize : _PoolDebug.headerSize)
         guard let cls = SizeClass.index(for: total) else {
-            return _acquireLarge(count: count, cache: cache)
+            return _acquireLarge(count: count, shareable: shareable, cache: cache)
         }
         let size = SizeClass._size(ofIndex: cls)
         let bin = cache.pointee.bins + cls
@@ -119,7 +142,7 @@ public final class BufferPool: @unchecked Sendable {
         let counters = cache.pointee.counters
         _bump(counters + _Counter.acquires, by: 1)
         _bump(counters + _Counter.bytesAcquired, by: Int64(truncatingIfNeeded: size))
-        return _handOut(block: block, classIndex: cls, count: count)
+        return _handOut(block: block, classIndex: cls, count: count, shareable: shareable)
     }
 
     /// A buffer holding a copy of `bytes`.
@@ -143,15 +166,20 @@ public final class BufferPool: @unchecked Sendable {
         other.withUnsafeBytes { acquire(copying: $0) }
     }
 
-    /// Returns `buffer` to the pool. Any thread may release any buffer of this pool, exactly once.
+    /// Returns `buffer` to the pool. Any thread may release any buffer of this pool; each handle exactly once. A
+    /// shared buffer's storage returns with the release of its last handle.
     @inlinable
     public func release(_ buffer: PoolBuffer) {
-        precondition(Int(buffer._poolID) == _id, "PoolBuffer released to a pool that did not hand it out")
+        precondition(buffer._pool == _id, "PoolBuffer released to a pool that did not hand it out")
+        if buffer.isShareable {
+            buffer._checkLive()
+            if qb_fetch_add(_PoolDebug.referenceCount(of: buffer._payload), -1) > 1 { return }
+        }
         let block = _takeBack(buffer)
         let cache = _cache()
         let cls = Int(buffer._classIndex)
         guard cls >= 0 else {
-            _releaseLarge(block: block, count: buffer.count, cache: cache)
+            _releaseLarge(block: block, total: buffer.count + buffer._headerSize, cache: cache)
             return
         }
         let size = SizeClass._size(ofIndex: cls)
@@ -191,16 +219,19 @@ public final class BufferPool: @unchecked Sendable {
     }
 
     @inlinable @inline(__always)
-    func _handOut(block: UnsafeMutableRawPointer, classIndex: Int, count: Int) -> PoolBuffer {
+    func _handOut(block: UnsafeMutableRawPointer, classIndex: Int, count: Int, shareable: Bool) -> PoolBuffer {
+        let payload = block + (shareable ? _PoolDebug.sharedHeaderSize : _PoolDebug.headerSize)
+        let poolID = Int16(truncatingIfNeeded: shareable ? _id | PoolBuffer._sharedFlag : _id)
+        if shareable { _PoolDebug.referenceCount(of: payload).pointee = 1 }
         #if DEBUG
         let header = block.assumingMemoryBound(to: Int64.self)
         let generation = qb_load_relaxed(header) | 1
         qb_store_release(header, generation)
         return PoolBuffer(
-            _payload: block + _PoolDebug.headerSize, classIndex: Int16(truncatingIfNeeded: classIndex), poolID: Int16(truncatingIfNeeded: _id),
+            _payload: payload, classIndex: Int16(truncatingIfNeeded: classIndex), poolID: poolID,
             count: count, generation: generation)
         #else
-        return PoolBuffer(_payload: block, classIndex: Int16(truncatingIfNeeded: classIndex), poolID: Int16(truncatingIfNeeded: _id), count: count)
+        return PoolBuffer(_payload: payload, classIndex: Int16(truncatingIfNeeded: classIndex), poolID: poolID, count: count)
         #endif
     }
 
@@ -208,7 +239,7 @@ public final class BufferPool: @unchecked Sendable {
     @inlinable @inline(__always)
     func _takeBack(_ buffer: PoolBuffer) -> UnsafeMutableRawPointer {
         #if DEBUG
-        let header = _PoolDebug.header(of: buffer._payload)
+        let header = (buffer._payload - buffer._headerSize).assumingMemoryBound(to: Int64.self)
         let next = buffer._generation &+ 1
         let previous = qb_exchange(header, next)
         if previous != buffer._generation {
@@ -216,9 +247,9 @@ public final class BufferPool: @unchecked Sendable {
                 "PoolBuffer released twice or after release (storage \(buffer.storageID), generation \(buffer._generation), found \(previous))"
             )
         }
-        return buffer._payload - _PoolDebug.headerSize
+        return buffer._payload - buffer._headerSize
         #else
-        return buffer._payload
+        return buffer._payload - buffer._headerSize
         #endif
     }
 
@@ -323,8 +354,8 @@ public final class BufferPool: @unchecked Sendable {
     }
 
     @usableFromInline
-    func _acquireLarge(count: Int, cache: UnsafeMutablePointer<_ThreadCache>) -> PoolBuffer {
-        let total = count + _PoolDebug.headerSize
+    func _acquireLarge(count: Int, shareable: Bool, cache: UnsafeMutablePointer<_ThreadCache>) -> PoolBuffer {
+        let total = count + (shareable ? _PoolDebug.sharedHeaderSize : _PoolDebug.headerSize)
         let block = _Jemalloc.allocate(total, flags: _flags)
         #if DEBUG
         block.storeBytes(of: Int64(0), as: Int64.self)
@@ -332,12 +363,11 @@ public final class BufferPool: @unchecked Sendable {
         _bump(cache.pointee.counters + _Counter.acquires, by: 1)
         _bump(cache.pointee.counters + _Counter.misses, by: 1)
         _bump(cache.pointee.counters + _Counter.bytesAcquired, by: Int64(total))
-        return _handOut(block: block, classIndex: -1, count: count)
+        return _handOut(block: block, classIndex: -1, count: count, shareable: shareable)
     }
 
     @usableFromInline
-    func _releaseLarge(block: UnsafeMutableRawPointer, count: Int, cache: UnsafeMutablePointer<_ThreadCache>) {
-        let total = count + _PoolDebug.headerSize
+    func _releaseLarge(block: UnsafeMutableRawPointer, total: Int, cache: UnsafeMutablePointer<_ThreadCache>) {
         _bump(cache.pointee.counters + _Counter.releases, by: 1)
         _bump(cache.pointee.counters + _Counter.bytesReleased, by: Int64(total))
         _Jemalloc.deallocate(block, size: total, flags: _flags)
@@ -390,8 +420,10 @@ public final class BufferPool: @unchecked Sendable {
 public struct BufferPoolStatistics: Sendable, Equatable, Codable {
     /// Buffers handed out.
     public var acquires: Int = 0
-    /// Buffers given back.
+    /// Buffers given back (a shared buffer once, with its last handle).
     public var releases: Int = 0
+    /// Handles handed out by ``BufferPool/share(_:)`` to a shareable buffer instead of a copy.
+    public var shares: Int = 0
     /// Acquires served from a thread's cache without a lock or a call into jemalloc.
     public var cacheHits: Int = 0
     /// Bytes (by size class) of the buffers handed out and not yet released.

@@ -2,15 +2,20 @@ import CQuorumSupport
 
 /// A buffer owned by a ``BufferPool``: the memory a stored value lives in.
 ///
-/// A `PoolBuffer` is a handle: it never exposes a raw pointer that outlives a closure. It is released exactly once,
-/// with ``BufferPool/release(_:)``. In a debug build every buffer carries a generation stamp, and a second release,
-/// or an access through a handle whose buffer was released, traps with a message; a release build skips the checks.
+/// A `PoolBuffer` is a handle: it never exposes a raw pointer that outlives a closure. Each handle is released
+/// exactly once, with ``BufferPool/release(_:)``. In a debug build every buffer carries a generation stamp, and a
+/// second release, or an access through a handle whose buffer was released, traps with a message; a release build
+/// skips the checks.
+///
+/// A *shareable* buffer (``BufferPool/acquireShareable(count:)``) carries a reference count: ``BufferPool/share(_:)``
+/// hands out another handle to the same bytes instead of a copy, and the storage goes back to the pool with the
+/// last handle's release. Its bytes must not change once it has been shared (values are immutable once written).
 public struct PoolBuffer: @unchecked Sendable {
     // 16 bytes in a release build: a handle crosses threads in every message, and its size is cache traffic.
     @usableFromInline let _payload: UnsafeMutableRawPointer
     @usableFromInline let _count: UInt32
     @usableFromInline let _classIndex: Int16  // -1: larger than the largest class, owned by jemalloc directly
-    @usableFromInline let _poolID: Int16
+    @usableFromInline let _poolID: Int16  // the pool's id, with _sharedFlag set for a shareable buffer
     /// The number of bytes the buffer was acquired for.
     @inlinable public var count: Int { Int(_count) }
     #if DEBUG
@@ -36,10 +41,18 @@ public struct PoolBuffer: @unchecked Sendable {
     }
     #endif
 
-    /// The bytes the buffer can hold: its size class less any debug header.
+    /// The bit of `_poolID` that marks a shareable buffer.
+    @inlinable static var _sharedFlag: Int { 1 << 14 }
+    /// Whether the buffer is reference-counted (``BufferPool/acquireShareable(count:)``).
+    @inlinable public var isShareable: Bool { Int(_poolID) & Self._sharedFlag != 0 }
+    @inlinable var _pool: Int { Int(_poolID) & (Self._sharedFlag - 1) }
+    /// Bytes in front of the payload: the debug header, or for a shareable buffer the reference-count header.
+    @inlinable var _headerSize: Int { isShareable ? _PoolDebug.sharedHeaderSize : _PoolDebug.headerSize }
+
+    /// The bytes the buffer can hold: its size class less its header.
     @inlinable
     public var capacity: Int {
-        _classIndex >= 0 ? SizeClass.size(ofIndex: Int(_classIndex)) - _PoolDebug.headerSize : count
+        _classIndex >= 0 ? SizeClass.size(ofIndex: Int(_classIndex)) - _headerSize : count
     }
 
     /// An opaque identity of the underlying storage: equal for two handles to the same storage. Lets tests see
@@ -111,6 +124,14 @@ enum _PoolDebug {
     #else
     @inlinable static var headerSize: Int { 0 }
     #endif
+    /// A shareable buffer's header in either build: the debug generation stamp (unused in a release build), then
+    /// the reference count, just before the payload.
+    @inlinable static var sharedHeaderSize: Int { 16 }
+
+    @inlinable @inline(__always)
+    static func referenceCount(of payload: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Int64> {
+        (payload - 8).assumingMemoryBound(to: Int64.self)
+    }
 
     @inlinable @inline(__always)
     static func header(of payload: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Int64> {

@@ -23,7 +23,8 @@ enum _Counter {
     @inlinable static var bytesAcquired: Int { 3 }
     @inlinable static var bytesReleased: Int { 4 }
     @inlinable static var cachedBytes: Int { 5 }
-    @inlinable static var count: Int { 6 }
+    @inlinable static var shares: Int { 6 }
+    @inlinable static var count: Int { 7 }
 }
 
 /// One thread's cache for one pool. Lives in raw memory owned by the thread; only that thread touches its bins.
@@ -171,7 +172,7 @@ enum _Registry {
     static func register() -> Int {
         lock.withLock { state in
             let id = state.nextID
-            precondition(id < Int(Int16.max), "at most 32767 buffer pools per process")
+            precondition(id < PoolBuffer._sharedFlag, "at most 16384 buffer pools per process")
             state.nextID += 1
             state.pools[id] = PoolEntry()
             return id
@@ -251,6 +252,7 @@ enum _Registry {
             var stats = BufferPoolStatistics()
             stats.acquires = Int(sums[_Counter.acquires])
             stats.releases = Int(sums[_Counter.releases])
+            stats.shares = Int(sums[_Counter.shares])
             stats.cacheHits = Int(sums[_Counter.acquires] - sums[_Counter.misses])
             stats.bytesInUse = Int(sums[_Counter.bytesAcquired] - sums[_Counter.bytesReleased])
             stats.bytesCached = Int(sums[_Counter.cachedBytes])

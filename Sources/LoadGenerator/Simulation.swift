@@ -193,7 +193,7 @@ final class Simulation {
         let key = Simulation.trialKeyBase + UInt64(trial)
         let id = Simulation.trialKeyBase << 8 | UInt64(trial)  // a write id no load thread uses
         oracle.wrote(id: id, key: key, saw: [])
-        let value = pool.acquire(count: 8)
+        let value = pool.acquireShareable(count: 8)
         value.store(id)
         commits[trial] = (cluster.now, -1)  // -1: the write is in flight; its start time for now
         // A coordinator that went down never answers: the trial is given up after every probe had its time.

@@ -123,7 +123,7 @@ final class ThreadDriver: @unchecked Sendable {
     @inline(__always)
     func value(id: UInt64) -> PoolBuffer {
         let size = max(8, Int(config.valueSize.sample(&rng)))
-        let b = pool.acquire(count: size)
+        let b = pool.acquireShareable(count: size)
         b.store(id)
         return b
     }
@@ -294,7 +294,7 @@ final class ThreadDriver: @unchecked Sendable {
             let cached = kind == .insert ? nil : contexts[key]
             oracle?.wrote(id: id, key: key, saw: cached?.saw ?? [])
             let op: ReplicationCore.Operation = kind == .delete ? .delete : .put
-            let v = kind == .delete ? { let b = pool.acquire(count: 8); b.store(id); return b }() : value(id: id)
+            let v = kind == .delete ? { let b = pool.acquireShareable(count: 8); b.store(id); return b }() : value(id: id)
             target.submit(ClientRequest(tag: tag, op: op, key: key, value: v, context: cached?.context ?? .empty),
                           now: now)
         }

@@ -7,7 +7,7 @@ import SyncPrimitives
 public enum WriteTag {
     /// A buffer of `size` bytes (at least 8) starting with `id`.
     public static func value(id: UInt64, size: Int = 16, pool: BufferPool = .shared) -> PoolBuffer {
-        let b = pool.acquire(count: max(8, size))
+        let b = pool.acquireShareable(count: max(8, size))
         b.withUnsafeMutableBytes { raw in
             for i in 8..<raw.count { raw[i] = UInt8(truncatingIfNeeded: id &+ UInt64(i)) }
         }

@@ -419,13 +419,13 @@ public final class Coordinator {
         return state
     }
 
-    /// `state` with copies of its values, taken from the responses.
+    /// `state` with its values (shared, or copied if not shareable), taken from the responses.
     func withValues(_ state: [Version], from responses: [(index: Int, versions: [Version])]) -> [Version] {
         state.map { v -> Version in
             var c = v
             for r in responses {
                 if let held = r.versions.first(where: { $0.dot == v.dot }) {
-                    c.value = held.value.map { pool.acquire(copyOf: $0) }
+                    c.value = held.value.map { pool.share($0) }
                     break
                 }
             }

@@ -121,11 +121,12 @@ public enum Siblings {
     /// True when every version of the state is a tombstone (and there is at least one).
     public static func deleted(_ state: [Version]) -> Bool { !state.isEmpty && state.allSatisfy(\.isTombstone) }
 
-    /// Copies of the versions with copies of their values, for a message.
+    /// Copies of the versions for a message, each with its own handle to the value (``BufferPool/share(_:)``:
+    /// the same bytes when the value is shareable, as the values clients write are).
     public static func copy(_ state: [Version], pool: BufferPool) -> [Version] {
         state.map { v in
             var c = v
-            if let value = v.value { c.value = pool.acquire(copyOf: value) }
+            if let value = v.value { c.value = pool.share(value) }
             return c
         }
     }

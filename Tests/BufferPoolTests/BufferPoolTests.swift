@@ -40,6 +40,37 @@ struct BufferPoolSingleThreadTests {
         pool.release(c)
     }
 
+    @Test("a shared buffer is one storage: it returns to the pool with its last handle's release")
+    func sharing() {
+        let pool = BufferPool()
+        for size in [8, 256, 3 << 20] {  // a size class, the default value size, and a buffer beyond the classes
+            let a = pool.acquireShareable(count: size)
+            a.store(UInt64(size))
+            #expect(a.isShareable && a.capacity >= size)
+            let b = pool.share(a)
+            let c = pool.share(b)
+            #expect(b.storageID == a.storageID && c.storageID == a.storageID)
+            #expect(c.load(as: UInt64.self) == UInt64(size))
+            var s = pool.statistics()
+            #expect(s.acquires == s.releases + 1 && s.shares >= 2)
+            pool.release(a)
+            pool.release(c)
+            s = pool.statistics()
+            #expect(s.buffersInUse == 1, "storage returned while a handle is still out")
+            #expect(b.load(as: UInt64.self) == UInt64(size))
+            pool.release(b)
+            #expect(pool.statistics().buffersInUse == 0)
+        }
+        // A plain buffer is copied into a shareable one; the copy is shared from then on.
+        let plain = pool.acquire(copying: [1, 2, 3, 4, 5, 6, 7, 8])
+        let copy = pool.share(plain)
+        #expect(copy.storageID != plain.storageID && copy.isShareable && copy.contentEquals(plain))
+        let again = pool.share(copy)
+        #expect(again.storageID == copy.storageID)
+        for x in [plain, copy, again] { pool.release(x) }
+        #expect(pool.statistics().buffersInUse == 0)
+    }
+
     @Test("buffers keep their bytes, capacity covers the request")
     func contents() {
         let pool = BufferPool()
@@ -125,6 +156,27 @@ struct BufferPoolSingleThreadTests {
 
 @Suite("Buffer pool, concurrency")
 struct BufferPoolConcurrencyTests {
+    @Test("handles to one shared buffer released on many threads return it exactly once")
+    func sharingAcrossThreads() {
+        let pool = BufferPool()
+        let rounds = 2000, threads = 4
+        var handles: [[PoolBuffer]] = Array(repeating: [], count: threads)
+        for _ in 0..<rounds {
+            let v = pool.acquireShareable(count: 256)
+            for t in 0..<threads { handles[t].append(t == 0 ? v : pool.share(v)) }
+        }
+        let group = DispatchGroup()
+        for t in 0..<threads {
+            let mine = handles[t]
+            DispatchQueue.global().async(group: group) {
+                for h in mine { pool.release(h) }
+            }
+        }
+        group.wait()
+        let s = pool.statistics()
+        #expect(s.acquires == rounds && s.releases == rounds && s.buffersInUse == 0)
+    }
+
     /// Producers acquire and stamp each buffer; consumers on other threads check the stamp and release. A buffer
     /// handed out twice while live would carry the wrong stamp; one lost would leave the counts unequal.
     @Test("cross-thread release: every buffer accounted for, none handed out twice")

@@ -72,14 +72,15 @@ func drive(_ cluster: InProcessCluster, history: History, threads: Int, opsPerTh
     for _ in 0..<threads { done.wait() }
 }
 
-/// Value buffers the nodes hold, in their stores and as hints (after ``InProcessCluster/stop()``).
+/// Value buffers the nodes hold, in their stores and as hints (after ``InProcessCluster/stop()``): distinct
+/// storage, since replicas share one buffer of a value.
 func buffersHeld(by cluster: InProcessCluster) -> Int {
-    var n = 0
+    var storage = Set<UInt>()
     for node in cluster.nodes {
-        node.store.forEach { _, state in n += state.filter { $0.value != nil }.count }
-        node.hints.forEach { _, _, state in n += state.filter { $0.value != nil }.count }
+        node.store.forEach { _, state in for v in state { if let b = v.value { storage.insert(b.storageID) } } }
+        node.hints.forEach { _, _, state in for v in state { if let b = v.value { storage.insert(b.storageID) } } }
     }
-    return n
+    return storage.count
 }
 
 @Suite("In-process cluster")

@@ -20,6 +20,7 @@ static inline int64_t qb_load_relaxed(const int64_t *_Nonnull p) { return __atom
 static inline void qb_store_relaxed(int64_t *_Nonnull p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline void qb_store_release(int64_t *_Nonnull p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline int64_t qb_load_acquire(const int64_t *_Nonnull p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline int64_t qb_fetch_add(int64_t *_Nonnull p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
 static inline int64_t qb_exchange(int64_t *_Nonnull p, int64_t v) { return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL); }
 
 #endif
