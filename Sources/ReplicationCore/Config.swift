@@ -89,6 +89,9 @@ public struct CoreCounters: Sendable, Equatable, Codable {
     /// Replica writes merged / replica reads served.
     public var writesApplied = 0
     public var readsServed = 0
+    /// Of the reads served, those answered `same`: the replica's state had the coordinator's digest, and no
+    /// versions were sent.
+    public var readsSame = 0
     /// Purges sent by coordinators, tombstones removed by replicas.
     public var purgesSent = 0
     public var tombstonesPurged = 0
@@ -124,6 +127,7 @@ public struct CoreCounters: Sendable, Equatable, Codable {
         readRepairs += o.readRepairs
         writesApplied += o.writesApplied
         readsServed += o.readsServed
+        readsSame += o.readsSame
         purgesSent += o.purgesSent
         tombstonesPurged += o.tombstonesPurged
         ignored += o.ignored

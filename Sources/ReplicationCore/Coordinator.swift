@@ -41,6 +41,10 @@ public final class Coordinator {
         @exclusivity(unchecked) var replied = false
         /// get: the responses so far, by replica index (owned here until the request finishes)
         @exclusivity(unchecked) var responses: [(index: Int, versions: [Version])] = []
+        /// get: the coordinator's own response (its replica's state), which `same` answers stand for.
+        @exclusivity(unchecked) var localVersions: [Version]?
+        /// get: bit i: node i answered `same`, and its response is `localVersions` again (released once, there).
+        @exclusivity(unchecked) var aliases: UInt64 = 0
         /// put/delete: what the reply carries, and whether every ack said "my state is exactly this tombstone"
         @exclusivity(unchecked) var dot: Dot?
         @exclusivity(unchecked) var context = CausalContext.empty
@@ -60,6 +64,13 @@ public final class Coordinator {
             if node.isClient { return nil }
             for (i, r) in replicas.enumerated() where Int(r) == node.index { return i }
             return nil
+        }
+
+        /// Releases the values of the responses (an alias of the local response once, with it).
+        func releaseResponses(_ pool: BufferPool) {
+            for r in responses where aliases & (1 << r.index) == 0 { Siblings.release(r.versions, pool: pool) }
+            responses.removeAll()
+            localVersions = nil
         }
 
         func releaseState(_ pool: BufferPool) {
@@ -143,16 +154,21 @@ public final class Coordinator {
 
         switch request.op {
         case .get:
+            // A digest read: replicas that hold what this one holds answer `same` instead of sending it.
+            let localState = localIndex == nil ? nil : local?.state(of: request.key)
+            let digest = localState.map { MerkleForest.digest(key: request.key, $0) } ?? 0
             var i = 0
             for node in p.replicas {
                 if i != localIndex {
-                    out.send(.read(ReplicaRead(request: id, key: request.key)), from: endpoint, to: .node(Int(node)))
+                    out.send(.read(ReplicaRead(request: id, key: request.key, digest: digest)),
+                             from: endpoint, to: .node(Int(node)))
                     detector.sent(to: Int(node), now: now)
                 }
                 i += 1
             }
-            if let localIndex, let local {
-                let copy = Siblings.copy(local.state(of: request.key), pool: pool)
+            if let localIndex, let localState {
+                let copy = Siblings.copy(localState, pool: pool)
+                p.localVersions = copy
                 recordResponse(p, id: id, index: localIndex, versions: copy, now: now, out: &out)
             }
         case .put, .delete:
@@ -341,6 +357,16 @@ public final class Coordinator {
             Siblings.release(response.versions, pool: pool)
             return
         }
+        if response.same {
+            // The replica holds exactly what this coordinator read locally.
+            guard let local = p.localVersions else {
+                counters.ignored += 1
+                return
+            }
+            p.aliases |= 1 << index
+            recordResponse(p, id: response.request, index: index, versions: local, now: now, out: &out)
+            return
+        }
         recordResponse(p, id: response.request, index: index, versions: response.versions, now: now, out: &out)
     }
 
@@ -436,7 +462,7 @@ public final class Coordinator {
     /// Read repair: every replica that answered with something older or nothing gets the reconciled state.
     /// The reconciliation is done on the versions' metadata; values are copied only for the repairs sent.
     func finishRead(_ p: Pending, out: inout Outbox) {
-        defer { for r in p.responses { Siblings.release(r.versions, pool: pool) } }
+        defer { p.releaseResponses(pool) }
         guard config.readRepair, p.replied, p.responses.count > 1, !agree(p.responses) else { return }
         let final = reconciledMetadata(p.responses)
         if final.isEmpty { return }
@@ -486,7 +512,7 @@ public final class Coordinator {
     /// it knew of its peers goes too.
     public func abandonAll() {
         for (_, p) in pending {
-            for r in p.responses { Siblings.release(r.versions, pool: pool) }
+            p.releaseResponses(pool)
             p.releaseState(pool)
         }
         pending.removeAll()

@@ -122,13 +122,31 @@ public struct ReplicaAck: Sendable {
 public struct ReplicaRead: Sendable {
     public var request: UInt64
     public var key: UInt64
+    /// The coordinator's own state of the key as ``MerkleForest/digest(key:_:)`` (0: it has none): a replica whose
+    /// state has this digest answers ``ReplicaReadResponse/same`` instead of sending its versions (a digest read).
+    public var digest: UInt64 = 0
+
+    public init(request: UInt64, key: UInt64, digest: UInt64 = 0) {
+        self.request = request
+        self.key = key
+        self.digest = digest
+    }
 }
 
-/// Replica → coordinator: my state of the key (copies).
+/// Replica → coordinator: my state of the key (each version with its own handle to its value), or `same`: exactly
+/// the state whose digest you sent.
 public struct ReplicaReadResponse: Sendable {
     public var request: UInt64
     public var key: UInt64
     public var versions: [Version]
+    public var same = false
+
+    public init(request: UInt64, key: UInt64, versions: [Version], same: Bool = false) {
+        self.request = request
+        self.key = key
+        self.versions = versions
+        self.same = same
+    }
 }
 
 /// Coordinator → replica: every replica holds this tombstone; remove the key if it is still exactly that.

@@ -109,11 +109,21 @@ public final class Node {
         case .read(let read):
             replicaCounters.readsServed += 1
             // Asked as a fallback (only a node holding hints can be one with something to say): its hints.
-            let versions = hints.count == 0 || ring.isReplica(id, of: Key(read.key), n: config.n)
-                ? Siblings.copy(store.state(of: read.key), pool: store.pool)
-                : hints.copyState(of: read.key)
-            out.send(.readResponse(ReplicaReadResponse(request: read.request, key: read.key, versions: versions)),
-                     from: endpoint, to: from)
+            let response: ReplicaReadResponse
+            if hints.count == 0 || ring.isReplica(id, of: Key(read.key), n: config.n) {
+                let state = store.state(of: read.key)
+                if read.digest != 0 && MerkleForest.digest(key: read.key, state) == read.digest {
+                    // What the coordinator holds itself: say so instead of sending the versions and their values.
+                    replicaCounters.readsSame += 1
+                    response = ReplicaReadResponse(request: read.request, key: read.key, versions: [], same: true)
+                } else {
+                    response = ReplicaReadResponse(request: read.request, key: read.key,
+                                                   versions: Siblings.copy(state, pool: store.pool))
+                }
+            } else {
+                response = ReplicaReadResponse(request: read.request, key: read.key, versions: hints.copyState(of: read.key))
+            }
+            out.send(.readResponse(response), from: endpoint, to: from)
         case .writeAck(let ack):
             if ack.request & Node.handoffBit != 0 {
                 handoffAcked(ack)

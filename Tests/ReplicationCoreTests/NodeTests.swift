@@ -117,6 +117,46 @@ struct NodeTests {
         net.discardAll()
     }
 
+    @Test("digest reads: a replica holding what the coordinator holds answers `same`, one that differs sends its versions")
+    func digestReads() {
+        let pool = BufferPool()
+        let net = ManualNetwork(config: config(w: 3, r: 3), pool: pool)
+        let k = key(replicatedOn: 0, in: net)
+        let reps = net.replicas(of: k)
+        let other = reps.first { $0 != 0 }!
+        func same() -> Int { net.nodes.reduce(0) { $0 + $1.counters.readsSame } }
+        func read(at node: Int) -> [UInt64] {
+            let tag = net.submit(.get, key: k, to: node)
+            net.deliverAll()
+            let reply = net.reply(tag)!
+            #expect(reply.status == .ok)
+            defer { Siblings.release(reply.versions, pool: pool) }
+            return reply.versions.compactMap(WriteTag.id(of:)).sorted()
+        }
+        net.submit(.put, key: k, value: WriteTag.value(id: 7, pool: pool), to: 0)
+        net.deliverAll()
+        // In agreement: both other replicas answer `same`, and the value comes from the coordinator's own copy.
+        #expect(read(at: 0) == [7])
+        #expect(same() == 2)
+        // Write 8 reaches node 0 only: the others differ from it and send their versions; read repair follows.
+        net.submit(.put, key: k, value: WriteTag.value(id: 8, pool: pool), context: net.nodes[0].store.state(of: k)
+            .reduce(into: CausalContext()) { $0.merge($1.context); $0.add($1.dot) }, to: 0)
+        net.deliverAll(keep: { e in if case .write = e.message { return false } else { return true } })
+        #expect(read(at: 0) == [8])
+        #expect(same() == 2)
+        #expect(net.stateIDs(of: k) == [[8], [8], [8]])
+        // Write 9 reaches node 0 only; a stale replica coordinates: the third (as stale) says `same`, node 0 sends 9.
+        net.submit(.put, key: k, value: WriteTag.value(id: 9, pool: pool), context: net.nodes[0].store.state(of: k)
+            .reduce(into: CausalContext()) { $0.merge($1.context); $0.add($1.dot) }, to: 0)
+        net.deliverAll(keep: { e in if case .write = e.message { return false } else { return true } })
+        #expect(read(at: other) == [9])
+        #expect(same() == 3)
+        #expect(net.stateIDs(of: k) == [[9], [9], [9]])
+        net.discardAll()
+        // Every handle released: what stays in use is the one value the three replicas share.
+        #expect(pool.statistics().buffersInUse == 1)
+    }
+
     @Test("a tombstone hides the key, and is purged once every replica holds it")
     func tombstonePurge() {
         let pool = BufferPool()
