@@ -252,10 +252,16 @@ struct Router {
 
     /// Puts a parcel in `consumer`'s lane from this producer (or in the overflow if the lane is full).
     @inline(__always)
-    mutating func push(_ parcel: Parcel, to consumer: Int) {
-        let pushed = overflow[consumer].isEmpty
-            && outLanes[consumer]._withUnsafeGuaranteedRef { $0.tryPush(parcel) }
-        if !pushed { overflow[consumer].append(parcel) }
+    mutating func push(_ parcel: consuming Parcel, to consumer: Int) {
+        if overflow[consumer].isEmpty {
+            // A full lane hands the parcel back: it waits in the overflow.
+            var moving: Parcel? = parcel
+            if let refused = outLanes[consumer]._withUnsafeGuaranteedRef({ $0.push(moving.take()!) }) {
+                overflow[consumer].append(refused)
+            }
+        } else {
+            overflow[consumer].append(parcel)
+        }
         if !dirty[consumer] {
             dirty[consumer] = true
             dirtyList.append(consumer)
@@ -453,8 +459,8 @@ final class Worker: @unchecked Sendable {
     /// Routes what a node asked for: messages to their consumers (or this worker's local queue), timers here.
     @inline(__always)
     func dispatch(from node: Int, now: UInt64) {
-        for envelope in outbox.messages {
-            guard let at = router.schedule(envelope, now: now) else { continue }
+        outbox.messages.drain { envelope in
+            guard let at = router.schedule(envelope, now: now) else { return }
             let consumer = cluster.consumer(of: envelope.to)
             if consumer == index {
                 if at <= now { local.append(envelope) } else { delayed.push(at: at, envelope) }
@@ -463,7 +469,7 @@ final class Worker: @unchecked Sendable {
             }
         }
         for t in outbox.timers { timers.push(at: t.at, TimerRequest(node: node, token: t.token)) }
-        outbox.removeAll()
+        outbox.timers.removeAll(keepingCapacity: true)
     }
 
     /// Applies the fault controller's latest conditions to this worker's nodes.

@@ -85,7 +85,7 @@ public final class VirtualCluster {
     // MARK: - The event queue
 
     @inline(__always)
-    func push(_ at: UInt64, _ event: Event) {
+    func push(_ at: UInt64, _ event: consuming Event) {
         let slot: Int
         if let free = freeSlots.popLast() {
             slot = free
@@ -202,7 +202,7 @@ public final class VirtualCluster {
     // MARK: - Messages
 
     /// Sends a message now: loss, partitions, delays (``Transmission``).
-    func send(_ e: Envelope) {
+    func send(_ e: consuming Envelope) {
         switch transmission.fate(of: e, now: now, rng: &rng, conditions: conditions) {
         case .deliver(let at): push(at, .message(e))
         case .dropped:
@@ -224,14 +224,13 @@ public final class VirtualCluster {
         // outbox would allocate a new buffer on every dispatch.
         var messages = spareBuffers.popLast() ?? []
         swap(&messages, &outbox.messages)
-        for e in messages {
+        messages.drain { e in
             if e.to.isClient && e.to == source, case .reply(let reply) = e.message {
                 onReply(source.index, reply)  // a client-side coordinator answering its own client
-                continue
+                return
             }
             send(e)
         }
-        messages.removeAll(keepingCapacity: true)
         spareBuffers.append(messages)
     }
 

@@ -252,7 +252,7 @@ public struct Outbox: Sendable {
     public init() {}
 
     @inlinable
-    public mutating func send(_ message: Message, from: Endpoint, to: Endpoint) {
+    public mutating func send(_ message: consuming Message, from: Endpoint, to: Endpoint) {
         messages.append(Envelope(from: from, to: to, message: message))
     }
 
@@ -263,4 +263,25 @@ public struct Outbox: Sendable {
         messages.removeAll(keepingCapacity: true)
         timers.removeAll(keepingCapacity: true)
     }
+}
+
+extension Array where Element == Envelope {
+    /// Hands every envelope to `body`, in order, moved out (not copied: no retain and release of what the
+    /// message holds), and leaves the array empty with its capacity.
+    @inlinable
+    public mutating func drain(_ body: (consuming Envelope) -> Void) {
+        withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            for i in 0..<buffer.count {
+                body((base + i).move())
+                (base + i).initialize(to: Envelope.vacant)
+            }
+        }
+        removeAll(keepingCapacity: true)
+    }
+}
+
+extension Envelope {
+    /// What a drained slot holds until the array is emptied: nothing to release.
+    @usableFromInline static let vacant = Envelope(from: .node(0), to: .node(0), message: .ping(0))
 }

@@ -35,16 +35,32 @@ public final class SPSCRing<Element>: @unchecked Sendable {
         slots.deallocate()
     }
 
-    /// Producer: appends `element` unless the ring is full. Visible to the consumer at the next ``publish()``.
+    /// Producer: appends a copy of `element` unless the ring is full. Visible to the consumer at the next
+    /// ``publish()``.
     @inlinable
     public func tryPush(_ element: Element) -> Bool {
-        if producerTail &- producerHeadCache == capacity {
-            producerHeadCache = head.load(ordering: .acquiring)
-            if producerTail &- producerHeadCache == capacity { return false }
-        }
+        if full { return false }
         (slots + (producerTail & mask)).initialize(to: element)
         producerTail &+= 1
         return true
+    }
+
+    /// Producer: moves `element` in unless the ring is full, and then hands it back.
+    @inlinable
+    public func push(_ element: consuming Element) -> Element? {
+        if full { return element }
+        (slots + (producerTail & mask)).initialize(to: element)
+        producerTail &+= 1
+        return nil
+    }
+
+    @inlinable
+    var full: Bool {
+        if producerTail &- producerHeadCache == capacity {
+            producerHeadCache = head.load(ordering: .acquiring)
+            if producerTail &- producerHeadCache == capacity { return true }
+        }
+        return false
     }
 
     /// Producer: makes everything pushed so far visible to the consumer.
