@@ -155,8 +155,7 @@ public final class Coordinator {
         switch request.op {
         case .get:
             // A digest read: replicas that hold what this one holds answer `same` instead of sending it.
-            let localState = localIndex == nil ? nil : local?.state(of: request.key)
-            let digest = localState.map { MerkleForest.digest(key: request.key, $0) } ?? 0
+            let (localState, digest) = localIndex == nil ? (nil, 0) : local.map { $0.stateAndDigest(of: request.key) } ?? (nil, 0)
             var i = 0
             for node in p.replicas {
                 if i != localIndex {

@@ -111,8 +111,8 @@ public final class Node {
             // Asked as a fallback (only a node holding hints can be one with something to say): its hints.
             let response: ReplicaReadResponse
             if hints.count == 0 || ring.isReplica(id, of: Key(read.key), n: config.n) {
-                let state = store.state(of: read.key)
-                if read.digest != 0 && MerkleForest.digest(key: read.key, state) == read.digest {
+                let (state, digest) = store.stateAndDigest(of: read.key)
+                if read.digest != 0 && digest == read.digest {
                     // What the coordinator holds itself: say so instead of sending the versions and their values.
                     replicaCounters.readsSame += 1
                     response = ReplicaReadResponse(request: read.request, key: read.key, versions: [], same: true)
