@@ -81,8 +81,10 @@ public enum Siblings {
         case .vv:
             var changed = false
             for v in incoming {
-                // Already here, or superseded by something here: drop it.
-                if state.contains(where: { $0.dot == v.dot || $0.context.covers(v.dot) }) {
+                // Already here, or superseded by something here: drop it. Dots first: a replica write carries
+                // the coordinator's whole state, mostly versions the replica holds, and a dot is in the version
+                // itself where a context is one more (cold) array to read.
+                if state.contains(where: { $0.dot == v.dot }) || state.contains(where: { $0.context.covers(v.dot) }) {
                     pool.releaseValue(of: v)
                     continue
                 }
