@@ -101,13 +101,23 @@ public final class Oracle: @unchecked Sendable {
         return covered
     }
 
-    /// A write is about to be sent.
+    /// A write is about to be sent; `saw` are the writes its context stands for (it supersedes them).
     public func wrote(id: UInt64, key: UInt64, saw: [UInt64]) {
+        register(id: id, key: key, count: saw.count) { $0.append(contentsOf: saw) }
+    }
+
+    /// A write is about to be sent whose context stands for one write, `saw` (the thread's own last one).
+    public func wrote(id: UInt64, key: UInt64, sawOne saw: UInt64) {
+        register(id: id, key: key, count: 1) { $0.append(saw) }
+    }
+
+    @inline(__always)
+    func register(id: UInt64, key: UInt64, count: Int, _ append: (inout [UInt64]) -> Void) {
         let slot = table.make(id)
         shard(key).withLock { s in
             let start = Int32(s.saw.count)
-            s.saw.append(contentsOf: saw)
-            let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(saw.count))
+            append(&s.saw)
+            let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(count))
             if let slot { slot.pointee = w } else { s.otherWrites[FastKey(id)] = w }
             s.nextSeq += 1
         }

@@ -336,7 +336,7 @@ final class Simulation {
             inFlight[t] -= 1
             if reply.status == .ok, let id = loadIDs[t].removeValue(forKey: reply.key) {
                 oracle.acknowledged(id: id, key: reply.key, at: now)
-                drivers[t].remember(reply.key, CachedContext(context: reply.context, saw: [id]))
+                drivers[t].remember(reply.key, CachedContext(context: reply.context, own: id))
             } else {
                 loadIDs[t][reply.key] = nil
             }

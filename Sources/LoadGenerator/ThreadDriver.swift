@@ -5,10 +5,23 @@ import ReplicationCore
 import Synchronization
 import SyncPrimitives
 
-/// The context a thread last saw for a key, and the writes it stood for.
+/// The context a thread last saw for a key, and the writes it stood for: a read's (`saw`), or the thread's own
+/// write (`own`, kept inline: an array of one id was an allocation and a free on every write).
 struct CachedContext {
     var context: CausalContext
     var saw: [UInt64]
+    var own: UInt64 = 0
+
+    init(context: CausalContext, saw: [UInt64]) {
+        self.context = context
+        self.saw = saw
+    }
+
+    init(context: CausalContext, own: UInt64) {
+        self.context = context
+        saw = []
+        self.own = own
+    }
 }
 
 /// The bounded per-thread context cache: two-way set-associative, least recently used way evicted. A key that is
@@ -176,7 +189,7 @@ final class ThreadDriver: @unchecked Sendable {
                 inFlight -= 1
                 if reply.status == .ok, let id = ids.removeValue(forKey: reply.key) {
                     oracle?.acknowledged(id: id, key: reply.key, at: monotonicNanos())
-                    remember(reply.key, CachedContext(context: reply.context, saw: [id]))
+                    remember(reply.key, CachedContext(context: reply.context, own: id))
                 } else {
                     ids[reply.key] = nil
                 }
@@ -292,7 +305,11 @@ final class ThreadDriver: @unchecked Sendable {
             let id = newWriteID()
             slots[slot].writeID = id
             let cached = kind == .insert ? nil : contexts[key]
-            oracle?.wrote(id: id, key: key, saw: cached?.saw ?? [])
+            if let own = cached?.own, own != 0 {
+                oracle?.wrote(id: id, key: key, sawOne: own)
+            } else {
+                oracle?.wrote(id: id, key: key, saw: cached?.saw ?? [])
+            }
             let op: ReplicationCore.Operation = kind == .delete ? .delete : .put
             let v = kind == .delete ? { let b = pool.acquireShareable(count: 8); b.store(id); return b }() : value(id: id)
             target.submit(ClientRequest(tag: tag, op: op, key: key, value: v, context: cached?.context ?? .empty),
@@ -341,7 +358,7 @@ final class ThreadDriver: @unchecked Sendable {
         default:
             if ok {
                 oracle?.acknowledged(id: slot.writeID, key: slot.key, at: now)
-                if oracle != nil { remember(slot.key, CachedContext(context: reply.context, saw: [slot.writeID])) }
+                if oracle != nil { remember(slot.key, CachedContext(context: reply.context, own: slot.writeID)) }
             }
         }
         // An operation belongs to the phase it was meant to start in: one begun in the warm-up stays out of the
