@@ -274,7 +274,9 @@ public enum RunReport {
             s += ", lowest \(up.min().map { num($0, 2) } ?? "–") of \(c.core.nodes).\n\n![faults](faults.svg)\n\n"
         }
         s += "| counter | value |\n|---|---:|\n"
-        s += "| read repairs | \(k.readRepairs) |\n| writes sent to a fallback (sloppy quorum) | \(k.fallbackWrites) |\n"
+        s += "| read repairs | \(k.readRepairs) |\n"
+        s += "| replica reads served / answered `same` (digest reads) | \(k.readsServed) / \(k.readsSame) |\n"
+        s += "| writes sent to a fallback (sloppy quorum) | \(k.fallbackWrites) |\n"
         s += "| hints stored | \(k.hintsStored) |\n| hints delivered | \(k.hintsDelivered) |\n"
         s += "| hints dropped (over the bound) | \(k.hintsDropped) |\n"
         s += "| anti-entropy exchanges | \(k.aeExchanges) |\n| anti-entropy tree nodes sent | \(k.aeTreeNodesSent) |\n"
