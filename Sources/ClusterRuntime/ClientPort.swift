@@ -135,11 +135,7 @@ public final class ClientPort: @unchecked Sendable {
     /// Nothing to send or collect until `deadline`: a hosting client keeps its worker running meanwhile (other
     /// clients' requests may need it); any other client sleeps.
     public func idle(until deadline: UInt64) {
-        guard hosted != nil else {
-            let now = monotonicNanos()
-            if deadline > now { usleep(UInt32(min(1_000_000, (deadline - now) / 1000))) }
-            return
-        }
+        guard hosted != nil else { return sleep(until: deadline) }
         while case let now = monotonicNanos(), now < deadline {
             if !serve(now: now) { wait(until: deadline) }
         }

@@ -21,10 +21,7 @@ public protocol RequestTarget {
 }
 
 extension RequestTarget {
-    public func idle(until deadline: UInt64) {
-        let now = monotonicNanos()
-        if deadline > now { usleep(UInt32(min(1_000_000, (deadline - now) / 1000))) }
-    }
+    public func idle(until deadline: UInt64) { sleep(until: deadline) }
     public func finish() {}
 }
 

@@ -72,3 +72,9 @@ public func monotonicNanos() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
+
+/// Sleeps until `deadline` (monotonic ns), at most a second at a time.
+public func sleep(until deadline: UInt64) {
+    let now = monotonicNanos()
+    if deadline > now { usleep(UInt32(min(1_000_000, (deadline - now) / 1000))) }
+}
