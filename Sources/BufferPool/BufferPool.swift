@@ -247,10 +247,8 @@ public final class BufferPool: @unchecked Sendable {
                 "PoolBuffer released twice or after release (storage \(buffer.storageID), generation \(buffer._generation), found \(previous))"
             )
         }
-        return buffer._payload - buffer._headerSize
-        #else
-        return buffer._payload - buffer._headerSize
         #endif
+        return buffer._payload - buffer._headerSize
     }
 
     // MARK: - Slow paths
