@@ -111,9 +111,7 @@ public final class BufferPool: @unchecked Sendable {
     @inlinable
     public func share(_ buffer: PoolBuffer) -> PoolBuffer {
         guard buffer.isShareable else {
-            let copy = acquireShareable(count: buffer.count)
-            buffer.withUnsafeBytes { if let base = $0.baseAddress, $0.count > 0 { copy._payload.copyMemory(from: base, byteCount: $0.count) } }
-            return copy
+            return buffer.withUnsafeBytes { _filled(acquireShareable(count: $0.count), with: $0) }
         }
         buffer._checkLive()
         _ = qb_fetch_add(_PoolDebug.referenceCount(of: buffer._payload), 1)
@@ -148,7 +146,11 @@ public final class BufferPool: @unchecked Sendable {
     /// A buffer holding a copy of `bytes`.
     @inlinable
     public func acquire(copying bytes: UnsafeRawBufferPointer) -> PoolBuffer {
-        let buffer = acquire(count: bytes.count)
+        _filled(acquire(count: bytes.count), with: bytes)
+    }
+
+    @inlinable @inline(__always)
+    func _filled(_ buffer: PoolBuffer, with bytes: UnsafeRawBufferPointer) -> PoolBuffer {
         if let base = bytes.baseAddress, bytes.count > 0 {
             buffer._payload.copyMemory(from: base, byteCount: bytes.count)
         }

@@ -136,9 +136,7 @@ public final class ClientPort: @unchecked Sendable {
     /// clients' requests may need it); any other client sleeps.
     public func idle(until deadline: UInt64) {
         guard hosted != nil else { return sleep(until: deadline) }
-        while case let now = monotonicNanos(), now < deadline {
-            if !serve(now: now) { wait(until: deadline) }
-        }
+        while monotonicNanos() < deadline { wait(until: deadline) }  // wait runs the worker first
     }
 
     /// This client is done. A hosting client keeps running its worker until every client is done (until

@@ -46,6 +46,9 @@ public struct ClusterOptions: Sendable {
     /// one busy thread per core, where workers and clients on separate threads would take turns on the cores.
     public var hostWorkers = false
 
+    /// Whether workers are hosted by clients: asked for, and as many clients as workers (one per node at most).
+    public var hostsWorkers: Bool { hostWorkers && clients == min(workers, core.nodes) }
+
     public init(
         core: CoreConfig = CoreConfig(), workers: Int = ProcessInfo.processInfo.activeProcessorCount,
         clients: Int = 1, delays: Delays = .none, drop: Double = 0, seed: UInt64 = 1, laneCapacity: Int = 4096,
@@ -115,7 +118,7 @@ public final class InProcessCluster: @unchecked Sendable {
         nodes = (0..<options.core.nodes).map { Node(id: $0, config: options.core, ring: ring, pool: options.pool) }
         let k = min(options.workers, options.core.nodes)
         let parties = k + options.clients
-        let hosted = options.hostWorkers && options.clients == k
+        let hosted = options.hostsWorkers
         self.hosted = hosted
         lanes = (0..<parties).map { _ in (0..<parties).map { _ in SPSCRing<Parcel>(capacity: options.laneCapacity) } }
         // A hosting client sleeps for its worker too: one parker, woken by messages to either.
@@ -279,7 +282,7 @@ struct Router {
             if !overflow[consumer].isEmpty {
                 var moved = 0
                 for parcel in overflow[consumer] {
-                    if !lane._withUnsafeGuaranteedRef({ $0.tryPush(parcel) }) { break }
+                    if lane._withUnsafeGuaranteedRef({ $0.push(parcel) }) != nil { break }
                     moved += 1
                 }
                 overflow[consumer].removeFirst(moved)

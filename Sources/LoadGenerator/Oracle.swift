@@ -40,16 +40,13 @@ public final class Oracle: @unchecked Sendable {
     struct KeyWrites {
         var frontier: [Acked] = []
         var superseded: [Acked] = []
-        /// The first `expired` of `superseded` are forgotten; they are dropped in bulk now and then. (Dropping
-        /// them as they expired moved the whole list on almost every write of a hot key, whose list holds every
-        /// write of the last `retention`: the run slowed down as the lists filled, 325k ops/s in its first
-        /// second, 250k from the third on.)
+        /// The first `expired` of `superseded` are forgotten; they are dropped in bulk now and then (dropping them
+        /// as they expired moved the whole list on almost every write of a hot key, whose list holds every write
+        /// of the last `retention`).
         var expired = 0
     }
 
     struct Shard {
-        /// Writes whose ids ``WriteTable`` does not cover (ids the load generator does not make).
-        var otherWrites: [FastKey: WriteInfo] = [:]
         var saw: [UInt64] = []
         var nextSeq: UInt64 = 1
         var keys: [FastKey: KeyWrites] = [:]
@@ -76,26 +73,21 @@ public final class Oracle: @unchecked Sendable {
     @inline(__always)
     func shardIndex(_ key: UInt64) -> Int { Int(truncatingIfNeeded: Hash64.mix(key)) & mask }
 
-    /// Write `id`, registered in its key's shard `other` (the caller holds that shard's lock).
+    /// The record of write `id`, if it was registered (the caller holds the lock of the write's key's shard).
     @inline(__always)
-    static func info(_ table: WriteTable, _ other: [FastKey: WriteInfo], _ id: UInt64) -> WriteInfo? {
-        if table.covers(id) {
-            guard let p = table.find(id), p.pointee.seq != 0 else { return nil }
-            return p.pointee
-        }
-        return other[FastKey(id)]
+    func record(_ id: UInt64) -> UnsafeMutablePointer<WriteInfo>? {
+        guard let p = table.find(id), p.pointee.seq != 0 else { return nil }
+        return p
     }
 
     /// Every write reachable from `ids` (themselves included), not searching below `floor`: a write only
     /// supersedes writes registered before it, so nothing older than the oldest write asked about matters.
     /// Every write reachable is a write of the same key, so the caller's shard lock covers them all.
-    static func closure(
-        _ table: WriteTable, _ other: [FastKey: WriteInfo], _ saw: [UInt64], of ids: [UInt64], floor: UInt64 = 0
-    ) -> Set<UInt64> {
+    func closure(_ saw: [UInt64], of ids: [UInt64], floor: UInt64 = 0) -> Set<UInt64> {
         var covered = Set<UInt64>()
         var stack = ids
         while let id = stack.popLast() {
-            guard covered.insert(id).inserted, let w = info(table, other, id), w.seq > floor else { continue }
+            guard covered.insert(id).inserted, let w = record(id)?.pointee, w.seq > floor else { continue }
             for i in Int(w.sawStart)..<Int(w.sawStart + w.sawCount) { stack.append(saw[i]) }
         }
         return covered
@@ -118,7 +110,7 @@ public final class Oracle: @unchecked Sendable {
             let start = Int32(s.saw.count)
             append(&s.saw)
             let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(count))
-            if let slot { slot.pointee = w } else { s.otherWrites[FastKey(id)] = w }
+            slot.pointee = w
             s.nextSeq += 1
         }
     }
@@ -126,26 +118,14 @@ public final class Oracle: @unchecked Sendable {
     /// A write was acknowledged to its client at `time`.
     public func acknowledged(id: UInt64, key: UInt64, at time: UInt64) {
         shard(key).withLock { s in
-            let w: WriteInfo
-            if table.covers(id) {
-                guard let p = table.find(id), p.pointee.seq != 0 else { return }
-                p.pointee.ackedAt = time
-                w = p.pointee
-            } else {
-                guard let at = s.otherWrites.index(forKey: FastKey(id)) else { return }
-                s.otherWrites.values[at].ackedAt = time
-                w = s.otherWrites.values[at]
-            }
+            guard let p = record(id) else { return }
+            p.pointee.ackedAt = time
             // Updated in place: a copy of the key's lists would be copied again on the first write.
-            Oracle.supersede(&s.keys[FastKey(key), default: KeyWrites()], by: id, w, at: time,
-                             retention: retention, table: table, other: s.otherWrites, saw: s.saw)
+            supersede(&s.keys[FastKey(key), default: KeyWrites()], by: id, p.pointee, at: time, saw: s.saw)
         }
     }
 
-    static func supersede(
-        _ k: inout KeyWrites, by id: UInt64, _ w: WriteInfo, at time: UInt64, retention: UInt64,
-        table: WriteTable, other: [FastKey: WriteInfo], saw: [UInt64]
-    ) {
+    func supersede(_ k: inout KeyWrites, by id: UInt64, _ w: WriteInfo, at time: UInt64, saw: [UInt64]) {
         // One search from the new write, bounded by the oldest candidate, then a membership test per candidate
         // (a search per candidate made a key with many unsuperseded writes — lost ones under lww — quadratic).
         guard let floor = k.frontier.lazy.map(\.seq).min() else {
@@ -156,7 +136,7 @@ public final class Oracle: @unchecked Sendable {
         // after a read of the key, or a thread's next write of it.
         let direct = saw[Int(w.sawStart)..<Int(w.sawStart + w.sawCount)]
         let covered: Set<UInt64>? = k.frontier.allSatisfy({ $0.id == id || direct.contains($0.id) })
-            ? nil : closure(table, other, saw, of: [id], floor: floor)  // nil: every frontier write
+            ? nil : closure(saw, of: [id], floor: floor)  // nil: every frontier write
         var i = 0
         while i < k.frontier.count {
             if k.frontier[i].id != id && covered?.contains(k.frontier[i].id) ?? true {
@@ -196,7 +176,7 @@ public final class Oracle: @unchecked Sendable {
             if owed.isEmpty { return 0 }
             // One search from what the read returned, bounded by the oldest write owed.
             let floor = owed.lazy.map(\.seq).min()!
-            let covered = Oracle.closure(table, s.otherWrites, s.saw, of: returned, floor: floor)
+            let covered = closure(s.saw, of: returned, floor: floor)
             return owed.reduce(0) { $0 + (covered.contains($1.id) ? 0 : 1) }
         }
     }
@@ -211,11 +191,6 @@ public final class Oracle: @unchecked Sendable {
     func acknowledgedWrites() -> [[(id: UInt64, key: UInt64)]] {
         var byShard = Array(repeating: [(id: UInt64, key: UInt64)](), count: shards.count)
         table.forEach { id, w in if w.ackedAt != 0 { byShard[shardIndex(w.key)].append((id, w.key)) } }
-        for (i, shard) in shards.enumerated() {
-            shard.withLock { s in
-                for (id, w) in s.otherWrites where w.ackedAt != 0 { byShard[i].append((id.raw, w.key)) }
-            }
-        }
         return byShard
     }
 
@@ -229,7 +204,7 @@ public final class Oracle: @unchecked Sendable {
             for w in writes { byKey[w.key, default: []].append(w.id) }
             shards[i].withLock { s in
                 for (key, ids) in byKey {
-                    let covered = Oracle.closure(table, s.otherWrites, s.saw, of: readAll(key))
+                    let covered = closure(s.saw, of: readAll(key))
                     for id in ids where !covered.contains(id) { losses.append(Loss(write: id, key: key)) }
                 }
             }
@@ -250,14 +225,14 @@ public final class Oracle: @unchecked Sendable {
                 // The held writes of the keys lost here, by key.
                 var roots: [UInt64: [UInt64]] = [:]
                 for id in held {
-                    if let w = Oracle.info(table, s.otherWrites, id), shardIndex(w.key) == index {
+                    if let w = record(id)?.pointee, shardIndex(w.key) == index {
                         roots[w.key, default: []].append(id)
                     }
                 }
                 var covered: [UInt64: Set<UInt64>] = [:]
                 for l in list {
                     if covered[l.key] == nil {
-                        covered[l.key] = Oracle.closure(table, s.otherWrites, s.saw, of: roots[l.key] ?? [])
+                        covered[l.key] = closure(s.saw, of: roots[l.key] ?? [])
                     }
                     if !covered[l.key]!.contains(l.write) { out.append(l) }
                 }
@@ -267,14 +242,16 @@ public final class Oracle: @unchecked Sendable {
     }
 }
 
-/// The oracle's records of the writes the load generator makes, by id: `(thread + 1) << 48 | n` with n counting
-/// from 1. Slot `id >> 48`, index n, in chunks of 16,384 records that never move once made: finding a write is
-/// two loads, not a hash-table probe, and a thread's recent writes sit together in memory (the hash table this
-/// replaces missed the cache on most lookups once it held millions of writes).
+/// The oracle's records of writes, by id. The ids the load generator makes, `(thread + 1) << 48 | n` with n
+/// counting from 1, are *covered*: slot `id >> 48`, index n, in chunks of 16,384 records that never move once
+/// made — finding a write is two loads, not a hash-table probe, and a thread's recent writes sit together in
+/// memory (the hash table this replaced missed the cache on most lookups once it held millions of writes). Any
+/// other id (the PBS probe's) gets a record of its own, found through `others` under `lock`.
 ///
 /// Synchronization: a record is read and written only under the lock of its key's oracle shard. Chunks (and a
 /// slot's chunk directory) are made under `lock` and published with a release store; lookups load them with
-/// acquire, so a lookup of an id from another slot or chunk never races with their creation.
+/// acquire, so a lookup of an id from another slot or chunk never races with their creation. `lock` is only ever
+/// taken inside a shard lock or under none, never the other way round.
 final class WriteTable: @unchecked Sendable {
     typealias WriteInfo = Oracle.WriteInfo
     static let chunkShift = 14
@@ -282,6 +259,8 @@ final class WriteTable: @unchecked Sendable {
     static let chunksPerSlot = 1 << 18  // 2^32 writes per slot
     /// Per slot: the address of its chunk directory, or 0.
     let directories: UnsafeMutablePointer<Int64>
+    /// Records of ids the chunks do not cover.
+    let others = Locked<[UInt64: UnsafeMutablePointer<WriteInfo>]>([:])
     let lock = Locked(())
 
     init() {
@@ -296,17 +275,19 @@ final class WriteTable: @unchecked Sendable {
             free(dir)
         }
         directories.deallocate()
+        others.withLock { for (_, p) in $0 { free(p) } }
     }
 
-    /// Whether `id` has a place in the table (otherwise the oracle keeps it in a hash table).
+    /// Whether `id` has a place in the chunks.
     @inline(__always)
     func covers(_ id: UInt64) -> Bool {
         id >> 48 < UInt64(Self.slotCount) && id & 0xFFFF_FFFF_FFFF < UInt64(Self.chunksPerSlot) << UInt64(Self.chunkShift)
     }
 
-    /// The record of a covered `id`, nil if its chunk was never made (then it was never registered).
+    /// The record of `id`, nil if none was ever made (then it was never registered).
     @inline(__always)
     func find(_ id: UInt64) -> UnsafeMutablePointer<WriteInfo>? {
+        guard covers(id) else { return others.withLock { $0[id] } }
         let index = Int(truncatingIfNeeded: id & 0xFFFF_FFFF_FFFF)
         guard let dir = UnsafeMutablePointer<Int64>(bitPattern: Int(qb_load_acquire(directories + Int(id >> 48)))),
             let chunk = UnsafeMutablePointer<WriteInfo>(bitPattern: Int(qb_load_acquire(dir + index >> Self.chunkShift)))
@@ -314,10 +295,17 @@ final class WriteTable: @unchecked Sendable {
         return chunk + index & (1 << Self.chunkShift - 1)
     }
 
-    /// The record of `id`, its chunk made if need be; nil when the table does not cover `id`.
+    /// The record of `id` (zeroed if new: `seq` 0, not registered yet), its chunk made if need be.
     @inline(__always)
-    func make(_ id: UInt64) -> UnsafeMutablePointer<WriteInfo>? {
-        guard covers(id) else { return nil }
+    func make(_ id: UInt64) -> UnsafeMutablePointer<WriteInfo> {
+        guard covers(id) else {
+            return others.withLock { o in
+                if let p = o[id] { return p }
+                let p = calloc(1, MemoryLayout<WriteInfo>.stride)!.assumingMemoryBound(to: WriteInfo.self)
+                o[id] = p
+                return p
+            }
+        }
         if let p = find(id) { return p }
         return lock.withLock { _ in
             let slot = directories + Int(id >> 48)
@@ -347,5 +335,6 @@ final class WriteTable: @unchecked Sendable {
                 }
             }
         }
+        for (id, p) in others.withLock({ $0 }) where p.pointee.seq != 0 { body(id, p.pointee) }
     }
 }

@@ -26,7 +26,9 @@ public struct RunConfig: Sendable {
     public var hostWorkers = true
     /// Whether the in-process cluster's workers do run on the load-generator threads.
     public var workersHosted: Bool {
-        target == .cluster && clock == "real" && hostWorkers && threads == min(workers, core.nodes)
+        var options = ClusterOptions(core: core, workers: workers, clients: threads)
+        options.hostWorkers = hostWorkers
+        return target == .cluster && clock == "real" && options.hostsWorkers
     }
     public var delays = Delays.none
     public var drop = 0.0

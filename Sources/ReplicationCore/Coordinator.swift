@@ -155,7 +155,8 @@ public final class Coordinator {
         switch request.op {
         case .get:
             // A digest read: replicas that hold what this one holds answer `same` instead of sending it.
-            let (localState, digest) = localIndex == nil ? (nil, 0) : local.map { $0.stateAndDigest(of: request.key) } ?? (nil, 0)
+            let localRead = localIndex == nil ? nil : local?.stateAndDigest(of: request.key)
+            let (localState, digest) = (localRead?.state, localRead?.digest ?? 0)
             var i = 0
             for node in p.replicas {
                 if i != localIndex {

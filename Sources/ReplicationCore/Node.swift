@@ -330,11 +330,9 @@ public final class Node {
         guard let merkle = store.merkle, !leaves.isEmpty else { return [] }
         let wanted = Set(leaves.map { UInt64($0.partition) << 32 | UInt64(Int($0.index) - (merkle.leafCount - 1)) })
         var out: [(UInt64, UInt64)] = []
-        store.forEach { key, state in
+        store.forEachDigest { key, digest in
             let h = Key(key).hash
-            if wanted.contains(UInt64(ring.partition(of: h)) << 32 | UInt64(merkle.leaf(of: h))) {
-                out.append((key, MerkleForest.digest(key: key, state)))
-            }
+            if wanted.contains(UInt64(ring.partition(of: h)) << 32 | UInt64(merkle.leaf(of: h))) { out.append((key, digest)) }
         }
         return out.sorted { $0.0 < $1.0 }  // an order of its own, not the dictionary's (the simulator replays exactly)
     }

@@ -133,4 +133,9 @@ public final class VersionedStore {
         for (k, e) in data { body(k.raw, e.versions) }
     }
 
+    /// Calls `body` with every key and its state's digest.
+    public func forEachDigest(_ body: (UInt64, UInt64) -> Void) {
+        for (k, e) in data { body(k.raw, e.digest) }
+    }
+
 }

@@ -35,17 +35,8 @@ public final class SPSCRing<Element>: @unchecked Sendable {
         slots.deallocate()
     }
 
-    /// Producer: appends a copy of `element` unless the ring is full. Visible to the consumer at the next
-    /// ``publish()``.
-    @inlinable
-    public func tryPush(_ element: Element) -> Bool {
-        if full { return false }
-        (slots + (producerTail & mask)).initialize(to: element)
-        producerTail &+= 1
-        return true
-    }
-
-    /// Producer: moves `element` in unless the ring is full, and then hands it back.
+    /// Producer: moves `element` in unless the ring is full, and then hands it back. Visible to the consumer at the
+    /// next ``publish()``.
     @inlinable
     public func push(_ element: consuming Element) -> Element? {
         if full { return element }

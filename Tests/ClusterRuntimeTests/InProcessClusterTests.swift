@@ -85,9 +85,9 @@ func buffersHeld(by cluster: InProcessCluster) -> Int {
 
 @Suite("In-process cluster")
 struct InProcessClusterTests {
-    @Test("with w + r > n and random delays, every read returns each write acknowledged before it began",
-          arguments: [Routing.server, .client])
-    func freshReads(routing: Routing) throws {
+    @Test("with w + r > n and random delays, every read returns each write acknowledged before it began; nothing leaked",
+          arguments: [Routing.server, .client], [false, true])
+    func freshReads(routing: Routing, hosted: Bool) throws {
         var core = CoreConfig()
         core.n = 3
         core.w = 2
@@ -98,42 +98,23 @@ struct InProcessClusterTests {
         core.quorum = .strict
         core.timeout = 2_000_000_000  // no request may fail: the check is about fresh reads
         let pool = BufferPool()
-        let cluster = InProcessCluster(options: ClusterOptions(
-            core: core, workers: 2, clients: 3,
+        // Hosted: the workers run on the two client threads, and the thread that finishes first must keep serving
+        // the other one's requests to its nodes (finish()); otherwise three clients and two worker threads.
+        let clients = hosted ? 2 : 3
+        var options = ClusterOptions(
+            core: core, workers: 2, clients: clients,
             delays: Delays(all: try Distribution.parse("exp(mean=200us)"),
                            client: try Distribution.parse("uniform(0ms,100us)")),
-            seed: 5, pool: pool))
+            seed: 5, pool: pool)
+        options.hostWorkers = hosted
+        let cluster = InProcessCluster(options: options)
+        #expect(cluster.hosted == hosted)
         cluster.start()
         let history = History()
-        drive(cluster, history: history, threads: 3, opsPerThread: 3000, keys: 12, inFlight: 8, seed: 5)
+        drive(cluster, history: history, threads: clients, opsPerThread: 3000, keys: 12, inFlight: 8, seed: 5)
         cluster.stop()
         let violations = history.violations()
         #expect(history.readCount > 2000)
-        #expect(violations.isEmpty, "\(violations.prefix(5))")
-        #expect(cluster.counters.failed == 0)
-    }
-
-    @Test("workers hosted on the client threads: every request answered, reads fresh, nothing leaked",
-          arguments: [Routing.server, .client])
-    func hostedWorkers(routing: Routing) throws {
-        var core = CoreConfig()
-        core.routing = routing
-        core.quorum = .strict
-        core.timeout = 2_000_000_000
-        let pool = BufferPool()
-        var options = ClusterOptions(
-            core: core, workers: 2, clients: 2, delays: Delays(all: try Distribution.parse("exp(mean=100us)")),
-            seed: 8, pool: pool)
-        options.hostWorkers = true
-        let cluster = InProcessCluster(options: options)
-        #expect(cluster.hosted)
-        cluster.start()
-        let history = History()
-        // The thread that finishes first must keep serving the other one's requests to its nodes (finish()).
-        drive(cluster, history: history, threads: 2, opsPerThread: 2500, keys: 20, inFlight: 8, seed: 8)
-        cluster.stop()
-        let violations = history.violations()
-        #expect(history.readCount > 1500)
         #expect(violations.isEmpty, "\(violations.prefix(5))")
         #expect(cluster.counters.failed == 0)
         #expect(pool.statistics().buffersInUse == buffersHeld(by: cluster))
