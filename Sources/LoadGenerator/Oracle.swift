@@ -23,6 +23,8 @@ public final class Oracle: @unchecked Sendable {
         /// Registration order within the shard (from 1): a write can only supersede writes registered before it.
         var seq: UInt64
         var ackedAt: UInt64 = 0
+        /// Acknowledgement order within the shard (from 1; 0: not acknowledged yet). See ``Reach``.
+        var ackOrder: UInt64 = 0
         var sawStart: Int32
         var sawCount: Int32
     }
@@ -31,24 +33,125 @@ public final class Oracle: @unchecked Sendable {
         var id: UInt64
         var ackedAt: UInt64
         var seq: UInt64
-        /// When a write that supersedes it was acknowledged (0: not yet).
+        /// Its acknowledgement order: it entered the frontier then.
+        var entered: UInt64
+        /// When a write that supersedes it was acknowledged (0: not yet), and that write's acknowledgement order.
         var supersededAt: UInt64 = 0
+        var removed: UInt64 = 0
+        /// The latest `ackedAt` (in the frontier) or `supersededAt` (in the superseded list) of this entry and
+        /// every entry before it in its list: threads time their acknowledgements before they reach the oracle,
+        /// so neither list is quite in the order of its times.
+        var latest: UInt64 = 0
     }
 
-    /// Per key: acknowledged writes no acknowledged write supersedes yet, and those superseded recently (in the
-    /// order they were superseded), kept for reads that began before the superseding acknowledgement.
+    /// Where a search for the writes reachable from some writes need look: below which writes a target (an
+    /// acknowledged write it wants to know about) can be. A write only supersedes writes registered before it, and
+    /// when write S was acknowledged every frontier write S reaches left the frontier; so a target that was in the
+    /// frontier then (entered before S, and left after S or not at all) and stayed is not reachable from S. The
+    /// search goes below S only if some other target registered before S entered the frontier after S (or left it
+    /// at or before S): writes in flight together with S. Without this, a key with an old unsuperseded write (every
+    /// write lost under lww stays one) made every search walk the key's whole history since it, and a run slowed
+    /// down as it went.
+    struct Reach {
+        /// Targets in the frontier (in the order they entered it).
+        var frontier: [Acked]
+        /// Other targets (superseded ones), summarized: the oldest registered, the latest to enter the frontier,
+        /// the earliest to leave it.
+        var floor: UInt64 = .max
+        var maxEntered: UInt64 = 0
+        var minRemoved: UInt64 = .max
+
+        init(frontier: [Acked]) { self.frontier = frontier }
+
+        mutating func target(_ a: Acked) {
+            floor = min(floor, a.seq)
+            maxEntered = max(maxEntered, a.entered)
+            minRemoved = min(minRemoved, a.removed)
+        }
+
+        /// Whether a target other than `w` itself can be reachable from `w`.
+        func below(_ w: WriteInfo) -> Bool {
+            if w.ackOrder == 0 { return true }  // not acknowledged yet: it says nothing
+            var i = frontier.count - 1
+            while i >= 0 && frontier[i].entered > w.ackOrder {
+                if frontier[i].seq < w.seq { return true }
+                i -= 1
+            }
+            return floor < w.seq && (maxEntered > w.ackOrder || minRemoved <= w.ackOrder)
+        }
+    }
+
+    /// Per key: acknowledged writes no acknowledged write supersedes yet (the frontier), and those superseded
+    /// recently (in the order their superseders were acknowledged), kept for reads that began before the superseding
+    /// acknowledgement.
     struct KeyWrites {
+        /// In the order the writes were acknowledged, among entries already superseded (`removed != 0`), which are
+        /// dropped in bulk now and then: removing each as it went moved the whole list, and under lww, where every
+        /// write lost stays in the frontier for good, the list grows all run long.
         var frontier: [Acked] = []
+        /// Frontier entries not superseded.
+        var live = 0
         var superseded: [Acked] = []
         /// The first `expired` of `superseded` are forgotten; they are dropped in bulk now and then (dropping them
         /// as they expired moved the whole list on almost every write of a hot key, whose list holds every write
         /// of the last `retention`).
         var expired = 0
+
+        /// The frontier position of the write acknowledged `entered`-th, if it is still there.
+        func position(of entered: UInt64) -> Int? {
+            var lo = 0
+            var hi = frontier.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if frontier[mid].entered < entered { lo = mid + 1 } else { hi = mid }
+            }
+            return lo < frontier.count && frontier[lo].entered == entered ? lo : nil
+        }
+
+        mutating func enter(_ a: Acked) {
+            var a = a
+            a.latest = max(a.ackedAt, frontier.last?.latest ?? 0)
+            frontier.append(a)
+            live += 1
+        }
+
+        /// The frontier write at `i` is superseded by the write acknowledged `order`-th, at `time`.
+        mutating func supersede(at i: Int, by order: UInt64, at time: UInt64) {
+            frontier[i].supersededAt = time
+            frontier[i].removed = order
+            live -= 1
+            var a = frontier[i]
+            a.latest = max(time, superseded.last?.latest ?? 0)
+            superseded.append(a)
+        }
+
+        /// Drops superseded entries from the frontier once they are as many as the live ones, and the superseded
+        /// writes no read in flight can have begun before `time - retention`.
+        mutating func compact(at time: UInt64, retention: UInt64) {
+            let dead = frontier.count - live
+            if live == 0 {
+                frontier.removeAll(keepingCapacity: true)
+            } else if dead >= 32 && dead >= live {
+                frontier.removeAll { $0.removed != 0 }
+                var latest: UInt64 = 0
+                for i in frontier.indices {
+                    latest = max(latest, frontier[i].ackedAt)
+                    frontier[i].latest = latest
+                }
+            }
+            // (Stops at the first entry not expired: one superseded a little later than a later entry just waits.)
+            while expired < superseded.count && superseded[expired].supersededAt &+ retention < time { expired += 1 }
+            if expired >= 64 && expired * 2 >= superseded.count {
+                superseded.removeFirst(expired)
+                expired = 0
+            }
+        }
     }
 
     struct Shard {
         var saw: [UInt64] = []
         var nextSeq: UInt64 = 1
+        var nextAck: UInt64 = 1
         var keys: [FastKey: KeyWrites] = [:]
     }
 
@@ -80,14 +183,13 @@ public final class Oracle: @unchecked Sendable {
         return p
     }
 
-    /// Every write reachable from `ids` (themselves included), not searching below `floor`: a write only
-    /// supersedes writes registered before it, so nothing older than the oldest write asked about matters.
-    /// Every write reachable is a write of the same key, so the caller's shard lock covers them all.
-    func closure(_ saw: [UInt64], of ids: [UInt64], floor: UInt64 = 0) -> Set<UInt64> {
+    /// The writes reachable from `ids` (themselves included) — all of them, or, given `reach`, those a target can
+    /// be among. Every write reachable is a write of the same key, so the caller's shard lock covers them all.
+    func closure(_ saw: [UInt64], of ids: [UInt64], _ reach: Reach? = nil) -> Set<UInt64> {
         var covered = Set<UInt64>()
         var stack = ids
         while let id = stack.popLast() {
-            guard covered.insert(id).inserted, let w = record(id)?.pointee, w.seq > floor else { continue }
+            guard covered.insert(id).inserted, let w = record(id)?.pointee, reach?.below(w) ?? true else { continue }
             for i in Int(w.sawStart)..<Int(w.sawStart + w.sawCount) { stack.append(saw[i]) }
         }
         return covered
@@ -118,44 +220,34 @@ public final class Oracle: @unchecked Sendable {
     /// A write was acknowledged to its client at `time`.
     public func acknowledged(id: UInt64, key: UInt64, at time: UInt64) {
         shard(key).withLock { s in
-            guard let p = record(id) else { return }
+            guard let p = record(id), p.pointee.ackOrder == 0 else { return }
             p.pointee.ackedAt = time
+            let order = s.nextAck
+            s.nextAck += 1
             // Updated in place: a copy of the key's lists would be copied again on the first write.
-            supersede(&s.keys[FastKey(key), default: KeyWrites()], by: id, p.pointee, at: time, saw: s.saw)
+            supersede(&s.keys[FastKey(key), default: KeyWrites()], by: id, p.pointee, order, at: time, saw: s.saw)
+            p.pointee.ackOrder = order  // after the search: it starts from this write
         }
     }
 
-    func supersede(_ k: inout KeyWrites, by id: UInt64, _ w: WriteInfo, at time: UInt64, saw: [UInt64]) {
-        // One search from the new write, bounded by the oldest candidate, then a membership test per candidate
-        // (a search per candidate made a key with many unsuperseded writes — lost ones under lww — quadratic).
-        guard let floor = k.frontier.lazy.map(\.seq).min() else {
-            k.frontier.append(Acked(id: id, ackedAt: time, seq: w.seq))
-            return
-        }
+    func supersede(_ k: inout KeyWrites, by id: UInt64, _ w: WriteInfo, _ order: UInt64, at time: UInt64, saw: [UInt64]) {
         // The common case needs no search (and no Set): the write saw every frontier write itself — an update
         // after a read of the key, or a thread's next write of it.
         let direct = saw[Int(w.sawStart)..<Int(w.sawStart + w.sawCount)]
-        let covered: Set<UInt64>? = k.frontier.allSatisfy({ $0.id == id || direct.contains($0.id) })
-            ? nil : closure(saw, of: [id], floor: floor)  // nil: every frontier write
-        var i = 0
-        while i < k.frontier.count {
-            if k.frontier[i].id != id && covered?.contains(k.frontier[i].id) ?? true {
-                var gone = k.frontier.remove(at: i)
-                gone.supersededAt = time
-                k.superseded.append(gone)
-            } else {
-                i += 1
+        if k.live <= direct.count && k.frontier.allSatisfy({ $0.removed != 0 || direct.contains($0.id) }) {
+            for i in k.frontier.indices where k.frontier[i].removed == 0 { k.supersede(at: i, by: order, at: time) }
+        } else {
+            // One search from the new write; what it finds is looked up in the frontier (a search per frontier
+            // write, or a membership test for each, made a key with many unsuperseded writes quadratic).
+            for x in closure(saw, of: [id], Reach(frontier: k.frontier)) where x != id {
+                guard let r = record(x), r.pointee.ackOrder != 0, let i = k.position(of: r.pointee.ackOrder),
+                    k.frontier[i].removed == 0
+                else { continue }
+                k.supersede(at: i, by: order, at: time)
             }
         }
-        // Forget what no read still in flight can have begun before (the list is in the order of supersededAt).
-        while k.expired < k.superseded.count && k.superseded[k.expired].supersededAt &+ retention < time {
-            k.expired += 1
-        }
-        if k.expired >= 64 && k.expired * 2 >= k.superseded.count {
-            k.superseded.removeFirst(k.expired)
-            k.expired = 0
-        }
-        k.frontier.append(Acked(id: id, ackedAt: time, seq: w.seq))
+        k.compact(at: time, retention: retention)
+        k.enter(Acked(id: id, ackedAt: time, seq: w.seq, entered: order))
     }
 
     /// Classifies an ok read that started at `start` and returned `returned`: how many acknowledged writes it
@@ -168,16 +260,40 @@ public final class Oracle: @unchecked Sendable {
             // before it began (those superseded after it began are still owed; newest first, stop at the old
             // ones). In the common case there is none, and nothing is allocated.
             func unreturned(_ a: Acked) -> Bool { a.ackedAt < start && !returned.contains(a.id) }
-            var owed = k.frontier.filter(unreturned)
-            for a in k.superseded[k.expired...].reversed() {
-                if a.supersededAt < start { break }
-                if unreturned(a) { owed.append(a) }
+            var owed: [Acked] = []
+            // The frontier from its newest end, down to where every write before was acknowledged before the
+            // read began (and at least the newest 16 entries): the rest, `older`, are counted, not listed.
+            var i = k.frontier.count
+            var older = k.live
+            while i > 0 && (k.frontier[i - 1].latest >= start || k.frontier.count - i < 16) {
+                i -= 1
+                guard k.frontier[i].removed == 0 else { continue }
+                older -= 1
+                if unreturned(k.frontier[i]) { owed.append(k.frontier[i]) }
             }
-            if owed.isEmpty { return 0 }
-            // One search from what the read returned, bounded by the oldest write owed.
-            let floor = owed.lazy.map(\.seq).min()!
-            let covered = closure(s.saw, of: returned, floor: floor)
-            return owed.reduce(0) { $0 + (covered.contains($1.id) ? 0 : 1) }
+            for a in k.superseded[k.expired...].reversed() {
+                if a.latest < start { break }
+                if a.supersededAt >= start && unreturned(a) { owed.append(a) }
+            }
+            if owed.isEmpty && older == 0 { return 0 }
+            // One search from what the read returned, only where a write owed can be (the whole frontier stands
+            // in for the frontier writes owed).
+            var reach = Reach(frontier: k.frontier)
+            for a in owed where a.removed != 0 { reach.target(a) }
+            let covered = closure(s.saw, of: returned, reach)
+            var missed = owed.reduce(0) { $0 + (covered.contains($1.id) ? 0 : 1) }
+            if older > 0 {
+                // Owed, but for those the read returned or covered: found by looking what it covered up.
+                missed += older
+                let bound = k.frontier[i - 1].entered
+                for x in covered {
+                    guard let r = record(x), r.pointee.ackOrder != 0, r.pointee.ackOrder <= bound,
+                        let j = k.position(of: r.pointee.ackOrder), k.frontier[j].removed == 0
+                    else { continue }
+                    missed -= 1
+                }
+            }
+            return missed
         }
     }
 
