@@ -236,7 +236,7 @@ public final class Oracle: @unchecked Sendable {
         let direct = saw[Int(w.sawStart)..<Int(w.sawStart + w.sawCount)]
         if k.live <= direct.count && k.frontier.allSatisfy({ $0.removed != 0 || direct.contains($0.id) }) {
             for i in k.frontier.indices where k.frontier[i].removed == 0 { k.supersede(at: i, by: order, at: time) }
-        } else {
+        } else if !direct.isEmpty {  // (a blind write supersedes nothing)
             // One search from the new write; what it finds is looked up in the frontier (a search per frontier
             // write, or a membership test for each, made a key with many unsuperseded writes quadratic).
             for x in closure(saw, of: [id], Reach(frontier: k.frontier)) where x != id {

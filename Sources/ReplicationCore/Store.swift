@@ -49,29 +49,30 @@ public final class VersionedStore {
     /// Every key held.
     public var keys: [UInt64] { data.keys.map(\.raw) }
 
-    /// Coordinates a write as a replica, with one lookup of the key: gives it a dot for `actor` (above every counter
-    /// this node used and every counter of `actor` in the key's state) and a timestamp, merges it, and returns the
-    /// key's resulting state (not copied) and the new version's dot.
+    /// Coordinates a write as a replica, with one lookup of the key: gives it a dot for `actor` (this node's
+    /// replica actor) and a timestamp, merges it, and returns the key's resulting state (not copied) and the new
+    /// version's dot.
+    ///
+    /// The dot's counter is the node's next: above every counter this node used under this incarnation, so above
+    /// every counter of `actor` any context holds (a node that comes back empty writes under a new incarnation),
+    /// and no version here can cover it — nothing about the key's versions needs reading but their dots.
     public func coordinateWrite(
         key: UInt64, actor: Actor, context: CausalContext, value: PoolBuffer?, tombstone: Bool, now: UInt64
     ) -> (state: [Version], dot: Dot) {
-        let stamp = nextStamp(now: now)
-        var dot = Dot(actor: actor, counter: 0)
+        lastCounter += 1
+        let dot = Dot(actor: actor, counter: lastCounter)
+        let version = Version(dot: dot, context: context, stamp: nextStamp(now: now), value: value, tombstone: tombstone)
         var result: [Version] = []
         let pool = self.pool, mode = self.mode
-        var counter = lastCounter
         withEntry(key) { e in
-            for v in e.versions {
-                counter = max(counter, v.context.counter(of: actor))
-                if v.dot.actor == actor { counter = max(counter, v.dot.counter) }
+            if mode == .vv {
+                Siblings.supersede(&e.versions, by: version, pool: pool)
+            } else {
+                Siblings.merge(&e.versions, [version], mode: mode, pool: pool)
             }
-            dot.counter = counter + 1
-            Siblings.merge(&e.versions, [Version(dot: dot, context: context, stamp: stamp, value: value, tombstone: tombstone)],
-                           mode: mode, pool: pool)
             changed(key, &e)
             result = e.versions
         }
-        lastCounter = counter + 1
         return (result, dot)
     }
 

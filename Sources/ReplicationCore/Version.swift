@@ -88,21 +88,26 @@ public enum Siblings {
                     pool.releaseValue(of: v)
                     continue
                 }
-                // Drop what it supersedes, then add it.
-                var i = 0
-                while i < state.count {
-                    if v.context.covers(state[i].dot) {
-                        pool.releaseValue(of: state[i])
-                        state.remove(at: i)
-                    } else {
-                        i += 1
-                    }
-                }
-                state.append(v)
+                supersede(&state, by: v, pool: pool)
                 changed = true
             }
             return changed
         }
+    }
+
+    /// `vv` mode: adds `v`, which nothing in `state` covers, dropping the versions its context covers.
+    @inlinable
+    public static func supersede(_ state: inout [Version], by v: Version, pool: BufferPool) {
+        var i = 0
+        while i < state.count {
+            if v.context.covers(state[i].dot) {
+                pool.releaseValue(of: state[i])
+                state.remove(at: i)
+            } else {
+                i += 1
+            }
+        }
+        state.append(v)
     }
 
     /// The history a state summarizes: every version's context and dot. The context a client gets with a read.
