@@ -256,6 +256,11 @@ public enum RunReport {
             s += "\(r.staleReads > 0 ? num(Double(r.staleK) / Double(r.staleReads), 2) : "–") | \(r.maxK) |\n\n"
             s += "Versions per key at the end (siblings under `vv`): mean \(num(r.meanSiblings, 2)), most \(r.maxSiblings).\n\n"
             s += "Lost writes (acknowledged, then neither returned nor superseded by what a read of all n replicas returns after the run): **\(r.lostWrites)**.\n\n"
+            if c.core.versioning == .lww && r.lostWrites > 0 {
+                s += "Under `lww` concurrent writes to a key keep one survivor: a write that lost is never returned again, "
+                s += "so every later read of its key misses it and counts as stale, with k growing as writes are lost. "
+                s += "Here staleness mostly counts lost writes; compare with `--versioning vv`, which keeps them as siblings.\n\n"
+            }
         }
 
         let k = r.counters
