@@ -129,9 +129,16 @@ public enum Siblings {
     public static func deleted(_ state: [Version]) -> Bool { !state.isEmpty && state.allSatisfy(\.isTombstone) }
 
     /// Copies of the versions for a message, each with its own handle to the value (``BufferPool/share(_:)``:
-    /// the same bytes when the value is shareable, as the values clients write are).
+    /// the same bytes when the value is shareable, as the values clients write are). When every value is
+    /// shareable the array itself is not copied either: the result is `state` with one more handle to each value
+    /// (an immutable snapshot however `state`'s owner changes its own array later). Copying the array retained
+    /// every version's context and allocated, once for each remote replica of a write and for each read.
     public static func copy(_ state: [Version], pool: BufferPool) -> [Version] {
-        state.map { v in
+        if state.allSatisfy({ $0.value?.isShareable ?? true }) {
+            for v in state { if let value = v.value { _ = pool.share(value) } }
+            return state
+        }
+        return state.map { v in
             var c = v
             if let value = v.value { c.value = pool.share(value) }
             return c
