@@ -125,13 +125,14 @@ public final class Oracle: @unchecked Sendable {
             superseded.append(a)
         }
 
-        /// Drops superseded entries from the frontier once they are as many as the live ones, and the superseded
-        /// writes no read in flight can have begun before `time - retention`.
+        /// Drops superseded entries from the frontier once they are as many as the live ones (so it never holds
+        /// more than twice those, and the common frontier of one or two writes stays that small), and the
+        /// superseded writes no read in flight can have begun before `time - retention`.
         mutating func compact(at time: UInt64, retention: UInt64) {
             let dead = frontier.count - live
             if live == 0 {
                 frontier.removeAll(keepingCapacity: true)
-            } else if dead >= 32 && dead >= live {
+            } else if dead > 0 && dead >= live {
                 frontier.removeAll { $0.removed != 0 }
                 var latest: UInt64 = 0
                 for i in frontier.indices {
