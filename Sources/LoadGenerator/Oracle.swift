@@ -241,10 +241,7 @@ public final class Oracle: @unchecked Sendable {
             // One search from the new write; what it finds is looked up in the frontier (a search per frontier
             // write, or a membership test for each, made a key with many unsuperseded writes quadratic).
             for x in closure(saw, of: [id], Reach(frontier: k.frontier)) where x != id {
-                guard let r = record(x), r.pointee.ackOrder != 0, let i = k.position(of: r.pointee.ackOrder),
-                    k.frontier[i].removed == 0
-                else { continue }
-                k.supersede(at: i, by: order, at: time)
+                if let i = livePosition(of: x, in: k) { k.supersede(at: i, by: order, at: time) }
             }
         }
         k.compact(at: time, retention: retention)
@@ -256,46 +253,56 @@ public final class Oracle: @unchecked Sendable {
     /// before the read began supersedes it.
     public func missed(key: UInt64, start: UInt64, returned: [UInt64]) -> Int {
         shard(key).withLock { s in
-            guard let k = s.keys[FastKey(key)] else { return 0 }
-            // The writes the read owed and did not return: acknowledged before it began, and not superseded
-            // before it began (those superseded after it began are still owed; newest first, stop at the old
-            // ones). In the common case there is none, and nothing is allocated.
-            func unreturned(_ a: Acked) -> Bool { a.ackedAt < start && !returned.contains(a.id) }
-            var owed: [Acked] = []
-            // The frontier from its newest end, down to where every write before was acknowledged before the
-            // read began (and at least the newest 16 entries): the rest, `older`, are counted, not listed.
-            var i = k.frontier.count
-            var older = k.live
-            while i > 0 && (k.frontier[i - 1].latest >= start || k.frontier.count - i < 16) {
-                i -= 1
-                guard k.frontier[i].removed == 0 else { continue }
-                older -= 1
-                if unreturned(k.frontier[i]) { owed.append(k.frontier[i]) }
-            }
-            for a in k.superseded[k.expired...].reversed() {
-                if a.latest < start { break }
-                if a.supersededAt >= start && unreturned(a) { owed.append(a) }
-            }
-            if owed.isEmpty && older == 0 { return 0 }
-            // One search from what the read returned, only where a write owed can be (the whole frontier stands
-            // in for the frontier writes owed).
-            var reach = Reach(frontier: k.frontier)
-            for a in owed where a.removed != 0 { reach.target(a) }
-            let covered = closure(s.saw, of: returned, reach)
-            var missed = owed.reduce(0) { $0 + (covered.contains($1.id) ? 0 : 1) }
-            if older > 0 {
-                // Owed, but for those the read returned or covered: found by looking what it covered up.
-                missed += older
-                let bound = k.frontier[i - 1].entered
-                for x in covered {
-                    guard let r = record(x), r.pointee.ackOrder != 0, r.pointee.ackOrder <= bound,
-                        let j = k.position(of: r.pointee.ackOrder), k.frontier[j].removed == 0
-                    else { continue }
-                    missed -= 1
-                }
-            }
-            return missed
+            // The key's lists in place: a copy of them cost a retain and a release of each on every read.
+            guard let i = s.keys.index(forKey: FastKey(key)) else { return 0 }
+            return missed(&s.keys.values[i], saw: s.saw, start: start, returned: returned)
         }
+    }
+
+    func missed(_ k: inout KeyWrites, saw: [UInt64], start: UInt64, returned: [UInt64]) -> Int {
+        // The writes the read owed and did not return: acknowledged before it began, and not superseded before it
+        // began (those superseded after it began are still owed; newest first, stop at the old ones). In the
+        // common case there is none, and nothing is allocated.
+        func unreturned(_ a: Acked) -> Bool { a.ackedAt < start && !returned.contains(a.id) }
+        var owed: [Acked] = []
+        // The frontier from its newest end, down to where every write before was acknowledged before the read
+        // began (and at least the newest 16 entries): the rest, `older` (before position `i`), are counted, not
+        // listed.
+        var i = k.frontier.count
+        var older = k.live
+        while i > 0 && (k.frontier[i - 1].latest >= start || k.frontier.count - i < 16) {
+            i -= 1
+            guard k.frontier[i].removed == 0 else { continue }
+            older -= 1
+            if unreturned(k.frontier[i]) { owed.append(k.frontier[i]) }
+        }
+        for a in k.superseded[k.expired...].reversed() {
+            if a.latest < start { break }
+            if a.supersededAt >= start && unreturned(a) { owed.append(a) }
+        }
+        if owed.isEmpty && older == 0 { return 0 }
+        // One search from what the read returned, only where a write owed can be (the whole frontier stands in for
+        // the frontier writes owed).
+        var reach = Reach(frontier: k.frontier)
+        for a in owed where a.removed != 0 { reach.target(a) }
+        let covered = closure(saw, of: returned, reach)
+        var missed = owed.reduce(0) { $0 + (covered.contains($1.id) ? 0 : 1) }
+        if older > 0 {
+            // Owed, but for those the read returned or covered: found by looking what it covered up.
+            missed += older
+            for x in covered {
+                if let j = livePosition(of: x, in: k), j < i { missed -= 1 }
+            }
+        }
+        return missed
+    }
+
+    /// The frontier position of write `x` in `k`, if it is there and not superseded.
+    func livePosition(of x: UInt64, in k: KeyWrites) -> Int? {
+        guard let r = record(x), r.pointee.ackOrder != 0, let i = k.position(of: r.pointee.ackOrder),
+            k.frontier[i].removed == 0
+        else { return nil }
+        return i
     }
 
     /// A lost write and why.

@@ -133,9 +133,10 @@ final class ThreadDriver: @unchecked Sendable {
         return UInt64(thread + 1) << 48 | nextWrite
     }
 
+    /// A value of `--value-size` bytes (a delete's tombstone: 8) starting with the id of the write that makes it.
     @inline(__always)
-    func value(id: UInt64) -> PoolBuffer {
-        let size = max(8, Int(config.valueSize.sample(&rng)))
+    func value(id: UInt64, tombstone: Bool = false) -> PoolBuffer {
+        let size = tombstone ? 8 : max(8, Int(config.valueSize.sample(&rng)))
         let b = pool.acquireShareable(count: size)
         b.store(id)
         return b
@@ -311,8 +312,8 @@ final class ThreadDriver: @unchecked Sendable {
                 oracle?.wrote(id: id, key: key, saw: cached?.saw ?? [])
             }
             let op: ReplicationCore.Operation = kind == .delete ? .delete : .put
-            let v = kind == .delete ? { let b = pool.acquireShareable(count: 8); b.store(id); return b }() : value(id: id)
-            target.submit(ClientRequest(tag: tag, op: op, key: key, value: v, context: cached?.context ?? .empty),
+            target.submit(ClientRequest(tag: tag, op: op, key: key, value: value(id: id, tombstone: kind == .delete),
+                                        context: cached?.context ?? .empty),
                           now: now)
         }
         return slot

@@ -118,14 +118,6 @@ public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// The highest counter of a replica actor in this history (0 if none).
-    @inlinable
-    public func counter(of actor: Actor) -> UInt64 {
-        var c: UInt64 = 0
-        for d in items where d.actor == actor { c = max(c, d.counter) }
-        return c
-    }
-
     /// Adds an event of a prefix-closed history: a replica actor's dot becomes (or raises) its entry; a loose
     /// actor's dot is kept exact.
     public mutating func add(_ dot: Dot) {

@@ -176,10 +176,11 @@ if runs and os.path.exists(os.path.join(runs, "noop-closed")):
     ]
 
 def per_second(folder):
-    """The measured seconds' throughput (ops/s) from timeseries.csv, full seconds only."""
-    rows = [r for r in csv.DictReader(open(os.path.join(folder, "timeseries.csv")))
-            if r["phase"] == "measured" and r["op"] == "all"]
-    return [float(r["ops"]) for r in rows[:-1]] if len(rows) > 1 else [float(r["ops"]) for r in rows]
+    """The measured seconds' throughput (ops/s) from timeseries.csv: full seconds only (the row of the stragglers
+    that completed after the measured phase ended starts at duration_s)."""
+    duration = float(run_row(folder)["duration_s"])
+    return [float(r["ops"]) for r in csv.DictReader(open(os.path.join(folder, "timeseries.csv")))
+            if r["phase"] == "measured" and r["op"] == "all" and float(r["t_s"]) + 1 <= duration]
 
 
 if runs and os.path.exists(os.path.join(runs, "cluster-lww")):
