@@ -112,13 +112,18 @@ public final class ClientPort: @unchecked Sendable {
             d = min(d, hosted.nextDeadline)
         }
         let hasWork = { [self] in !ready.isEmpty || lanes.contains { !$0.isEmpty } || hosted?.hasInput == true }
-        let spinUntil = min(d, monotonicNanos() &+ (hosted == nil ? ClientPort.spinNanos : ClientPort.hostedSpinNanos))
+        let start = monotonicNanos()
+        defer { idleNanos &+= monotonicNanos() &- start }
+        let spinUntil = min(d, start &+ (hosted == nil ? ClientPort.spinNanos : ClientPort.hostedSpinNanos))
         while monotonicNanos() < spinUntil {
             if hasWork() { return }
             sched_yield()
         }
         cluster.parkers[consumer].park(until: d, hasWork: hasWork)
     }
+
+    /// Time this thread has spent in ``wait(until:)`` with nothing to do (its hosted worker idle too), ns.
+    @exclusivity(unchecked) public private(set) var idleNanos: UInt64 = 0
 
     /// A hosting client runs its worker once (booting it the first time); returns whether the worker had work.
     /// Without a hosted worker, does nothing.

@@ -70,6 +70,8 @@ public struct RunResult: @unchecked Sendable {
     /// Open loop: how late requests were sent against their schedule (ns).
     public var scheduleLag = makeLatencyHistogram()
     public var generatorBound = false
+    /// Closed loop with several threads: each thread's share of `--concurrency` at the end (``SlotBalancer``).
+    public var threadShares: [Int] = []
     public var achievedRate: Double = 0
     public var pool = BufferPoolStatistics()
     /// Versions per key at the end of the run (siblings under vv), over the written keys: the most and the mean.
@@ -95,11 +97,30 @@ final class RunControl: @unchecked Sendable {
     /// When the first thread stopped issuing measured operations (duration reached or its share of --ops done).
     let stopAt = Atomic<UInt64>(0)
     let insertCounter: Atomic<UInt64>
-    let issuedMeasured = Atomic<Int>(0)
+    /// `--ops`: measured operations not yet taken by a thread (threads take them a few at a time, so that one
+    /// that goes faster does more of them).
+    let opsLeft: Atomic<Int>
+    let balancer: SlotBalancer
     let mailbox = Locked<[IntervalSample]>([])
     let lags = Locked<Histogram<UInt64>>(makeLatencyHistogram())
     let finished = DispatchSemaphore(value: 0)
-    init(keys: Int) { insertCounter = Atomic(UInt64(keys)) }
+    init(keys: Int, threads: Int, ops: Int?) {
+        insertCounter = Atomic(UInt64(keys))
+        opsLeft = Atomic(ops ?? 0)
+        balancer = SlotBalancer(threads: threads)
+    }
+
+    /// Takes up to `count` of the measured operations left; returns how many it got.
+    func takeOps(_ count: Int) -> Int {
+        var left = opsLeft.load(ordering: .relaxed)
+        while left > 0 {
+            let take = min(count, left)
+            let (exchanged, now) = opsLeft.compareExchange(expected: left, desired: left - take, ordering: .relaxed)
+            if exchanged { return take }
+            left = now
+        }
+        return 0
+    }
 }
 
 /// Runs a configured benchmark: loads the records, warms up, measures, and collects the result.
@@ -119,7 +140,7 @@ public final class Runner {
                      ?? "\(Distribution.formatDuration(Double(config.duration))) of virtual time"))
             return Simulation(config: config, pool: pool).run()
         }
-        let control = RunControl(keys: config.keys)
+        let control = RunControl(keys: config.keys, threads: config.threads, ops: config.ops)
         let oracle = config.target == .cluster ? Oracle() : nil
         var cluster: InProcessCluster?
         let faults = config.target == .cluster && !config.faults.isEmpty
@@ -226,6 +247,7 @@ public final class Runner {
                                    measured: monotonicNanos() &- origin, duration: stoppedAt &- origin,
                                    lags: control.lags.withLock { $0 })
         result.startTime = wallStart
+        if config.rate == nil && config.threads > 1 { result.threadShares = control.balancer.shares.withLock { $0 } }
         if let rate = config.rate {
             result.generatorBound = result.scheduleLag.totalCount > 0
                 && result.scheduleLag.valueAtPercentile(99) > config.generatorBoundLag

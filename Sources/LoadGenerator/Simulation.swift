@@ -50,7 +50,7 @@ final class Simulation {
     init(config: RunConfig, pool: BufferPool) {
         self.config = config
         self.pool = pool
-        control = RunControl(keys: config.keys)
+        control = RunControl(keys: config.keys, threads: config.threads, ops: nil)
         oracle = Oracle(shards: 16)
         cluster = VirtualCluster(
             options: ClusterOptions(core: config.core, workers: 1, clients: config.threads, delays: config.delays,

@@ -18,11 +18,14 @@ public protocol RequestTarget {
     func idle(until deadline: UInt64)
     /// The thread is done with the target.
     func finish()
+    /// Time the thread has spent waiting with nothing to do, ns (closed loop moves slots to threads that wait).
+    var idleNanos: UInt64 { get }
 }
 
 extension RequestTarget {
     public func idle(until deadline: UInt64) { sleep(until: deadline) }
     public func finish() {}
+    public var idleNanos: UInt64 { 0 }
 }
 
 /// A thread's connection to the in-process cluster.
@@ -35,6 +38,7 @@ public struct ClusterTarget: RequestTarget {
     /// A thread that hosts a worker keeps it running while it waits, and until every thread is done.
     public func idle(until deadline: UInt64) { port.idle(until: deadline) }
     public func finish() { port.finish() }
+    public var idleNanos: UInt64 { port.idleNanos }
 }
 
 /// Completes every request at once, storing nothing: the generator's own ceiling (`--target noop`).

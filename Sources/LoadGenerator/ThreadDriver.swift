@@ -122,9 +122,11 @@ final class ThreadDriver: @unchecked Sendable {
         mix = OperationMix(proportions: config.proportions)
         chooser = KeyChooser(distribution: config.distribution, keys: config.keys)
         rng = Xoshiro.derive(config.seed, 0x4C4F_4144 &+ UInt64(thread))
-        slots = Array(repeating: Slot(), count: cap)
+        // Room for every slot: a closed-loop thread's share can grow (``SlotBalancer``).
+        let room = max(cap, config.concurrency)
+        slots = Array(repeating: Slot(), count: room)
         contexts = ContextCache(capacity: config.contextCacheSize)
-        free = Array((0..<cap).reversed())
+        free = Array((0..<room).reversed())
     }
 
     @inline(__always)
@@ -210,8 +212,13 @@ final class ThreadDriver: @unchecked Sendable {
         var recorder = ThreadRecorder(thread: thread, mailbox: control.mailbox, origin: origin, now: monotonicNanos())
         let warmStart = origin &- config.warmup
         let end = origin &+ config.duration
-        let opsShare = config.ops.map { $0 / config.threads + (thread < $0 % config.threads ? 1 : 0) }
-        var measuredIssued = 0
+        // --ops: the measured operations this thread has taken and not issued yet.
+        var opsTaken = 0
+        func outOfOps(measured: Bool) -> Bool {
+            guard config.ops != nil, measured else { return false }
+            if opsTaken == 0 { opsTaken = control.takeOps(16) }
+            return opsTaken == 0
+        }
         // Open loop: each thread keeps its share of the rate on its own schedule.
         let period = config.rate.map { Double(config.threads) * 1e9 / $0 }
         var nextIntended = Double(warmStart)
@@ -220,12 +227,15 @@ final class ThreadDriver: @unchecked Sendable {
         var stopping = false
         var drainDeadline: UInt64 = 0
         var lastSweep = monotonicNanos()
+        // Closed loop: this thread's share of --concurrency, rebalanced with the other threads'.
+        let balancing = period == nil && config.threads > 1
+        var share = SlotBalancer.Share(thread: thread, cap: cap, now: lastSweep, idle: target.idleNanos)
 
         while true {
             var now = monotonicNanos()
             // Stop issuing when the measured phase is over.
             if !stopping {
-                let done = opsShare.map { measuredIssued >= $0 } ?? (now >= end)
+                let done = config.ops == nil ? now >= end : outOfOps(measured: now >= origin)
                 if done {
                     stopping = true
                     drainDeadline = now &+ config.core.timeout &+ 5_000_000_000
@@ -237,19 +247,19 @@ final class ThreadDriver: @unchecked Sendable {
             // Issue.
             if !stopping {
                 if let period {
-                    while inFlight < cap && nextIntended <= Double(now) && !(opsShare.map { measuredIssued >= $0 } ?? false) {
+                    while inFlight < cap && nextIntended <= Double(now) && !outOfOps(measured: UInt64(nextIntended) >= origin) {
                         let intended = UInt64(nextIntended)
                         let lateFrom = max(intended, slotFreedAt)
                         if intended >= origin { lag.record(now > lateFrom ? now - lateFrom : 0) }
                         issue(&target, intended: intended, now: now)
-                        if intended >= origin { measuredIssued += 1 }
+                        if intended >= origin && config.ops != nil { opsTaken -= 1 }
                         inFlight += 1
                         nextIntended += config.arrival == .poisson ? -period * log(1 - rng.nextDouble()) : period
                     }
                 } else {
-                    while inFlight < cap && !(opsShare.map { measuredIssued >= $0 } ?? false) {
+                    while inFlight < share.cap && !outOfOps(measured: now >= origin) {
                         issue(&target, intended: now, now: now)
-                        if now >= origin { measuredIssued += 1 }
+                        if now >= origin && config.ops != nil { opsTaken -= 1 }
                         inFlight += 1
                     }
                 }
@@ -268,6 +278,7 @@ final class ThreadDriver: @unchecked Sendable {
 
             // Collect.
             let wasFull = inFlight >= cap
+            if balancing && !stopping { share.update(control.balancer, now: now, idle: target.idleNanos, inFlight: inFlight) }
             let completed = target.poll(now: now) { reply in
                 if complete(reply, recorder: &recorder, now: now) { inFlight -= 1 }
             }
@@ -282,6 +293,7 @@ final class ThreadDriver: @unchecked Sendable {
             }
         }
         recorder.flush()
+        if balancing { control.balancer.shares.withLock { $0[thread] = share.cap + share.owed } }
     }
 
     /// Sends one operation of the mix; returns the slot it occupies.

@@ -300,6 +300,11 @@ public enum RunReport {
                 : "\(r.divergentKeys) key(s) still differ between replicas and \(r.divergentTrees) Merkle root(s) differ.\n\n"
         }
 
+        if !r.threadShares.isEmpty {
+            s += "## Schedule\n\nClosed loop: at most \(c.concurrency) requests in flight across \(c.threads) threads, each "
+            s += "thread's share following its spare time (a thread that hosts more of the nodes takes fewer); at the end "
+            s += r.threadShares.map(String.init).joined(separator: " / ") + ".\n\n"
+        }
         if c.rate != nil {
             s += "## Schedule\n\nOpen loop at \(num(c.rate!, 0)) ops/s (\(c.arrival.rawValue) arrivals): achieved \(num(r.achievedRate, 0)) ops/s; "
             let lag = r.scheduleLag
@@ -338,6 +343,7 @@ public enum RunReport {
             })
         }
         var schedule: [String: Any] = ["loop": r.config.rate == nil ? "closed" : "open"]
+        if !r.threadShares.isEmpty { schedule["thread_shares"] = r.threadShares }
         if let rate = r.config.rate {
             schedule["target_rate"] = rate
             schedule["achieved_rate"] = r.achievedRate
