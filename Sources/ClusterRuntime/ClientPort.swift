@@ -125,6 +125,9 @@ public final class ClientPort: @unchecked Sendable {
     /// Time this thread has spent in ``wait(until:)`` with nothing to do (its hosted worker idle too), ns.
     @exclusivity(unchecked) public private(set) var idleNanos: UInt64 = 0
 
+    /// Whether this client's thread runs a worker (``ClusterOptions/hostWorkers``).
+    public var hostsWorker: Bool { hosted != nil }
+
     /// A hosting client runs its worker once (booting it the first time); returns whether the worker had work.
     /// Without a hosted worker, does nothing.
     @discardableResult

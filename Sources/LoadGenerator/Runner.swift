@@ -247,7 +247,8 @@ public final class Runner {
                                    measured: monotonicNanos() &- origin, duration: stoppedAt &- origin,
                                    lags: control.lags.withLock { $0 })
         result.startTime = wallStart
-        if config.rate == nil && config.threads > 1 { result.threadShares = control.balancer.shares.withLock { $0 } }
+        let shares = control.balancer.shares.withLock { $0 }
+        if shares.allSatisfy({ $0 > 0 }) { result.threadShares = shares }  // (set by threads that balanced)
         if let rate = config.rate {
             result.generatorBound = result.scheduleLag.totalCount > 0
                 && result.scheduleLag.valueAtPercentile(99) > config.generatorBoundLag

@@ -20,12 +20,15 @@ public protocol RequestTarget {
     func finish()
     /// Time the thread has spent waiting with nothing to do, ns (closed loop moves slots to threads that wait).
     var idleNanos: UInt64 { get }
+    /// Whether the thread also runs a worker of the cluster (its nodes' work competes with its clients').
+    var hostsWorker: Bool { get }
 }
 
 extension RequestTarget {
     public func idle(until deadline: UInt64) { sleep(until: deadline) }
     public func finish() {}
     public var idleNanos: UInt64 { 0 }
+    public var hostsWorker: Bool { false }
 }
 
 /// A thread's connection to the in-process cluster.
@@ -39,6 +42,7 @@ public struct ClusterTarget: RequestTarget {
     public func idle(until deadline: UInt64) { port.idle(until: deadline) }
     public func finish() { port.finish() }
     public var idleNanos: UInt64 { port.idleNanos }
+    public var hostsWorker: Bool { port.hostsWorker }
 }
 
 /// Completes every request at once, storing nothing: the generator's own ceiling (`--target noop`).

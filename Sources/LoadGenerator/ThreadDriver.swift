@@ -227,8 +227,10 @@ final class ThreadDriver: @unchecked Sendable {
         var stopping = false
         var drainDeadline: UInt64 = 0
         var lastSweep = monotonicNanos()
-        // Closed loop: this thread's share of --concurrency, rebalanced with the other threads'.
-        let balancing = period == nil && config.threads > 1
+        // Closed loop, threads that host the cluster's workers: this thread's share of --concurrency, rebalanced
+        // with the other threads'. (Threads that only run clients do alike work; moving slots between them on
+        // their scheduling noise cost a tenth of the throughput with 4 threads on 2 cores.)
+        let balancing = period == nil && config.threads > 1 && target.hostsWorker
         var share = SlotBalancer.Share(thread: thread, cap: cap, now: lastSweep, idle: target.idleNanos)
 
         while true {

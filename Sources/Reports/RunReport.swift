@@ -301,9 +301,11 @@ public enum RunReport {
         }
 
         if !r.threadShares.isEmpty {
-            s += "## Schedule\n\nClosed loop: at most \(c.concurrency) requests in flight across \(c.threads) threads, each "
-            s += "thread's share following its spare time (a thread that hosts more of the nodes takes fewer); at the end "
-            s += r.threadShares.map(String.init).joined(separator: " / ") + ".\n\n"
+            s += "## Schedule\n\nClosed loop: at most \(c.concurrency) requests in flight across \(c.threads) threads, which "
+            s += "also run the cluster's nodes; each thread's share follows its spare time (a thread that hosts more nodes "
+            s += "takes fewer). Shares at the end: " + r.threadShares.map(String.init).joined(separator: " / ")
+            let moving = c.concurrency - r.threadShares.reduce(0, +)
+            s += (moving > 0 ? " (and \(moving) being handed over)" : "") + ".\n\n"
         }
         if c.rate != nil {
             s += "## Schedule\n\nOpen loop at \(num(c.rate!, 0)) ops/s (\(c.arrival.rawValue) arrivals): achieved \(num(r.achievedRate, 0)) ops/s; "

@@ -60,3 +60,24 @@ struct SlotBalancerTests {
         #expect(b.cap == 5 && balancer.shared.withLock { $0.spare } == 0)
     }
 }
+
+@Suite("Closed-loop slot balancing in a run", .serialized)
+struct SlotBalancerRunTests {
+    @Test("two threads hosting the workers split --concurrency between them, never more in flight")
+    func sharesReported() {
+        var c = RunConfig()
+        c.keys = 2_000
+        c.threads = 2
+        c.workers = 2
+        c.concurrency = 64
+        c.duration = 500_000_000
+        c.warmup = 200_000_000
+        let r = Runner(config: c).run()
+        #expect(r.all.failed == 0 && r.all.ok > 0)
+        #expect(r.threadShares.count == 2)
+        #expect(r.threadShares.reduce(0, +) <= 64 && r.threadShares.allSatisfy { $0 >= 8 }, "\(r.threadShares)")
+        // Four threads on two workers run clients only: no balancing, no shares.
+        c.threads = 4
+        #expect(Runner(config: c).run().threadShares.isEmpty)
+    }
+}
