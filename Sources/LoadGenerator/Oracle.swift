@@ -186,11 +186,11 @@ public final class Oracle: @unchecked Sendable {
 
     /// The writes reachable from `ids` (themselves included) — all of them, or, given `reach`, those a target can
     /// be among. Every write reachable is a write of the same key, so the caller's shard lock covers them all.
-    func closure(_ saw: [UInt64], of ids: [UInt64], _ reach: Reach? = nil) -> Set<UInt64> {
-        var covered = Set<UInt64>()
+    func closure(_ saw: [UInt64], of ids: [UInt64], _ reach: Reach? = nil) -> WriteSet {
+        var covered = WriteSet()
         var stack = ids
         while let id = stack.popLast() {
-            guard covered.insert(id).inserted, let w = record(id)?.pointee, reach?.below(w) ?? true else { continue }
+            guard covered.insert(id), let w = record(id)?.pointee, reach?.below(w) ?? true else { continue }
             for i in Int(w.sawStart)..<Int(w.sawStart + w.sawCount) { stack.append(saw[i]) }
         }
         return covered
@@ -353,7 +353,7 @@ public final class Oracle: @unchecked Sendable {
                         roots[w.key, default: []].append(id)
                     }
                 }
-                var covered: [UInt64: Set<UInt64>] = [:]
+                var covered: [UInt64: WriteSet] = [:]
                 for l in list {
                     if covered[l.key] == nil {
                         covered[l.key] = closure(s.saw, of: roots[l.key] ?? [])
@@ -364,6 +364,34 @@ public final class Oracle: @unchecked Sendable {
         }
         return out
     }
+}
+
+/// A set of write ids: a plain array while small (a search mostly reaches a handful of writes; a `Set` hashed each
+/// with SipHash and allocated its table), hashed beyond.
+struct WriteSet: Sequence {
+    /// Every member, in insertion order.
+    private(set) var members: [UInt64] = []
+    private var hashed: Set<FastKey>?
+    static let smallLimit = 32
+
+    /// Adds `id`; returns whether it was new.
+    mutating func insert(_ id: UInt64) -> Bool {
+        if hashed != nil {
+            guard hashed!.insert(FastKey(id)).inserted else { return false }
+        } else {
+            if members.contains(id) { return false }
+            if members.count == WriteSet.smallLimit {
+                hashed = Set(members.lazy.map(FastKey.init))
+                hashed!.insert(FastKey(id))
+            }
+        }
+        members.append(id)
+        return true
+    }
+
+    func contains(_ id: UInt64) -> Bool { hashed?.contains(FastKey(id)) ?? members.contains(id) }
+
+    func makeIterator() -> IndexingIterator<[UInt64]> { members.makeIterator() }
 }
 
 /// The oracle's records of writes, by id. The ids the load generator makes, `(thread + 1) << 48 | n` with n

@@ -28,8 +28,8 @@ struct CachedContext {
 /// used often stays; cold keys only ever evict within their own set, never a hot key elsewhere.
 struct ContextCache {
     struct Way {
-        var key: UInt64 = .max
-        var value: CachedContext? = nil
+        var key: UInt64 = .max  // .max: empty
+        var value = CachedContext(context: .empty, saw: [])
     }
 
     var ways: [Way]
@@ -47,15 +47,15 @@ struct ContextCache {
     @inline(__always)
     func set(of key: UInt64) -> Int { Int(truncatingIfNeeded: Hash64.mix(key)) & mask }
 
-    subscript(key: UInt64) -> CachedContext? {
-        mutating get {
-            let s = set(of: key)
-            for w in 0..<2 where ways[s * 2 + w].key == key {
-                recent[s] = UInt8(w)
-                return ways[s * 2 + w].value
-            }
-            return nil
+    /// The way that holds `key`'s context, if any (read it there: a copy of the entry is a retain and a release
+    /// of each of its arrays).
+    mutating func way(of key: UInt64) -> Int? {
+        let s = set(of: key)
+        for w in 0..<2 where ways[s * 2 + w].key == key {
+            recent[s] = UInt8(w)
+            return s * 2 + w
         }
+        return nil
     }
 
     mutating func store(_ key: UInt64, _ value: CachedContext) {
@@ -319,15 +319,21 @@ final class ThreadDriver: @unchecked Sendable {
         case .update, .insert, .delete:
             let id = newWriteID()
             slots[slot].writeID = id
-            let cached = kind == .insert ? nil : contexts[key]
-            if let own = cached?.own, own != 0 {
-                oracle?.wrote(id: id, key: key, sawOne: own)
+            var context = CausalContext.empty
+            if kind != .insert, let way = contexts.way(of: key) {
+                let own = contexts.ways[way].value.own
+                if own != 0 {
+                    oracle?.wrote(id: id, key: key, sawOne: own)
+                } else {
+                    oracle?.wrote(id: id, key: key, saw: contexts.ways[way].value.saw)
+                }
+                context = contexts.ways[way].value.context
             } else {
-                oracle?.wrote(id: id, key: key, saw: cached?.saw ?? [])
+                oracle?.wrote(id: id, key: key, saw: [])
             }
             let op: ReplicationCore.Operation = kind == .delete ? .delete : .put
             target.submit(ClientRequest(tag: tag, op: op, key: key, value: value(id: id, tombstone: kind == .delete),
-                                        context: cached?.context ?? .empty),
+                                        context: context),
                           now: now)
         }
         return slot

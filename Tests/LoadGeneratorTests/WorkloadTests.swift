@@ -95,15 +95,30 @@ struct WorkloadTests {
         var rng = Xoshiro(seed: 8)
         for i in 0..<100_000 as Range<UInt64> {
             cache.store(7, CachedContext(context: .empty, saw: [i]))
-            _ = cache[7]
+            _ = cache.way(of: 7)
             cache.store(1000 + rng.next() % 1_000_000, CachedContext(context: .empty, saw: []))
         }
-        #expect(cache[7]?.saw == [99_999])
+        #expect(cache.way(of: 7).map { cache.ways[$0].value.saw } == [99_999])
+        #expect(cache.way(of: 3) == nil)
     }
 }
 
 @Suite("Consistency oracle on hand-made histories")
 struct OracleTests {
+    @Test("the oracle's write sets: each id once, before and after they outgrow the plain array")
+    func writeSet() {
+        var set = WriteSet()
+        var rng = Xoshiro(seed: 3)
+        var reference = Set<UInt64>()
+        for _ in 0..<400 {
+            let id = rng.next() % 150
+            #expect(set.insert(id) == reference.insert(id).inserted)
+            #expect(set.contains(id))
+        }
+        #expect(Array(set).count == reference.count && Set(set) == reference)
+        for id in 150..<300 as Range<UInt64> { #expect(!set.contains(id)) }
+    }
+
     @Test("a read that misses an acknowledged write is stale with k = 1; returning it is fresh")
     func staleAndFresh() {
         let o = Oracle()
