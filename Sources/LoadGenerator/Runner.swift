@@ -94,7 +94,7 @@ public struct RunResult: @unchecked Sendable {
 final class RunControl: @unchecked Sendable {
     let loaded = Atomic<Int>(0)
     let startMeasured = Atomic<UInt64>(0)
-    /// When the first thread stopped issuing measured operations (duration reached or its share of --ops done).
+    /// When the first thread stopped issuing measured operations (duration reached, or --ops all taken).
     let stopAt = Atomic<UInt64>(0)
     let insertCounter: Atomic<UInt64>
     /// `--ops`: measured operations not yet taken by a thread (threads take them a few at a time, so that one
