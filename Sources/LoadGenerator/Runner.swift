@@ -110,16 +110,10 @@ final class RunControl: @unchecked Sendable {
         balancer = SlotBalancer(threads: threads)
     }
 
-    /// Takes up to `count` of the measured operations left; returns how many it got.
+    /// Takes up to `count` of the measured operations left; returns how many it got (the counter goes below
+    /// zero once they are all taken).
     func takeOps(_ count: Int) -> Int {
-        var left = opsLeft.load(ordering: .relaxed)
-        while left > 0 {
-            let take = min(count, left)
-            let (exchanged, now) = opsLeft.compareExchange(expected: left, desired: left - take, ordering: .relaxed)
-            if exchanged { return take }
-            left = now
-        }
-        return 0
+        max(0, min(count, opsLeft.subtract(count, ordering: .relaxed).oldValue))
     }
 }
 

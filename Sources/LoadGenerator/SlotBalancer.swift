@@ -60,9 +60,13 @@ final class SlotBalancer: @unchecked Sendable {
             idleAtStart = idle
             balancer.shared.withLock { s in
                 s.busy[thread] = busy
-                let others = s.busy.indices.filter { $0 != thread && s.busy[$0] >= 0 }.map { s.busy[$0] }
-                guard !others.isEmpty else { return }
-                let mean = others.reduce(0, +) / others.count
+                var sum = 0, known = 0
+                for (t, b) in s.busy.enumerated() where t != thread && b >= 0 {
+                    sum += b
+                    known += 1
+                }
+                guard known > 0 else { return }
+                let mean = sum / known  // the other threads'
                 if owed > 0 && inFlight <= cap {
                     s.spare += owed
                     owed = 0

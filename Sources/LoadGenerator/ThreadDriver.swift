@@ -212,12 +212,13 @@ final class ThreadDriver: @unchecked Sendable {
         var recorder = ThreadRecorder(thread: thread, mailbox: control.mailbox, origin: origin, now: monotonicNanos())
         let warmStart = origin &- config.warmup
         let end = origin &+ config.duration
-        // --ops: the measured operations this thread has taken and not issued yet.
-        var opsTaken = 0
-        func outOfOps(measured: Bool) -> Bool {
-            guard config.ops != nil, measured else { return false }
+        // The measured operations this thread has taken from --ops and not issued yet (no --ops: no end).
+        var opsTaken = config.ops == nil ? Int.max : 0
+        /// Whether one more operation may be issued: a measured one only while --ops lasts.
+        func mayIssue(measured: Bool) -> Bool {
+            guard measured else { return true }
             if opsTaken == 0 { opsTaken = control.takeOps(16) }
-            return opsTaken == 0
+            return opsTaken > 0
         }
         // Open loop: each thread keeps its share of the rate on its own schedule.
         let period = config.rate.map { Double(config.threads) * 1e9 / $0 }
@@ -227,7 +228,7 @@ final class ThreadDriver: @unchecked Sendable {
         var stopping = false
         var drainDeadline: UInt64 = 0
         var lastSweep = monotonicNanos()
-        // Closed loop, threads that host the cluster's workers: this thread's share of --concurrency, rebalanced
+        // This thread's share of --concurrency; closed loop, on threads that host the cluster's workers, rebalanced
         // with the other threads'. (Threads that only run clients do alike work; moving slots between them on
         // their scheduling noise cost a tenth of the throughput with 4 threads on 2 cores.)
         let balancing = period == nil && config.threads > 1 && target.hostsWorker
@@ -237,7 +238,7 @@ final class ThreadDriver: @unchecked Sendable {
             var now = monotonicNanos()
             // Stop issuing when the measured phase is over.
             if !stopping {
-                let done = config.ops == nil ? now >= end : outOfOps(measured: now >= origin)
+                let done = config.ops == nil ? now >= end : !mayIssue(measured: now >= origin)
                 if done {
                     stopping = true
                     drainDeadline = now &+ config.core.timeout &+ 5_000_000_000
@@ -249,19 +250,19 @@ final class ThreadDriver: @unchecked Sendable {
             // Issue.
             if !stopping {
                 if let period {
-                    while inFlight < cap && nextIntended <= Double(now) && !outOfOps(measured: UInt64(nextIntended) >= origin) {
+                    while inFlight < share.cap && nextIntended <= Double(now) && mayIssue(measured: UInt64(nextIntended) >= origin) {
                         let intended = UInt64(nextIntended)
                         let lateFrom = max(intended, slotFreedAt)
                         if intended >= origin { lag.record(now > lateFrom ? now - lateFrom : 0) }
                         issue(&target, intended: intended, now: now)
-                        if intended >= origin && config.ops != nil { opsTaken -= 1 }
+                        if intended >= origin { opsTaken -= 1 }
                         inFlight += 1
                         nextIntended += config.arrival == .poisson ? -period * log(1 - rng.nextDouble()) : period
                     }
                 } else {
-                    while inFlight < share.cap && !outOfOps(measured: now >= origin) {
+                    while inFlight < share.cap && mayIssue(measured: now >= origin) {
                         issue(&target, intended: now, now: now)
-                        if now >= origin && config.ops != nil { opsTaken -= 1 }
+                        if now >= origin { opsTaken -= 1 }
                         inFlight += 1
                     }
                 }
@@ -279,7 +280,7 @@ final class ThreadDriver: @unchecked Sendable {
             }
 
             // Collect.
-            let wasFull = inFlight >= cap
+            let wasFull = inFlight >= share.cap
             if balancing && !stopping { share.update(control.balancer, now: now, idle: target.idleNanos, inFlight: inFlight) }
             let completed = target.poll(now: now) { reply in
                 if complete(reply, recorder: &recorder, now: now) { inFlight -= 1 }
@@ -290,7 +291,7 @@ final class ThreadDriver: @unchecked Sendable {
             recorder.tick(now: now)
             if completed == 0 {
                 var wake = now &+ 1_000_000
-                if period != nil && !stopping && inFlight < cap { wake = min(wake, UInt64(max(nextIntended, 0))) }
+                if period != nil && !stopping && inFlight < share.cap { wake = min(wake, UInt64(max(nextIntended, 0))) }
                 if wake > now { target.wait(until: wake) }
             }
         }
