@@ -28,29 +28,50 @@ public final class VirtualCluster {
     /// Test hook: node `i` is about to be wiped, holding these versions.
     public var onWipe: ((_ node: Int, _ versions: [Version]) -> Void)?
 
-    enum Event {
+    /// An event parked while its node is stalled, handled (in order) when the stall ends.
+    enum Held {
         case message(Envelope)
-        /// A node has finished serving a message (service time): it is handled now.
+        /// A message whose service time ended: it is handled now.
         case handle(Envelope)
         case nodeTimer(Int, UInt64)
-        case clientTimer(Int, UInt64)
-        case wake(UInt64)
-        case fault([NodeCondition])
     }
 
     /// Events by (time, sequence). Most are timeouts of requests long finished, pushed in time order: the queue
-    /// keeps those in FIFO lanes, which kept in one heap made it tens of thousands deep. The queue holds a slot
-    /// number (trivial to move); the event itself waits in `slab`.
+    /// keeps those in FIFO lanes, which kept in one heap made it tens of thousands deep. The queue holds an event's
+    /// kind (top byte) and a slot number; what it carries waits in a slab by kind, moved in and out, never copied.
     var queue = TimerQueue<Int>()
-    var slab: [Event?] = []
-    var freeSlots: [Int] = []
+    /// Envelopes of `.message` and `.handle` events.
+    var mail = Slab<Envelope>()
+    /// Client and node numbers and tokens of timers and wake-ups.
+    var ticks = Slab<Tick>()
+    /// Fault timeline snapshots (few; kept to the end).
+    var snapshots: [[NodeCondition]] = []
+
+    struct Tick {
+        var who: Int
+        var token: UInt64
+    }
+
+    enum Kind {
+        /// A message arrives (service time: it waits for its node).
+        static let message = 0
+        /// A node has finished serving a message (service time): it is handled now.
+        static let handle = 1
+        static let nodeTimer = 2
+        static let clientTimer = 3
+        static let wake = 4
+        static let fault = 5
+        static let shift = 56
+        static let slotMask = (1 << shift) - 1
+    }
+
     var rng: Xoshiro
     var outbox = Outbox()
     var spareBuffers: [[Envelope]] = []
     let transmission: Transmission
     let crashMode: CrashMode
     var conditions: [NodeCondition]
-    var held: [[Event]]
+    var held: [[Held]]
     var busyUntil: [UInt64]
     /// Client-side coordinators (`--routing client`).
     public let coordinators: [Coordinator?]
@@ -85,25 +106,13 @@ public final class VirtualCluster {
     // MARK: - The event queue
 
     @inline(__always)
-    func push(_ at: UInt64, _ event: consuming Event) {
-        let slot: Int
-        if let free = freeSlots.popLast() {
-            slot = free
-            slab[slot] = event
-        } else {
-            slot = slab.count
-            slab.append(event)
-        }
-        queue.push(at: at, slot)
+    func push(_ at: UInt64, _ kind: Int, _ envelope: consuming Envelope) {
+        queue.push(at: at, kind << Kind.shift | mail.put(envelope))
     }
 
-    /// Removes the earliest event and returns its time and event.
     @inline(__always)
-    func pop() -> (at: UInt64, event: Event) {
-        let top = queue.popEntry(due: .max)!
-        let event = slab[top.payload].take()!
-        freeSlots.append(top.payload)
-        return (top.at, event)
+    func push(_ at: UInt64, _ kind: Int, who: Int, token: UInt64) {
+        queue.push(at: at, kind << Kind.shift | ticks.put(Tick(who: who, token: token)))
     }
 
     /// The time of the next event, if any.
@@ -120,29 +129,35 @@ public final class VirtualCluster {
     /// Handles the next event. Returns false if there is none.
     @discardableResult
     public func step() -> Bool {
-        guard !queue.isEmpty else { return false }
-        let e = pop()
-        now = max(now, e.at)
+        guard let top = queue.popEntry(due: .max) else { return false }
+        now = max(now, top.at)
         events += 1
-        switch e.event {
-        case .message(let envelope): arrive(envelope)
-        case .handle(let envelope): handle(envelope)
-        case .nodeTimer(let node, let token): nodeTimer(node, token)
-        case .clientTimer(let client, let token):
-            coordinators[client]?.timerFired(token, now: now, local: nil, out: &outbox)
-            dispatch(from: .client(client))
-        case .wake(let token): onWake(token)
-        case .fault(let snapshot): apply(snapshot)
+        let slot = top.payload & Kind.slotMask
+        switch top.payload >> Kind.shift {
+        case Kind.message: arrive(mail.take(slot))
+        case Kind.handle: handle(mail.take(slot))
+        case Kind.nodeTimer:
+            let t = ticks.take(slot)
+            nodeTimer(t.who, t.token)
+        case Kind.clientTimer:
+            let t = ticks.take(slot)
+            coordinators[t.who]?.timerFired(t.token, now: now, local: nil, out: &outbox)
+            dispatch(from: .client(t.who))
+        case Kind.wake: onWake(ticks.take(slot).token)
+        default: apply(snapshots[slot])
         }
         return true
     }
 
     /// Asks for ``onWake`` with `token` at `time`.
-    public func wake(at time: UInt64, token: UInt64) { push(max(time, now), .wake(token)) }
+    public func wake(at time: UInt64, token: UInt64) { push(max(time, now), Kind.wake, who: 0, token: token) }
 
     /// Schedules the fault timeline, its times counted from `origin`.
     public func schedule(_ timeline: [(at: UInt64, conditions: [NodeCondition])], from origin: UInt64) {
-        for (at, snapshot) in timeline { push(origin &+ at, .fault(snapshot)) }
+        for (at, snapshot) in timeline {
+            queue.push(at: origin &+ at, Kind.fault << Kind.shift | snapshots.count)
+            snapshots.append(snapshot)
+        }
     }
 
     /// Every node up, no partition, nothing slow or stalled (the faults heal).
@@ -202,9 +217,10 @@ public final class VirtualCluster {
     // MARK: - Messages
 
     /// Sends a message now: loss, partitions, delays (``Transmission``).
+    @inline(__always)
     func send(_ e: consuming Envelope) {
         switch transmission.fate(of: e, now: now, rng: &rng, conditions: conditions) {
-        case .deliver(let at): push(at, .message(e))
+        case .deliver(let at): push(at, Kind.message, e)
         case .dropped:
             droppedMessages += 1
             e.message.release(to: options.pool)
@@ -214,27 +230,52 @@ public final class VirtualCluster {
         }
     }
 
-    func dispatch(from source: Endpoint) {
-        for t in outbox.timers {
-            push(t.at, source.isClient ? .clientTimer(source.index, t.token) : .nodeTimer(source.index, t.token))
+    /// ``send(_:)`` for the envelope at `p`, moved into the queue's slab by its bytes (or destroyed when lost):
+    /// `p` is left uninitialized. An envelope handed on by value was copied and destroyed on the way, twice per
+    /// message (a retain and a release of everything it carries).
+    @inline(__always)
+    func send(moving p: UnsafeMutablePointer<Envelope>) {
+        switch transmission.fate(of: p.pointee, now: now, rng: &rng, conditions: conditions) {
+        case .deliver(let at):
+            queue.push(at: at, Kind.message << Kind.shift | mail.put(moving: p))
+            return
+        case .dropped: droppedMessages += 1
+        case .partitioned: partitionedMessages += 1
         }
-        outbox.timers.removeAll(keepingCapacity: true)
+        p.pointee.message.release(to: options.pool)
+        p.deinitialize(count: 1)
+    }
+
+    func dispatch(from source: Endpoint) {
+        if !outbox.timers.isEmpty {
+            let kind = source.isClient ? Kind.clientTimer : Kind.nodeTimer
+            for t in outbox.timers { push(t.at, kind, who: source.index, token: t.token) }
+            outbox.timers.removeAll(keepingCapacity: true)
+        }
+        if outbox.messages.isEmpty { return }
         // Swapped out first: a reply handed to the driver may submit the next request, which fills the outbox
         // anew (and dispatches again). Emptied buffers are kept for reuse: copying the array out and clearing the
         // outbox would allocate a new buffer on every dispatch.
         var messages = spareBuffers.popLast() ?? []
         swap(&messages, &outbox.messages)
-        messages.drain { e in
-            if e.to.isClient && e.to == source, case .reply(let reply) = e.message {
-                onReply(source.index, reply)  // a client-side coordinator answering its own client
-                return
+        messages.withUnsafeMutableBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            for i in 0..<buffer.count {
+                let p = base + i
+                if source.isClient && p.pointee.to == source, case .reply = p.pointee.message {
+                    // A client-side coordinator answering its own client.
+                    if case .reply(let reply) = p.move().message { onReply(source.index, reply) }
+                } else {
+                    send(moving: p)
+                }
+                p.initialize(to: Envelope(from: source, to: source, message: .ping(0)))  // nothing to release
             }
-            send(e)
         }
+        messages.removeAll(keepingCapacity: true)
         spareBuffers.append(messages)
     }
 
-    func arrive(_ e: Envelope) {
+    func arrive(_ e: consuming Envelope) {
         if e.to.isClient {
             clientReceives(e.to.index, e)
             return
@@ -262,13 +303,13 @@ public final class VirtualCluster {
             // One message at a time: this one is served after those before it.
             let start = max(now, busyUntil[node])
             busyUntil[node] = start &+ UInt64(max(0, serviceTime.sample(&rng)))
-            push(busyUntil[node], .handle(e))
+            push(busyUntil[node], Kind.handle, e)
         } else {
             handle(e)
         }
     }
 
-    func handle(_ e: Envelope) {
+    func handle(_ e: consuming Envelope) {
         let node = e.to.index
         let c = conditions[node]
         if c.down {
@@ -312,23 +353,37 @@ public final class VirtualCluster {
             if !new.down && !new.stalled && old.stalled {
                 let waiting = held[node]
                 held[node].removeAll()
-                for event in waiting { push(now, event) }  // in their order, handled now
+                for event in waiting { requeue(event) }  // in their order, handled now
             }
         }
     }
 
-    func release(_ event: Event) {
+    func requeue(_ event: Held) {
+        switch event {
+        case .message(let e): push(now, Kind.message, e)
+        case .handle(let e): push(now, Kind.handle, e)
+        case .nodeTimer(let node, let token): push(now, Kind.nodeTimer, who: node, token: token)
+        }
+    }
+
+    func release(_ event: Held) {
         switch event {
         case .message(let e), .handle(let e): e.message.release(to: options.pool)
-        default: break
+        case .nodeTimer: break
         }
     }
 
     /// Drops every event still queued (releasing buffers) and abandons requests in flight.
     public func discardAll() {
-        for slot in queue.removeAll() { if let e = slab[slot] { release(e) } }
-        slab.removeAll()
-        freeSlots.removeAll()
+        for payload in queue.removeAll() {
+            let slot = payload & Kind.slotMask
+            switch payload >> Kind.shift {
+            case Kind.message, Kind.handle: mail.take(slot).message.release(to: options.pool)
+            case Kind.nodeTimer, Kind.clientTimer, Kind.wake: _ = ticks.take(slot)
+            default: break
+            }
+        }
+        snapshots.removeAll()
         for list in held { for event in list { release(event) } }
         for i in held.indices { held[i].removeAll() }
         for node in nodes { node.coordinator.abandonAll() }
