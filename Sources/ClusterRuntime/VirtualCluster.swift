@@ -107,7 +107,7 @@ public final class VirtualCluster {
 
     @inline(__always)
     func push(_ at: UInt64, _ kind: Int, _ envelope: consuming Envelope) {
-        queue.push(at: at, kind << Kind.shift | mail.put(envelope))
+        queue.pushUnordered(at: at, kind << Kind.shift | mail.put(envelope))
     }
 
     @inline(__always)
@@ -237,7 +237,7 @@ public final class VirtualCluster {
     func send(moving p: UnsafeMutablePointer<Envelope>) {
         switch transmission.fate(of: p.pointee, now: now, rng: &rng, conditions: conditions) {
         case .deliver(let at):
-            queue.push(at: at, Kind.message << Kind.shift | mail.put(moving: p))
+            queue.pushUnordered(at: at, Kind.message << Kind.shift | mail.put(moving: p))
             return
         case .dropped: droppedMessages += 1
         case .partitioned: partitionedMessages += 1

@@ -62,7 +62,9 @@ public struct TimerHeap<Payload> {
         if items.isEmpty { return last }
         let top = items[0]
         items.withUnsafeMutableBufferPointer { h in
-            // Sift the last entry down from the root with a hole.
+            // Bottom-up (Floyd): the hole at the root goes down to a leaf along the smaller children, one
+            // comparison a level, then the last entry — which belongs near the bottom — goes up from there. Sifting
+            // it down from the root took two comparisons a level.
             var i = 0
             let n = h.count
             while true {
@@ -70,9 +72,14 @@ public struct TimerHeap<Payload> {
                 if l >= n { break }
                 let r = l + 1
                 let c = r < n && Self.less(h[r], h[l]) ? r : l
-                guard Self.less(h[c], last) else { break }
                 h[i] = h[c]
                 i = c
+            }
+            while i > 0 {
+                let parent = (i - 1) / 2
+                guard Self.less(last, h[parent]) else { break }
+                h[i] = h[parent]
+                i = parent
             }
             h[i] = last
         }
@@ -152,6 +159,14 @@ public struct TimerQueue<Payload> {
             if first < 0 || Self.less(entry, lanes[first][heads[first]]) { first = lane }
         }
         lanes[lane].append(entry)
+    }
+
+    /// Pushes an entry that does not come in time order (a message with a random delay) straight to the heap:
+    /// no lane would take it, and looking cost as much as the heap's push. Same order as ``push(at:_:)``.
+    @inlinable
+    public mutating func pushUnordered(at: UInt64, _ payload: Payload) {
+        heap.push(at: at, seq: nextSeq, payload)
+        nextSeq &+= 1
     }
 
     /// Removes and returns the earliest entry if it is due at `now`.
