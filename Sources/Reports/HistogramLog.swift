@@ -13,13 +13,8 @@ public enum HistogramLog {
     /// counts.
     public static func encodeUncompressed(_ h: Histogram<UInt64>) -> [UInt8] {
         var payload: [UInt8] = []
-        var counts: [UInt64] = []
-        counts.reserveCapacity(4096)
-        var lastNonZero = -1
-        for (i, v) in h.allValues().enumerated() {
-            counts.append(v.count)
-            if v.count != 0 { lastNonZero = i }
-        }
+        let counts = HistogramCounts(h).bucketCounts
+        let lastNonZero = counts.count - 1
         var i = 0
         while i <= lastNonZero {
             let c = counts[i]
@@ -194,15 +189,8 @@ public enum HistogramLog {
         let largestSingleUnit = 2 * Int(pow(10.0, Double(digits)))
         let halfMagnitude = max(0, Int(ceil(log2(Double(largestSingleUnit)))) - 1)
         let unitMagnitude = 63 - lowest.leadingZeroBitCount
-        let halfCount = 1 << halfMagnitude
         func value(at index: Int) -> UInt64 {
-            var bucket = (index >> halfMagnitude) - 1
-            var sub = (index & (halfCount - 1)) + halfCount
-            if bucket < 0 {
-                sub -= halfCount
-                bucket = 0
-            }
-            return UInt64(sub) << UInt64(bucket + unitMagnitude)
+            HistogramCounts.lowestValue(ofBucket: index, halfMagnitude: halfMagnitude, unitMagnitude: unitMagnitude)
         }
         var out: [(UInt64, UInt64)] = []
         var pos = 40, index = 0

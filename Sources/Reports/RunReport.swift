@@ -39,14 +39,16 @@ public enum RunReport {
         for (name, t, isRead) in kinds(r).map({ ($0.name, r.totals[$0.rawValue], $0 == .read) }) + [("all", r.all, true)] {
             let h = t.histogram
             let has = h.totalCount > 0
-            func p(_ q: Double) -> String { has ? us(h.valueAtPercentile(q)) : "0.0" }
+            let counts = HistogramCounts(h)
+            let ps = counts.values(atPercentiles: [50, 90, 99, 99.9, 99.99])
+            func p(_ i: Int) -> String { has ? us(ps[i]) : "0.0" }
             let stale = isRead ? r.staleReads : 0
             let staleFraction = isRead && readOK > 0 ? Double(r.staleReads) / Double(readOK) : 0
             rows.append(prefix + [
                 name, "\(t.attempted)", "\(t.ok)", "\(t.failed)",
                 String(format: "%.6f", t.attempted > 0 ? Double(t.ok) / Double(t.attempted) : 1),
                 num(Double(t.ok) / r.durationSeconds, 1),
-                has ? num(h.mean / 1000) : "0.0", p(50), p(90), p(99), p(99.9), p(99.99), has ? us(h.max) : "0.0",
+                has ? num(counts.mean / 1000) : "0.0", p(0), p(1), p(2), p(3), p(4), has ? us(h.max) : "0.0",
                 "\(stale)", String(format: "%.6f", staleFraction), "\(isRead ? r.maxK : 0)",
                 "\(r.counters.readRepairs)", "\(r.counters.hintsStored)", "\(r.counters.hintsDelivered)",
                 "\(r.counters.aeKeysRepaired)", "\(r.lostWrites)", num(r.durationSeconds, 3),
@@ -72,10 +74,13 @@ public enum RunReport {
             var all = makeLatencyHistogram()
             var allOK = 0, allFailed = 0
             func row(_ name: String, _ h: Histogram<UInt64>?, _ ok: Int, _ failed: Int) -> [String] {
-                let has = (h?.totalCount ?? 0) > 0
+                guard let h, h.totalCount > 0 else {
+                    return ["\(interval.index)", phase, name, "\(ok + failed)", "\(ok)", "\(failed)",
+                            "0.0", "0.0", "0.0", "0.0", num(interval.nodesUp, 2)]
+                }
+                let ps = HistogramCounts(h).values(atPercentiles: [50, 99, 99.9])
                 return ["\(interval.index)", phase, name, "\(ok + failed)", "\(ok)", "\(failed)",
-                        has ? us(h!.valueAtPercentile(50)) : "0.0", has ? us(h!.valueAtPercentile(99)) : "0.0",
-                        has ? us(h!.valueAtPercentile(99.9)) : "0.0", has ? us(h!.max) : "0.0", num(interval.nodesUp, 2)]
+                        us(ps[0]), us(ps[1]), us(ps[2]), us(h.max), num(interval.nodesUp, 2)]
             }
             for k in kinds {
                 let h = interval.histograms[k.rawValue]
@@ -121,7 +126,7 @@ public enum RunReport {
             throughput.points.append((x, Double(interval.ok.reduce(0, +) + interval.failed.reduce(0, +)) / covered))
             for (i, k) in kinds(r).enumerated() {
                 if let h = interval.histograms[k.rawValue], h.totalCount > 0 {
-                    p99[i].points.append((x, Double(h.valueAtPercentile(99)) / 1e6))
+                    p99[i].points.append((x, Double(HistogramCounts(h).value(atPercentile: 99)) / 1e6))
                 }
             }
         }
@@ -161,8 +166,9 @@ public enum RunReport {
             try text.write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
         }
         let summary = summaryRows(r)
+        let timeseries = timeseriesRows(r)
         try put("summary.csv", csv(summaryColumns, summary))
-        try put("timeseries.csv", csv(timeseriesColumns, timeseriesRows(r)))
+        try put("timeseries.csv", csv(timeseriesColumns, timeseries))
         try put("latency.hlog", hlog(r))
         try put("latency.svg", latencySVG(r))
         try put("timeline.svg", timelineSVG(r))
@@ -176,7 +182,7 @@ public enum RunReport {
             })]))
         }
         try put("report.md", markdown(r, summary: summary))
-        try put("run.json", json(r, summary: summary))
+        try put("run.json", json(r, summary: summary, timeseries: timeseries))
     }
 
     // MARK: - report.md
@@ -196,7 +202,8 @@ public enum RunReport {
             verdict = ""
         }
         let h = all.histogram
-        func ms(_ q: Double) -> String { h.totalCount > 0 ? String(format: "%.3f ms", Double(h.valueAtPercentile(q)) / 1e6) : "–" }
+        let counts = HistogramCounts(h)
+        func ms(_ q: Double) -> String { h.totalCount > 0 ? String(format: "%.3f ms", Double(counts.value(atPercentile: q)) / 1e6) : "–" }
         s += "**\(num(Double(all.ok) / r.durationSeconds, 0)) ops/s** over \(num(r.durationSeconds, 2)) s"
         s += " · p50 \(ms(50)) · p99 \(ms(99)) · p99.9 \(ms(99.9))"
         s += " · availability \(String(format: "%.4f%%", all.attempted > 0 ? 100 * Double(all.ok) / Double(all.attempted) : 100))"
@@ -331,7 +338,7 @@ public enum RunReport {
 
     // MARK: - run.json
 
-    public static func json(_ r: RunResult, summary: [[String]]) -> String {
+    public static func json(_ r: RunResult, summary: [[String]], timeseries: [[String]]) -> String {
         var doc: [String: Any] = [:]
         doc["configuration"] = Dictionary(uniqueKeysWithValues: r.config.settings.map { ($0.0, $0.1) })
         doc["summary"] = summary.map { row in
@@ -339,7 +346,7 @@ public enum RunReport {
                 (k, Double(v).map { $0 as Any } ?? v)
             })
         }
-        doc["timeseries"] = timeseriesRows(r).map { row in
+        doc["timeseries"] = timeseries.map { row in
             Dictionary(uniqueKeysWithValues: zip(timeseriesColumns, row).map { k, v -> (String, Any) in
                 (k, Double(v).map { $0 as Any } ?? v)
             })
