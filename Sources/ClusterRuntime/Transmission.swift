@@ -1,3 +1,4 @@
+import Foundation
 import ReplicationCore
 
 /// Where a runtime reads the nodes' conditions: ``FaultState``'s atomics in process, an array in virtual time.
@@ -18,26 +19,62 @@ public struct Transmission: Sendable {
     public let drop: Double
     public let delays: [Distribution?]
     public let slowDelays: [Distribution]
+    /// `delays` ready to draw from, by kind.
+    let draws: [Draw]
 
     public enum Fate { case deliver(at: UInt64), dropped, partitioned }
+
+    /// A delay distribution ready to draw from: the common shapes as plain numbers, drawn exactly as
+    /// ``Distribution/sample(_:)`` draws them. A `Distribution` is an indirect enum: reading one out of an array
+    /// retained and released its box, once per message.
+    struct Draw: Sendable {
+        enum Shape: UInt8, Sendable { case none, constant, uniform, exponential, other }
+        var shape: Shape
+        var a = 0.0, b = 0.0
+
+        init(_ d: Distribution?) {
+            switch d {
+            case nil: shape = .none
+            case .constant(let v)?: shape = .constant; a = v
+            case .uniform(let lo, let hi)?: shape = .uniform; a = lo; b = hi
+            case .exponential(let mean)?: shape = .exponential; a = mean
+            default: shape = .other
+            }
+        }
+    }
 
     public init(drop: Double, delays: Delays, slowDelays: [Distribution]) {
         self.drop = drop
         self.delays = delays.byKind
         self.slowDelays = slowDelays
+        draws = self.delays.map(Draw.init)
     }
 
     /// The fate of `envelope` sent at `now`; `conditions` nil: no faults. The caller releases what is lost.
     @inline(__always)
     public func fate<C: NodeConditions>(of envelope: Envelope, now: UInt64, rng: inout Xoshiro, conditions: C?) -> Fate {
-        let kind = envelope.message.kind
+        fate(kind: envelope.message.kind, from: envelope.from, to: envelope.to, now: now, rng: &rng, conditions: conditions)
+    }
+
+    /// The fate of a message of `kind` from `from` to `to`, sent at `now`.
+    @inline(__always)
+    public func fate<C: NodeConditions>(
+        kind: MessageKind, from: Endpoint, to: Endpoint, now: UInt64, rng: inout Xoshiro, conditions: C?
+    ) -> Fate {
         if drop > 0 && kind != .client && rng.nextDouble() < drop { return .dropped }
         var at = now
-        if let d = delays[kind.rawValue] { at &+= UInt64(d.sample(&rng)) }
-        if let conditions, !envelope.from.isClient {
-            let from = conditions.condition(envelope.from.index)
-            if !envelope.to.isClient && !from.reaches(conditions.condition(envelope.to.index)) { return .partitioned }
-            if from.slow > 0 { at &+= UInt64(slowDelays[from.slow - 1].sample(&rng)) }
+        let draw = draws[kind.rawValue]
+        switch draw.shape {
+        case .none: break
+        case .constant: at &+= UInt64(draw.a)
+        case .uniform: at &+= UInt64(draw.a + (draw.b - draw.a) * rng.nextDouble())
+        case .exponential: at &+= UInt64(-draw.a * log(1 - rng.nextDouble()))
+        case .other: at &+= UInt64(delays[kind.rawValue]!.sample(&rng))
+        }
+        if let conditions, !from.isClient {
+            let source = conditions.condition(from.index)
+            if !to.isClient && !source.reaches(conditions.condition(to.index)) { return .partitioned }
+            if source.slow > 0 { at &+= UInt64(slowDelays[source.slow - 1].sample(&rng)) }
         }
         return .deliver(at: at)
     }

@@ -70,7 +70,12 @@ public final class VirtualCluster {
     var spareBuffers: [[Envelope]] = []
     let transmission: Transmission
     let crashMode: CrashMode
-    var conditions: [NodeCondition]
+    var conditions: [NodeCondition] {
+        didSet { faulty = conditions.contains { $0 != NodeCondition() } }
+    }
+    /// Some node is not in the default condition (down, stalled, partitioned or slow). When none is, a message's
+    /// fate does not look at conditions (handing the array over retained and released it, once per message).
+    var faulty = false
     var held: [[Held]]
     var busyUntil: [UInt64]
     /// Client-side coordinators (`--routing client`).
@@ -219,7 +224,7 @@ public final class VirtualCluster {
     /// Sends a message now: loss, partitions, delays (``Transmission``).
     @inline(__always)
     func send(_ e: consuming Envelope) {
-        switch transmission.fate(of: e, now: now, rng: &rng, conditions: conditions) {
+        switch transmission.fate(of: e, now: now, rng: &rng, conditions: faulty ? conditions : nil) {
         case .deliver(let at): push(at, Kind.message, e)
         case .dropped:
             droppedMessages += 1
@@ -235,7 +240,9 @@ public final class VirtualCluster {
     /// message (a retain and a release of everything it carries).
     @inline(__always)
     func send(moving p: UnsafeMutablePointer<Envelope>) {
-        switch transmission.fate(of: p.pointee, now: now, rng: &rng, conditions: conditions) {
+        let kind = p.pointee.message.kind, from = p.pointee.from, to = p.pointee.to
+        switch transmission.fate(kind: kind, from: from, to: to, now: now, rng: &rng,
+                                 conditions: faulty ? conditions : nil) {
         case .deliver(let at):
             queue.pushUnordered(at: at, Kind.message << Kind.shift | mail.put(moving: p))
             return
