@@ -347,26 +347,26 @@ final class ThreadDriver: @unchecked Sendable {
         let slot = slots[index]
         guard slot.active, slot.generation == UInt32(truncatingIfNeeded: reply.tag >> 32) else {
             // Late: the client already gave up on this request.
-            for v in reply.versions { pool.releaseValue(of: v) }
+            Siblings.release(reply.versions, pool: pool)
             return false
         }
         let ok = reply.status == .ok
         switch slot.kind {
         case .read:
             if ok {
-                let ids = reply.versions.compactMap(\.writeID)
+                let ids = writeIDs(reply.versions)
                 if let oracle {
                     let k = oracle.missed(key: slot.key, start: slot.sent, returned: ids)
                     if k > 0 && slot.intended >= origin { recorder.recordStale(k: k) }
                     remember(slot.key, CachedContext(context: reply.context, saw: ids))
                 }
             }
-            for v in reply.versions { pool.releaseValue(of: v) }
+            Siblings.release(reply.versions, pool: pool)
         case .rmw where slot.stage == 0:
             if ok {
                 // Read done: write back with the context it returned, as one operation.
-                let ids = reply.versions.compactMap(\.writeID)
-                for v in reply.versions { pool.releaseValue(of: v) }
+                let ids = writeIDs(reply.versions)
+                Siblings.release(reply.versions, pool: pool)
                 let id = newWriteID()
                 slots[index].stage = 1
                 slots[index].writeID = id
@@ -376,7 +376,7 @@ final class ThreadDriver: @unchecked Sendable {
                                                context: reply.context))
                 return false
             }
-            for v in reply.versions { pool.releaseValue(of: v) }
+            Siblings.release(reply.versions, pool: pool)
         default:
             if ok {
                 oracle?.acknowledged(id: slot.writeID, key: slot.key, at: now)
@@ -392,6 +392,17 @@ final class ThreadDriver: @unchecked Sendable {
         return true
     }
 
+}
+
+/// The write ids of the versions, read in place (iterating the versions copied each, a retain and a release of
+/// its context).
+func writeIDs(_ versions: [Version]) -> [UInt64] {
+    versions.withUnsafeBufferPointer { vs in
+        var ids: [UInt64] = []
+        ids.reserveCapacity(vs.count)
+        for i in vs.indices { if let id = vs[i].writeID { ids.append(id) } }
+        return ids
+    }
 }
 
 extension Version {

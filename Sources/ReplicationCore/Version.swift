@@ -80,16 +80,26 @@ public enum Siblings {
             return changed
         case .vv:
             var changed = false
-            for v in incoming {
-                // Already here, or superseded by something here: drop it. Dots first: a replica write carries
-                // the coordinator's whole state, mostly versions the replica holds, and a dot is in the version
-                // itself where a context is one more (cold) array to read.
-                if state.contains(where: { $0.dot == v.dot }) || state.contains(where: { $0.context.covers(v.dot) }) {
-                    pool.releaseValue(of: v)
-                    continue
+            // Versions are read in place (through buffer pointers) wherever only a field is needed: a copy of a
+            // version retains and releases its context, the cold array of a key touched by this message only.
+            incoming.withUnsafeBufferPointer { incoming in
+                for j in incoming.indices {
+                    // Already here, or superseded by something here: drop it. Dots first: a replica write carries
+                    // the coordinator's whole state, mostly versions the replica holds, and a dot is in the
+                    // version itself where a context is one more (cold) array to read.
+                    let dot = incoming[j].dot
+                    let known = state.withUnsafeBufferPointer { s in
+                        for k in s.indices where s[k].dot == dot { return true }
+                        for k in s.indices where s[k].context.covers(dot) { return true }
+                        return false
+                    }
+                    if known {
+                        if let value = incoming[j].value { pool.release(value) }
+                        continue
+                    }
+                    supersede(&state, by: incoming[j], pool: pool)
+                    changed = true
                 }
-                supersede(&state, by: v, pool: pool)
-                changed = true
             }
             return changed
         }
@@ -100,9 +110,8 @@ public enum Siblings {
     public static func supersede(_ state: inout [Version], by v: Version, pool: BufferPool) {
         var i = 0
         while i < state.count {
-            if v.context.covers(state[i].dot) {
-                pool.releaseValue(of: state[i])
-                state.remove(at: i)
+            if state.withUnsafeBufferPointer({ v.context.covers($0[i].dot) }) {
+                pool.releaseValue(of: state.remove(at: i))
             } else {
                 i += 1
             }
@@ -134,10 +143,12 @@ public enum Siblings {
     /// (an immutable snapshot however `state`'s owner changes its own array later). Copying the array retained
     /// every version's context and allocated, once for each remote replica of a write and for each read.
     public static func copy(_ state: [Version], pool: BufferPool) -> [Version] {
-        if state.allSatisfy({ $0.value?.isShareable ?? true }) {
-            for v in state { if let value = v.value { _ = pool.share(value) } }
-            return state
+        let shareable = state.withUnsafeBufferPointer { s in
+            for i in s.indices where !(s[i].value?.isShareable ?? true) { return false }
+            for i in s.indices { if let value = s[i].value { _ = pool.share(value) } }
+            return true
         }
+        if shareable { return state }
         return state.map { v in
             var c = v
             if let value = v.value { c.value = pool.share(value) }
@@ -147,7 +158,9 @@ public enum Siblings {
 
     /// Releases every value of the versions.
     public static func release(_ state: [Version], pool: BufferPool) {
-        for v in state { pool.releaseValue(of: v) }
+        state.withUnsafeBufferPointer { s in
+            for i in s.indices { if let value = s[i].value { pool.release(value) } }
+        }
     }
 }
 
