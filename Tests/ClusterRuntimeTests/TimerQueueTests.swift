@@ -35,4 +35,41 @@ struct TimerQueueTests {
         drain(upTo: .max)
         #expect(q.isEmpty && seen.count == deadline.count)
     }
+
+    @Test("ordered and unordered pushes come out in exactly (time, push order), ties included")
+    func exactOrder() {
+        var rng = Xoshiro(seed: 11)
+        var q = TimerQueue<Int>()
+        var pending: [(at: UInt64, id: Int)] = []  // the reference: what is queued, in push order
+        var now: UInt64 = 0
+        var out: [Int] = [], expected: [Int] = []
+        func pop(upTo limit: UInt64) {
+            while let id = q.popDue(limit) { out.append(id) }
+            // The reference pops the earliest time first, and of equal times the one pushed first.
+            while let i = pending.indices.filter({ pending[$0].at <= limit }).min(by: {
+                (pending[$0].at, $0) < (pending[$1].at, $1)
+            }) {
+                expected.append(pending.remove(at: i).id)
+            }
+        }
+        for id in 0..<5_000 {
+            now += UInt64(rng.next(below: 3))
+            if rng.next(below: 2) == 0 {
+                // A timeout: now + a fixed period (the lanes' kind); coarse, so that many tie.
+                let at = now + [10, 50][rng.next(below: 2)]
+                q.push(at: at, id)
+                pending.append((at, id))
+            } else {
+                // A message: a random delay, straight to the heap; small, so that it ties with the others.
+                let at = now + UInt64(rng.next(below: 60))
+                q.pushUnordered(at: at, id)
+                pending.append((at, id))
+            }
+            if rng.next(below: 4) == 0 { pop(upTo: now) }
+        }
+        pop(upTo: .max)
+        #expect(out.count == 5_000 && expected.count == 5_000)
+        let firstWrong = zip(out, expected).enumerated().first { $0.element.0 != $0.element.1 }
+        #expect(firstWrong == nil, "pop \(firstWrong?.offset ?? 0) gave \(firstWrong?.element.0 ?? 0), not \(firstWrong?.element.1 ?? 0)")
+    }
 }
