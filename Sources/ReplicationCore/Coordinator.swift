@@ -58,6 +58,8 @@ public final class Coordinator {
             self.replicas = targets.nodes
             self.hintFor = targets.hintFor
             self.counting = targets.counting
+            // Room for every answer at once: appending grew the array from one slot, a second allocation per read.
+            if op == .get { responses.reserveCapacity(targets.nodes.count) }
         }
 
         func index(of node: Endpoint) -> Int? {
