@@ -1,3 +1,4 @@
+import Foundation
 import Histogram
 
 /// A latency histogram's counts, read once for the report's many questions of it: percentiles, the mean, the
@@ -8,36 +9,28 @@ import Histogram
 /// 100,000-operation simulation. The answers here are the library's own, bucket for bucket (the tests compare them
 /// on random histograms), from one plain pass over the counts.
 ///
-/// The counts array and the two bucket-layout numbers are the histogram's internal stored properties, read by
-/// reflection; if a future version of the library renames them, every answer falls back to the library's method.
+/// The counts array is the histogram's internal stored property, read by reflection; if a future version of the
+/// library renames it, every answer falls back to the library's method. The bucket layout follows from the public
+/// precision and lowest value, as HdrHistogram defines it.
 public struct HistogramCounts {
     public let histogram: Histogram<UInt64>
-    /// nil: the layout could not be read (answers come from the library).
+    /// nil: the counts could not be read (answers come from the library).
     let counts: [UInt64]?
     let unitMagnitude: Int
     let subBucketHalfCountMagnitude: Int
 
     public init(_ histogram: Histogram<UInt64>) {
         self.histogram = histogram
-        var counts: [UInt64]?
-        var unit: Int?, half: Int?
-        for child in Mirror(reflecting: histogram).children {
-            switch child.label {
-            case "counts": counts = child.value as? [UInt64]
-            case "unitMagnitude": unit = (child.value as? UInt8).map(Int.init)
-            case "subBucketHalfCountMagnitude": half = (child.value as? UInt8).map(Int.init)
-            default: break
-            }
-        }
-        if let counts, let unit, let half {
-            self.counts = counts
-            unitMagnitude = unit
-            subBucketHalfCountMagnitude = half
-        } else {
-            self.counts = nil
-            unitMagnitude = 0
-            subBucketHalfCountMagnitude = 0
-        }
+        counts = Mirror(reflecting: histogram).children.first { $0.label == "counts" }?.value as? [UInt64]
+        (subBucketHalfCountMagnitude, unitMagnitude) = Self.layout(
+            digits: Int(histogram.numberOfSignificantValueDigits.rawValue), lowest: histogram.lowestDiscernibleValue)
+    }
+
+    /// HdrHistogram's bucket layout for a precision and a lowest discernible value: sub-buckets of
+    /// 2^(halfMagnitude+1) values, the unit 2^unitMagnitude.
+    static func layout(digits: Int, lowest: UInt64) -> (halfMagnitude: Int, unitMagnitude: Int) {
+        let largestSingleUnit = 2 * Int(pow(10.0, Double(digits)))
+        return (max(0, Int(ceil(log2(Double(largestSingleUnit)))) - 1), 63 - max(1, lowest).leadingZeroBitCount)
     }
 
     public var totalCount: UInt64 { histogram.totalCount }

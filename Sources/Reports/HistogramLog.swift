@@ -185,10 +185,7 @@ public enum HistogramLog {
         let digits = Int(get32(b, 12))
         let lowest = max(1, get64(b, 16))
         guard (0...5).contains(digits), b.count >= 40 + payload else { throw ReadError(description: "bad histogram header") }
-        // HdrHistogram's layout: sub-buckets of 2^(m+1) values, each bucket doubling the unit.
-        let largestSingleUnit = 2 * Int(pow(10.0, Double(digits)))
-        let halfMagnitude = max(0, Int(ceil(log2(Double(largestSingleUnit)))) - 1)
-        let unitMagnitude = 63 - lowest.leadingZeroBitCount
+        let (halfMagnitude, unitMagnitude) = HistogramCounts.layout(digits: digits, lowest: lowest)
         func value(at index: Int) -> UInt64 {
             HistogramCounts.lowestValue(ofBucket: index, halfMagnitude: halfMagnitude, unitMagnitude: unitMagnitude)
         }

@@ -19,7 +19,10 @@ struct HistogramCountsTests {
         for _ in 0..<1000 { _ = same.record(777) }
         out.append(same)
         for shape in 0..<12 {
-            var h = makeLatencyHistogram()
+            // Other layouts too: coarser precision and a larger unit (the layout is derived, not read).
+            var h = shape < 9 ? makeLatencyHistogram()
+                : Histogram<UInt64>(lowestDiscernibleValue: [1000, 64, 3][shape - 9], highestTrackableValue: 3_600_000_000_000,
+                                    numberOfSignificantValueDigits: [.two, .four, .one][shape - 9])
             let count = [10, 100, 10_000][shape % 3]
             for _ in 0..<count {
                 let u = rng.nextDouble()
