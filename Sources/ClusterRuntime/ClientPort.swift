@@ -97,7 +97,7 @@ public final class ClientPort: @unchecked Sendable {
         router.flush()
         let n = ready.count
         for reply in ready { body(reply) }
-        ready.removeAll(keepingCapacity: true)
+        ready.emptyKeepingCapacity()
         return n
     }
 

@@ -417,7 +417,7 @@ final class Worker: @unchecked Sendable {
             swap(&local, &localNext)
             for envelope in localNext { deliver(envelope, now: now) }
             work += localNext.count
-            localNext.removeAll(keepingCapacity: true)
+            localNext.emptyKeepingCapacity()
         }
         let flushed = router.flush()
         return work > 0 || !flushed
@@ -472,7 +472,7 @@ final class Worker: @unchecked Sendable {
             }
         }
         for t in outbox.timers { timers.push(at: t.at, TimerRequest(node: node, token: t.token)) }
-        outbox.timers.removeAll(keepingCapacity: true)
+        outbox.timers.emptyKeepingCapacity()
     }
 
     /// Applies the fault controller's latest conditions to this worker's nodes.

@@ -347,7 +347,7 @@ final class Simulation {
         let wasFull = inFlight[t] >= d.cap
         if d.complete(reply, recorder: &recorders[t], now: now) { inFlight[t] -= 1 }
         for request in d.followUps { targets[t].submit(request, now: now) }
-        d.followUps.removeAll(keepingCapacity: true)
+        d.followUps.emptyKeepingCapacity()
         if wasFull && inFlight[t] < d.cap { slotFreedAt[t] = now }
         recorders[t].tick(now: now)
         issueMore(t)

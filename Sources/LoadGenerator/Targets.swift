@@ -1,10 +1,8 @@
 import BufferPool
 import ClusterRuntime
+import Foundation
 import ReplicationCore
 import SyncPrimitives
-import Foundation
-import SyncPrimitives
-import Foundation
 
 /// Where a load-generator thread sends its requests.
 public protocol RequestTarget {
@@ -73,7 +71,7 @@ public struct NoopTarget: RequestTarget {
         }
         let n = ready.count
         for r in ready { body(r) }
-        ready.removeAll(keepingCapacity: true)
+        ready.emptyKeepingCapacity()
         return n
     }
 

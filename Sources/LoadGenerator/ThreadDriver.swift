@@ -286,7 +286,7 @@ final class ThreadDriver: @unchecked Sendable {
                 if complete(reply, recorder: &recorder, now: now) { inFlight -= 1 }
             }
             for request in followUps { target.submit(request, now: now) }
-            followUps.removeAll(keepingCapacity: true)
+            followUps.emptyKeepingCapacity()
             if wasFull && completed > 0 { slotFreedAt = now }
             recorder.tick(now: now)
             if completed == 0 {

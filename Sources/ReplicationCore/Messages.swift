@@ -277,7 +277,21 @@ extension Array where Element == Envelope {
                 (base + i).initialize(to: Envelope.vacant)
             }
         }
-        removeAll(keepingCapacity: true)
+        emptyKeepingCapacity()
+    }
+}
+
+extension Array {
+    /// `removeAll(keepingCapacity: true)`, cheaper for the few elements a runtime handles at a time: that goes
+    /// through the generic `replaceSubrange`, ~180 instructions a call however few there are (3% of a
+    /// simulation); popping costs a few an element.
+    @inlinable
+    public mutating func emptyKeepingCapacity() {
+        if count > 16 {
+            removeAll(keepingCapacity: true)
+            return
+        }
+        while popLast() != nil {}
     }
 }
 
