@@ -95,6 +95,33 @@ struct CausalityTests {
         #expect(e.covers(Dot(actor: r, counter: 5)) && e.exactDots.isEmpty)
     }
 
+    @Test("covers agrees with its definition on contexts of many loose dots (searched, not scanned)")
+    func coversManyExact() {
+        var rng = Xoshiro(seed: 21)
+        for _ in 0..<200 {
+            var c = CausalContext()
+            for _ in 0..<rng.next(below: 80) {
+                let node = rng.next(below: 5)
+                let counter = UInt64(1 + rng.next(below: 40))
+                switch rng.next(below: 3) {
+                case 0: c.add(Dot(actor: .client(node), counter: counter))
+                case 1: c.add(Dot(actor: .loose(node: node, incarnation: 1), counter: counter))
+                default: c.add(Dot(actor: .replica(node: node, incarnation: 0), counter: counter))
+                }
+            }
+            let exact = Array(c.exactDots)
+            for _ in 0..<100 {
+                let node = rng.next(below: 5)
+                let counter = UInt64(1 + rng.next(below: 40))
+                let actor: Actor = [.client(node), .loose(node: node, incarnation: 1),
+                                    .replica(node: node, incarnation: 0)][rng.next(below: 3)]
+                let d = Dot(actor: actor, counter: counter)
+                let byEntry = !actor.isLoose && c.entries.contains { $0.actor == actor && $0.counter >= counter }
+                #expect(c.covers(d) == (byEntry || exact.contains(d)), "\(d) in \(c)")
+            }
+        }
+    }
+
     @Test("past the bound, the oldest loose dots are forgotten")
     func looseBound() {
         var c = CausalContext()
