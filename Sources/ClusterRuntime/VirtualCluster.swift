@@ -224,20 +224,16 @@ public final class VirtualCluster {
     /// Sends a message now: loss, partitions, delays (``Transmission``).
     @inline(__always)
     func send(_ e: consuming Envelope) {
-        switch transmission.fate(of: e, now: now, rng: &rng, conditions: faulty ? conditions : nil) {
-        case .deliver(let at): push(at, Kind.message, e)
-        case .dropped:
-            droppedMessages += 1
-            e.message.release(to: options.pool)
-        case .partitioned:
-            partitionedMessages += 1
-            e.message.release(to: options.pool)
+        var e = e
+        withUnsafeMutablePointer(to: &e) { p in
+            send(moving: p)
+            p.initialize(to: .vacant)
         }
     }
 
-    /// ``send(_:)`` for the envelope at `p`, moved into the queue's slab by its bytes (or destroyed when lost):
-    /// `p` is left uninitialized. An envelope handed on by value was copied and destroyed on the way, twice per
-    /// message (a retain and a release of everything it carries).
+    /// Sends the envelope at `p`, moved into the queue's slab by its bytes (or destroyed when lost): `p` is left
+    /// uninitialized. An envelope handed on by value was copied and destroyed on the way, twice per message (a
+    /// retain and a release of everything it carries).
     @inline(__always)
     func send(moving p: UnsafeMutablePointer<Envelope>) {
         let kind = p.pointee.message.kind, from = p.pointee.from, to = p.pointee.to
@@ -265,20 +261,14 @@ public final class VirtualCluster {
         // outbox would allocate a new buffer on every dispatch.
         var messages = spareBuffers.popLast() ?? []
         swap(&messages, &outbox.messages)
-        messages.withUnsafeMutableBufferPointer { buffer in
-            guard let base = buffer.baseAddress else { return }
-            for i in 0..<buffer.count {
-                let p = base + i
-                if source.isClient && p.pointee.to == source, case .reply = p.pointee.message {
-                    // A client-side coordinator answering its own client.
-                    if case .reply(let reply) = p.move().message { onReply(source.index, reply) }
-                } else {
-                    send(moving: p)
-                }
-                p.initialize(to: Envelope(from: source, to: source, message: .ping(0)))  // nothing to release
+        messages.drain(moving: { p in
+            if source.isClient && p.pointee.to == source, case .reply = p.pointee.message {
+                // A client-side coordinator answering its own client.
+                if case .reply(let reply) = p.move().message { onReply(source.index, reply) }
+            } else {
+                send(moving: p)
             }
-        }
-        messages.emptyKeepingCapacity()
+        })
         spareBuffers.append(messages)
     }
 

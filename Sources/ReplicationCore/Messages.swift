@@ -270,10 +270,18 @@ extension Array where Element == Envelope {
     /// message holds), and leaves the array empty with its capacity.
     @inlinable
     public mutating func drain(_ body: (consuming Envelope) -> Void) {
+        drain(moving: { body($0.move()) })
+    }
+
+    /// Hands the address of every envelope to `body`, in order, which moves it out (or deinitializes it): for a
+    /// caller that moves envelopes on by their bytes, where even a `consuming` parameter was copied. Leaves the
+    /// array empty with its capacity.
+    @inlinable
+    public mutating func drain(moving body: (UnsafeMutablePointer<Envelope>) -> Void) {
         withUnsafeMutableBufferPointer { buffer in
             guard let base = buffer.baseAddress else { return }
             for i in 0..<buffer.count {
-                body((base + i).move())
+                body(base + i)
                 (base + i).initialize(to: Envelope.vacant)
             }
         }
@@ -296,6 +304,7 @@ extension Array {
 }
 
 extension Envelope {
-    /// What a drained slot holds until the array is emptied: nothing to release.
-    @usableFromInline static let vacant = Envelope(from: .node(0), to: .node(0), message: .ping(0))
+    /// What a drained slot holds until the array is emptied: nothing to release. Made where it is used (a stored
+    /// constant was copied through the value witness, retain checks and all, once per message).
+    @inlinable public static var vacant: Envelope { Envelope(from: .node(0), to: .node(0), message: .ping(0)) }
 }

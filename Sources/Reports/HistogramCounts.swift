@@ -33,8 +33,6 @@ public struct HistogramCounts {
         return (max(0, Int(ceil(log2(Double(largestSingleUnit)))) - 1), 63 - max(1, lowest).leadingZeroBitCount)
     }
 
-    public var totalCount: UInt64 { histogram.totalCount }
-
     /// The lowest value of the bucket at `index` in HdrHistogram's layout (its `valueFromIndex`): sub-buckets of
     /// 2^(halfMagnitude+1) values, each bucket doubling the unit.
     @inline(__always)

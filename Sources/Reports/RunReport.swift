@@ -196,7 +196,7 @@ public enum RunReport {
             verdict = "Target `noop`: every request completes at once, so these figures are the load generator's own ceiling."
         } else if r.generatorBound {
             verdict = "**Generator-bound**: the load generator could not keep its schedule (schedule lag p99 "
-                + "\(us(r.scheduleLag.valueAtPercentile(99))) µs, achieved \(num(r.achievedRate, 0)) of "
+                + "\(us(HistogramCounts(r.scheduleLag).value(atPercentile: 99))) µs, achieved \(num(r.achievedRate, 0)) of "
                 + "\(num(c.rate ?? 0, 0)) ops/s). The throughput below is what the generator sent, not what the system can deliver."
         } else {
             verdict = ""
@@ -317,8 +317,9 @@ public enum RunReport {
         if c.rate != nil {
             s += "## Schedule\n\nOpen loop at \(num(c.rate!, 0)) ops/s (\(c.arrival.rawValue) arrivals): achieved \(num(r.achievedRate, 0)) ops/s; "
             let lag = r.scheduleLag
+            let ps = HistogramCounts(lag).values(atPercentiles: [50, 99])
             s += lag.totalCount > 0
-                ? "schedule lag p50 \(us(lag.valueAtPercentile(50))) µs, p99 \(us(lag.valueAtPercentile(99))) µs, max \(us(lag.max)) µs.\n\n"
+                ? "schedule lag p50 \(us(ps[0])) µs, p99 \(us(ps[1])) µs, max \(us(lag.max)) µs.\n\n"
                 : "no lag recorded.\n\n"
         }
 
@@ -358,8 +359,9 @@ public enum RunReport {
             schedule["achieved_rate"] = r.achievedRate
             schedule["generator_bound"] = r.generatorBound
             if r.scheduleLag.totalCount > 0 {
-                schedule["lag_p50_us"] = Double(r.scheduleLag.valueAtPercentile(50)) / 1000
-                schedule["lag_p99_us"] = Double(r.scheduleLag.valueAtPercentile(99)) / 1000
+                let ps = HistogramCounts(r.scheduleLag).values(atPercentiles: [50, 99])
+                schedule["lag_p50_us"] = Double(ps[0]) / 1000
+                schedule["lag_p99_us"] = Double(ps[1]) / 1000
                 schedule["lag_max_us"] = Double(r.scheduleLag.max) / 1000
             }
         }

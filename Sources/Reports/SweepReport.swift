@@ -49,8 +49,8 @@ public enum SweepReport {
         let read = r.totals[OpKind.read.rawValue]
         f.writeAvailability = write.attempted > 0 ? Double(write.ok) / Double(write.attempted) : 1
         f.readAvailability = read.attempted > 0 ? Double(read.ok) / Double(read.attempted) : 1
-        f.readP99 = read.histogram.totalCount > 0 ? Double(read.histogram.valueAtPercentile(99)) / 1e6 : 0
-        f.writeP99 = write.histogram.totalCount > 0 ? Double(write.histogram.valueAtPercentile(99)) / 1e6 : 0
+        f.readP99 = Double(HistogramCounts(read.histogram).value(atPercentile: 99)) / 1e6
+        f.writeP99 = Double(HistogramCounts(write.histogram).value(atPercentile: 99)) / 1e6
         f.staleFraction = read.ok > 0 ? Double(r.staleReads) / Double(read.ok) : 0
         f.lostWrites = Double(r.lostWrites)
         return f

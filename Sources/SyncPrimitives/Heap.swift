@@ -31,7 +31,7 @@ public struct TimerHeap<Payload> {
 
     /// Pushes with the caller's sequence number (which must grow with every push), for a caller that orders
     /// entries of several structures by one sequence.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func push(at: UInt64, seq: UInt64, _ payload: Payload) {
         let entry = Entry(at: at, seq: seq, payload: payload)
         items.append(entry)
@@ -163,7 +163,7 @@ public struct TimerQueue<Payload> {
 
     /// Pushes an entry that does not come in time order (a message with a random delay) straight to the heap:
     /// no lane would take it, and looking cost as much as the heap's push. Same order as ``push(at:_:)``.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func pushUnordered(at: UInt64, _ payload: Payload) {
         heap.push(at: at, seq: nextSeq, payload)
         nextSeq &+= 1

@@ -61,7 +61,7 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let all = result.all
-        let p99 = all.histogram.totalCount > 0 ? Double(all.histogram.valueAtPercentile(99)) / 1e6 : 0
+        let p99 = Double(HistogramCounts(all.histogram).value(atPercentile: 99)) / 1e6
         print(String(format: "%@: %.0f ops/s, p99 %.3f ms, availability %.4f%%, stale reads %d, lost writes %d%@ — %@/report.md",
                      config.target == .noop ? "noop" : "cluster",
                      Double(all.ok) / result.durationSeconds, p99,
