@@ -150,6 +150,16 @@ if "$BIN" sweep --clock virtual --delay "exp(mean=1ms)" --w 1,2 --r 1,4 --failur
     [ "$(ls "$TMP/sweep/points" | wc -l)" -eq 4 ] || { echo "FAIL: want 4 point folders:"; ls "$TMP/sweep/points"; fails=$((fails + 1)); }
     grep -q "skipping .*r=4.*(r > n)" "$TMP/err" || { echo "FAIL: skipped points not said"; cat "$TMP/err"; fails=$((fails + 1)); }
     head -1 "$TMP/sweep/sweep.csv" | grep -q ',duration_s,point,repeat$' || { echo "FAIL: sweep.csv columns"; fails=$((fails + 1)); }
+    # w = r = 1 with no client delay takes zero virtual time: said so, and no rate made up by dividing by ~0.
+    grep -q "warning: in w1-r1-f0, w1-r1-f0.1: Virtual time did not advance" "$TMP/err" \
+        || { echo "FAIL: zero-time points not said"; cat "$TMP/err"; fails=$((fails + 1)); }
+    python3 - "$TMP/sweep/sweep.csv" <<'PY' || fails=$((fails + 1))
+import csv, sys
+for r in csv.DictReader(open(sys.argv[1])):
+    zero = float(r["duration_s"]) == 0
+    if float(r["throughput_ops_s"]) > 1e8 or zero != (r["w"] == r["r"] == "1"):
+        print("FAIL: sweep.csv rate", r["point"], r["w"], r["r"], r["throughput_ops_s"], r["duration_s"]); sys.exit(1)
+PY
 else
     echo "FAIL: sweep exited $?"; cat "$TMP/err"; fails=$((fails + 1))
 fi

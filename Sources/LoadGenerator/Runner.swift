@@ -61,8 +61,17 @@ public struct RunResult: @unchecked Sendable {
     public var visibility: [VisibilityPoint] = []
     /// With `RunConfig.traceWipes`: lost writes that neither a wiped node held nor a write superseding them.
     public var unexplainedLosses = 0
-    /// Measured phase length, seconds.
+    /// Measured phase length, seconds. 0 only in virtual time, when no time passed: every operation completed
+    /// in zero time (no delay between a client and its coordinator, and a coordinator that answered from its own
+    /// replica).
     public var durationSeconds: Double = 0
+
+    /// Virtual time did not advance over the measured phase: latencies are real (zero), a rate is not defined.
+    public var timeStoodStill: Bool { durationSeconds == 0 && all.attempted > 0 }
+
+    /// `count` operations per second of the measured phase; 0 when no time passed, where no rate is defined
+    /// (dividing by a floor of a nanosecond reported 20,000 operations as 2·10¹³ ops/s).
+    public func rate(_ count: Int) -> Double { durationSeconds > 0 ? Double(count) / durationSeconds : 0 }
     /// Wall-clock start of the run (for the .hlog StartTime), seconds since 1970.
     public var startTime: Double = 0
     /// Offset of interval 0 from the start of the run (the warm-up), seconds.
@@ -302,12 +311,12 @@ public final class Runner {
                                                                    nodesUp: { $0 < up.count ? up[$0] : nil }))
         result.faultTimeline = timeline.filter { $0.at <= UInt64(seconds) * 1_000_000_000 }
         result.warmupSeconds = Double(config.warmup) / 1e9
-        result.durationSeconds = max(1e-9, Double(duration) / 1e9)
+        result.durationSeconds = Double(duration) / 1e9
         result.staleReads = reporter.staleReads
         result.staleK = reporter.staleK
         result.maxK = reporter.maxK
         result.scheduleLag = lags
-        if config.rate != nil { result.achievedRate = Double(result.all.attempted) / result.durationSeconds }
+        if config.rate != nil { result.achievedRate = result.rate(result.all.attempted) }
         return result
     }
 }

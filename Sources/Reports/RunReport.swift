@@ -47,7 +47,7 @@ public enum RunReport {
             rows.append(prefix + [
                 name, "\(t.attempted)", "\(t.ok)", "\(t.failed)",
                 String(format: "%.6f", t.attempted > 0 ? Double(t.ok) / Double(t.attempted) : 1),
-                num(Double(t.ok) / r.durationSeconds, 1),
+                num(r.rate(t.ok), 1),
                 has ? num(counts.mean / 1000) : "0.0", p(0), p(1), p(2), p(3), p(4), has ? us(h.max) : "0.0",
                 "\(stale)", String(format: "%.6f", staleFraction), "\(isRead ? r.maxK : 0)",
                 "\(r.counters.readRepairs)", "\(r.counters.hintsStored)", "\(r.counters.hintsDelivered)",
@@ -187,6 +187,11 @@ public enum RunReport {
 
     // MARK: - report.md
 
+    /// What a run whose virtual time did not advance means, and what to change.
+    public static let stoodStill = "Virtual time did not advance: every operation completed in zero time (no "
+        + "--delay-client, and a coordinator that answered from its own replica), so no rate is defined. "
+        + "Give --delay-client (or --service-time) for one."
+
     public static func markdown(_ r: RunResult, summary: [[String]]) -> String {
         let c = r.config
         let all = r.all
@@ -198,13 +203,16 @@ public enum RunReport {
             verdict = "**Generator-bound**: the load generator could not keep its schedule (schedule lag p99 "
                 + "\(us(HistogramCounts(r.scheduleLag).value(atPercentile: 99))) µs, achieved \(num(r.achievedRate, 0)) of "
                 + "\(num(c.rate ?? 0, 0)) ops/s). The throughput below is what the generator sent, not what the system can deliver."
+        } else if r.timeStoodStill {
+            verdict = "**" + stoodStill + "** The latencies are what the model gives (zero); throughput_ops_s is written as 0."
         } else {
             verdict = ""
         }
         let h = all.histogram
         let counts = HistogramCounts(h)
         func ms(_ q: Double) -> String { h.totalCount > 0 ? String(format: "%.3f ms", Double(counts.value(atPercentile: q)) / 1e6) : "–" }
-        s += "**\(num(Double(all.ok) / r.durationSeconds, 0)) ops/s** over \(num(r.durationSeconds, 2)) s"
+        s += r.timeStoodStill ? "**no rate: virtual time did not advance**"
+            : "**\(num(r.rate(all.ok), 0)) ops/s** over \(num(r.durationSeconds, 2)) s"
         s += " · p50 \(ms(50)) · p99 \(ms(99)) · p99.9 \(ms(99.9))"
         s += " · availability \(String(format: "%.4f%%", all.attempted > 0 ? 100 * Double(all.ok) / Double(all.attempted) : 100))"
         let readOK = r.totals[OpKind.read.rawValue].ok

@@ -161,6 +161,11 @@ public enum SweepReport {
         s += "Each table is one failure rate. **overlap** marks the choices with w + r > n (every read quorum meets every "
         s += "write quorum); the others trade staleness for latency and availability. Figures are means over repeats. "
         s += "Every run's folder is under `points/`.\n\n"
+        let still = runs.filter(\.result.timeStoodStill).map(\.label)
+        if !still.isEmpty {
+            s += "**Zero time:** in " + Array(Set(still)).sorted().map { "`\($0)`" }.joined(separator: ", ")
+            s += " — " + RunReport.stoodStill + " Their p99s are 0 because the model makes them free.\n\n"
+        }
         for rate in Set(points.map { $0.config.failureRate }).sorted() {
             s += "## Failure rate \(String(format: "%g", rate))\n\n"
             s += "| configuration | overlap | availability | write avail. | read avail. | p99 write (ms) | p99 read (ms) | stale fraction | lost writes |\n"

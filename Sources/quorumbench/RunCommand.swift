@@ -60,11 +60,12 @@ struct RunCommand: ParsableCommand {
             FileHandle.standardError.write("quorumbench: virtual time stopped advancing (every operation completes in zero time with these delays); the run was cut short — give the messages a --delay\n")
             throw ExitCode(1)
         }
+        if result.timeStoodStill { FileHandle.standardError.write("quorumbench: warning: \(RunReport.stoodStill)\n") }
         let all = result.all
         let p99 = Double(HistogramCounts(all.histogram).value(atPercentile: 99)) / 1e6
-        print(String(format: "%@: %.0f ops/s, p99 %.3f ms, availability %.4f%%, stale reads %d, lost writes %d%@ — %@/report.md",
+        print(String(format: "%@: %@, p99 %.3f ms, availability %.4f%%, stale reads %d, lost writes %d%@ — %@/report.md",
                      config.target == .noop ? "noop" : "cluster",
-                     Double(all.ok) / result.durationSeconds, p99,
+                     result.timeStoodStill ? "no rate (zero virtual time)" : String(format: "%.0f ops/s", result.rate(all.ok)), p99,
                      all.attempted > 0 ? 100 * Double(all.ok) / Double(all.attempted) : 100, result.staleReads,
                      result.lostWrites, result.generatorBound ? " (GENERATOR-BOUND)" : "", outPath))
     }

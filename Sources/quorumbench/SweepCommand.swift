@@ -124,6 +124,10 @@ struct SweepCommand: ParsableCommand {
             FileHandle.standardError.write("quorumbench: cannot write the sweep folder \(outPath): \(error.localizedDescription)\n")
             throw ExitCode(1)
         }
+        let still = Set(runs.filter(\.result.timeStoodStill).map(\.label)).sorted()
+        if !still.isEmpty {
+            FileHandle.standardError.write("quorumbench: warning: in \(still.joined(separator: ", ")): \(RunReport.stoodStill)\n")
+        }
         print("sweep: \(points.count) points × \(repeatCount) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s — \(outPath)/sweep.md")
     }
 }

@@ -179,4 +179,32 @@ struct SimulationTests {
                     "sloppy \(kind.name) quorum \(k) of m=5: measured \(measured) ± \(se), any-\(k)-of-5 \(anyOfM), strict \(strict) (seed \(seed))")
         }
     }
+
+    @Test("a run whose virtual time does not advance reports no rate, not a division by zero")
+    func zeroTime() {
+        // w = r = 1, server routing: the coordinator is one of the key's replicas and answers from itself; with no
+        // client delay every operation takes zero virtual time.
+        func run(_ edit: (inout RunConfig) -> Void) -> RunResult {
+            Runner(config: virtualConfig { c in
+                c.core.w = 1
+                c.core.r = 1
+                c.ops = 5_000
+                c.warmup = 0
+                edit(&c)
+            }).run()
+        }
+        let still = run { _ in }
+        #expect(still.all.ok == 5_000)
+        #expect(still.timeStoodStill && still.durationSeconds == 0)
+        for row in RunReport.summaryRows(still) {
+            #expect(row[RunReport.summaryColumns.firstIndex(of: "throughput_ops_s")!] == "0.0", "\(row)")
+        }
+        #expect(RunReport.markdown(still, summary: RunReport.summaryRows(still)).contains("did not advance"))
+        // A client hop makes time pass: a rate, and no warning.
+        let moving = run { $0.delays.byKind[MessageKind.client.rawValue] = .exponential(mean: 100_000) }
+        #expect(!moving.timeStoodStill && moving.durationSeconds > 0)
+        let rate = moving.rate(moving.all.ok)
+        #expect(rate > 0 && rate == Double(moving.all.ok) / moving.durationSeconds)
+        #expect(!RunReport.markdown(moving, summary: RunReport.summaryRows(moving)).contains("did not advance"))
+    }
 }
