@@ -36,10 +36,13 @@ public final class VirtualCluster {
         case nodeTimer(Int, UInt64)
     }
 
-    /// Events by (time, sequence). Most are timeouts of requests long finished, pushed in time order: the queue
-    /// keeps those in FIFO lanes, which kept in one heap made it tens of thousands deep. The queue holds an event's
-    /// kind (top byte) and a slot number; what it carries waits in a slab by kind, moved in and out, never copied.
+    /// Events by (time, sequence), in two queues that share one sequence. Timers, wake-ups and faults: most are
+    /// timeouts of requests long finished, pushed in time order, which `queue` keeps in FIFO lanes (in one heap
+    /// they made it tens of thousands deep). Messages, whose random delays fit no lane: `messages`, a calendar.
+    /// Both hold an event's kind (top byte) and a slot number; what it carries waits in a slab by kind, moved in
+    /// and out, never copied.
     var queue = TimerQueue<Int>()
+    var messages: CalendarQueue
     /// Envelopes of `.message` and `.handle` events.
     var mail = Slab<Envelope>()
     /// Client and node numbers and tokens of timers and wake-ups.
@@ -91,6 +94,8 @@ public final class VirtualCluster {
         self.serviceTime = serviceTime
         rng = Xoshiro.derive(options.seed, 0x5649_5254)  // "VIRT"
         transmission = Transmission(drop: options.drop, delays: options.delays, slowDelays: faults.slowDelays)
+        // Buckets sized by the shortest message delay: most messages land in a bucket of their own.
+        messages = CalendarQueue(scale: options.delays.byKind.compactMap { $0?.mean }.filter { $0 > 0 && $0.isFinite }.min() ?? 0)
         crashMode = faults.crashMode
         conditions = Array(repeating: NodeCondition(), count: options.core.nodes)
         held = Array(repeating: [], count: options.core.nodes)
@@ -112,7 +117,7 @@ public final class VirtualCluster {
 
     @inline(__always)
     func push(_ at: UInt64, _ kind: Int, _ envelope: consuming Envelope) {
-        queue.pushUnordered(at: at, kind << Kind.shift | mail.put(envelope))
+        messages.push(at: at, seq: queue.takeSequence(), payload: kind << Kind.shift | mail.put(envelope), now: now)
     }
 
     @inline(__always)
@@ -121,7 +126,10 @@ public final class VirtualCluster {
     }
 
     /// The time of the next event, if any.
-    public var nextEventTime: UInt64? { queue.nextTime }
+    public var nextEventTime: UInt64? {
+        guard let m = messages.peek() else { return queue.nextTime }
+        return min(m.at, queue.nextTime ?? .max)
+    }
 
     /// Handles every event due at or before `time`, then sets the clock to `time`.
     public func run(until time: UInt64) {
@@ -134,11 +142,18 @@ public final class VirtualCluster {
     /// Handles the next event. Returns false if there is none.
     @discardableResult
     public func step() -> Bool {
-        guard let top = queue.popEntry(due: .max) else { return false }
-        now = max(now, top.at)
+        let at: UInt64, payload: Int
+        if let m = messages.peek(), queue.earliest.map({ m.at != $0.at ? m.at < $0.at : m.seq < $0.seq }) ?? true {
+            let e = messages.pop()!
+            (at, payload) = (e.at, e.payload)
+        } else {
+            guard let top = queue.popEntry(due: .max) else { return false }
+            (at, payload) = (top.at, top.payload)
+        }
+        now = max(now, at)
         events += 1
-        let slot = top.payload & Kind.slotMask
-        switch top.payload >> Kind.shift {
+        let slot = payload & Kind.slotMask
+        switch payload >> Kind.shift {
         case Kind.message: arrive(mail.take(slot))
         case Kind.handle: handle(mail.take(slot))
         case Kind.nodeTimer:
@@ -240,7 +255,8 @@ public final class VirtualCluster {
         switch transmission.fate(kind: kind, from: from, to: to, now: now, rng: &rng,
                                  conditions: faulty ? conditions : nil) {
         case .deliver(let at):
-            queue.pushUnordered(at: at, Kind.message << Kind.shift | mail.put(moving: p))
+            messages.push(at: at, seq: queue.takeSequence(), payload: Kind.message << Kind.shift | mail.put(moving: p),
+                          now: now)
             return
         case .dropped: droppedMessages += 1
         case .partitioned: partitionedMessages += 1
@@ -372,7 +388,7 @@ public final class VirtualCluster {
 
     /// Drops every event still queued (releasing buffers) and abandons requests in flight.
     public func discardAll() {
-        for payload in queue.removeAll() {
+        for payload in queue.removeAll() + messages.removeAll() {
             let slot = payload & Kind.slotMask
             switch payload >> Kind.shift {
             case Kind.message, Kind.handle: mail.take(slot).message.release(to: options.pool)

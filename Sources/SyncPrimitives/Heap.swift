@@ -22,6 +22,8 @@ public struct TimerHeap<Payload> {
     @inlinable public var isEmpty: Bool { items.isEmpty }
     /// The earliest time in the heap.
     @inlinable public var nextTime: UInt64? { items.first?.at }
+    /// The earliest entry.
+    @inlinable public var first: Entry? { items.first }
 
     @inlinable
     public mutating func push(at: UInt64, _ payload: Payload) {
@@ -133,6 +135,24 @@ public struct TimerQueue<Payload> {
     /// The earliest time queued.
     @inlinable
     public var nextTime: UInt64? { laneFirst ? lanes[first][heads[first]].at : heap.nextTime }
+
+    /// The earliest entry's time and sequence number.
+    @inlinable
+    public var earliest: (at: UInt64, seq: UInt64)? {
+        if laneFirst {
+            let e = lanes[first][heads[first]]
+            return (e.at, e.seq)
+        }
+        return heap.first.map { ($0.at, $0.seq) }
+    }
+
+    /// Takes a sequence number from this queue's count, for an entry the caller keeps in a structure of its own
+    /// and orders against these by `(at, seq)`.
+    @inlinable @inline(__always)
+    public mutating func takeSequence() -> UInt64 {
+        defer { nextSeq &+= 1 }
+        return nextSeq
+    }
 
     @inlinable
     public mutating func push(at: UInt64, _ payload: Payload) {
