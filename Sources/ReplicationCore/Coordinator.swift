@@ -108,10 +108,19 @@ public final class Coordinator {
     /// bits 8…, the kind in the low byte.
     public static let tickBit: UInt64 = 1 << 62
     static let probeKind: UInt64 = 1
+    /// The kind of the one timer that stands for every pending request's timeout (``deadlines``).
+    static let timeoutKind: UInt64 = 4
     /// Which peers seem down.
     @exclusivity(unchecked) public var detector: FailureDetector
     @exclusivity(unchecked) var probing = false
     @exclusivity(unchecked) var probeGeneration: UInt64 = 0
+    /// Every request's timeout, in start order — deadline order too, as every request gets the same timeout — from
+    /// `deadlineHead` on. One timer stands for them all, set for the earliest request still pending: a timer per
+    /// request came due once per operation, nearly always for a request long finished (in the simulator an event
+    /// of its own, an eighth of them). Each request still times out at its own deadline exactly.
+    @exclusivity(unchecked) var deadlines: [(at: UInt64, id: UInt64)] = []
+    @exclusivity(unchecked) var deadlineHead = 0
+    @exclusivity(unchecked) var timeoutArmed = false
 
     public init(endpoint: Endpoint, config: CoreConfig, ring: Ring, pool: BufferPool) {
         self.endpoint = endpoint
@@ -150,7 +159,8 @@ public final class Coordinator {
                         targets: targets(for: key, replicas: replicas, write: request.op != .get))
         var localIndex = local == nil || endpoint.isClient ? nil : p.index(of: endpoint)
         if let i = localIndex, p.hint(i) >= 0 { localIndex = nil }  // a fallback for itself: a message like any other
-        out.setTimer(at: now &+ config.timeout, token: id)
+        deadlines.append((now &+ config.timeout, id))
+        if !timeoutArmed { armTimeout(at: now &+ config.timeout, out: &out) }
         pending[FastKey(id)] = p
         ensureProbing(now: now, out: &out)
 
@@ -297,6 +307,50 @@ public final class Coordinator {
             }
             detector.sent(to: fallback, now: now)
         }
+    }
+
+    func armTimeout(at: UInt64, out: inout Outbox) {
+        timeoutArmed = true
+        out.setTimer(at: at, token: Coordinator.tickBit | (probeGeneration & 0xFF_FFFF) << 8 | Coordinator.timeoutKind)
+    }
+
+    /// The timeout timer: every request whose deadline has come and is still pending times out; the timer is set
+    /// again for the first request still pending (those finished meanwhile are dropped on the way).
+    func timeoutsDue(now: UInt64, local: VersionedStore?, out: inout Outbox) {
+        timeoutArmed = false
+        while deadlineHead < deadlines.count {
+            let d = deadlines[deadlineHead]
+            if d.at > now {
+                if pending[FastKey(d.id)] != nil {
+                    armTimeout(at: d.at, out: &out)
+                    break
+                }
+            } else {
+                expire(d.id, now: now, local: local, out: &out)
+            }
+            deadlineHead += 1
+        }
+        if deadlineHead == deadlines.count {
+            deadlines.removeAll(keepingCapacity: true)
+            deadlineHead = 0
+        } else if deadlineHead >= 1_024 && deadlineHead * 2 >= deadlines.count {
+            deadlines.removeFirst(deadlineHead)
+            deadlineHead = 0
+        }
+    }
+
+    /// Request `id`'s deadline has come: if it is still pending, its client gets a timeout (unless it was answered)
+    /// and a read repairs with the answers it has.
+    func expire(_ id: UInt64, now: UInt64, local: VersionedStore?, out: inout Outbox) {
+        guard let p = pending.removeValue(forKey: FastKey(id)) else { return }  // finished before its timeout
+        p.releaseState(pool)
+        if !p.replied {
+            counters.failed += 1
+            out.send(
+                .reply(ClientReply(tag: p.tag, op: p.op, key: p.key, status: .timeout, coordinator: endpoint)),
+                from: endpoint, to: p.client)
+        }
+        if p.op == .get { finishRead(p, out: &out) }
     }
 
     /// Makes sure the probe tick runs.
@@ -482,8 +536,14 @@ public final class Coordinator {
     @discardableResult
     public func timerFired(_ token: UInt64, now: UInt64, local: VersionedStore?, out: inout Outbox) -> Bool {
         if token & Coordinator.tickBit != 0 {
-            guard token & 0xFF == Coordinator.probeKind else { return false }
-            if token >> 8 & 0xFF_FFFF == probeGeneration & 0xFF_FFFF { probe(now: now, local: local, out: &out) }
+            let kind = token & 0xFF
+            guard kind == Coordinator.probeKind || kind == Coordinator.timeoutKind else { return false }
+            guard token >> 8 & 0xFF_FFFF == probeGeneration & 0xFF_FFFF else { return true }  // from an earlier life
+            if kind == Coordinator.probeKind {
+                probe(now: now, local: local, out: &out)
+            } else {
+                timeoutsDue(now: now, local: local, out: &out)
+            }
             return true
         }
         if token & Coordinator.purgeTokenBit != 0 {
@@ -498,16 +558,7 @@ public final class Coordinator {
             }
             return true
         }
-        guard let p = pending.removeValue(forKey: FastKey(token)) else { return true }  // finished before its timeout
-        p.releaseState(pool)
-        if !p.replied {
-            counters.failed += 1
-            out.send(
-                .reply(ClientReply(tag: p.tag, op: p.op, key: p.key, status: .timeout, coordinator: endpoint)),
-                from: endpoint, to: p.client)
-        }
-        if p.op == .get { finishRead(p, out: &out) }
-        return true
+        return false
     }
 
     /// Abandons every request in flight (the node went down): their buffers are released, no reply is sent. What
@@ -518,6 +569,9 @@ public final class Coordinator {
             p.releaseState(pool)
         }
         pending.removeAll()
+        deadlines.removeAll()
+        deadlineHead = 0
+        timeoutArmed = false
         purges.removeAll()
         detector.reset()
         probing = false
