@@ -20,11 +20,13 @@ public final class Coordinator {
     /// Incarnation of the node (or client) coordinating: part of every actor it writes as.
     public var incarnation: UInt32 = 0
 
+    /// A request in flight. Finished ones are kept for reuse (``recycle(_:)``), their arrays' capacity with them:
+    /// one was allocated and freed per operation, and a read's answers array per read.
     final class Pending {
-        let op: Operation
-        let client: Endpoint
-        let tag: UInt64
-        let key: UInt64
+        @exclusivity(unchecked) var op: Operation
+        @exclusivity(unchecked) var client: Endpoint
+        @exclusivity(unchecked) var tag: UInt64
+        @exclusivity(unchecked) var key: UInt64
         /// The nodes asked: the key's replicas, or (sloppy quorum) the first healthy nodes of its preference list.
         @exclusivity(unchecked) var replicas: ArraySlice<UInt16>
         /// For each node asked, the replica it stands in for as a fallback (−1: itself a replica); nil: no fallback.
@@ -62,6 +64,30 @@ public final class Coordinator {
             if op == .get { responses.reserveCapacity(targets.nodes.count) }
         }
 
+        /// A finished request made new, as ``init(op:client:tag:key:targets:)`` makes one.
+        func reuse(op: Operation, client: Endpoint, tag: UInt64, key: UInt64, targets: Targets) {
+            self.op = op
+            self.client = client
+            self.tag = tag
+            self.key = key
+            replicas = targets.nodes
+            hintFor = targets.hintFor
+            counting = targets.counting
+            state = nil
+            substituted = 0
+            answered = 0
+            answers = 0
+            quorumAnswers = 0
+            replied = false
+            responses.emptyKeepingCapacity()
+            if op == .get { responses.reserveCapacity(targets.nodes.count) }
+            localVersions = nil
+            aliases = 0
+            dot = nil
+            context = .empty
+            allTombstoneOnly = true
+        }
+
         func index(of node: Endpoint) -> Int? {
             if node.isClient { return nil }
             for (i, r) in replicas.enumerated() where Int(r) == node.index { return i }
@@ -71,7 +97,7 @@ public final class Coordinator {
         /// Releases the values of the responses (an alias of the local response once, with it).
         func releaseResponses(_ pool: BufferPool) {
             for r in responses where aliases & (1 << r.index) == 0 { Siblings.release(r.versions, pool: pool) }
-            responses.removeAll()
+            responses.emptyKeepingCapacity()
             localVersions = nil
         }
 
@@ -99,6 +125,8 @@ public final class Coordinator {
     }
 
     @exclusivity(unchecked) var pending: [FastKey: Pending] = [:]
+    /// Finished requests, for reuse.
+    @exclusivity(unchecked) var spare: [Pending] = []
     @exclusivity(unchecked) var purges: [UInt64: PendingPurge] = [:]
     @exclusivity(unchecked) var nextRequest: UInt64 = 1
     @exclusivity(unchecked) var looseCounter: UInt64 = 0
@@ -155,8 +183,14 @@ public final class Coordinator {
         counters.coordinated += 1
         let id = nextRequest
         nextRequest += 1
-        let p = Pending(op: request.op, client: client, tag: request.tag, key: request.key,
-                        targets: targets(for: key, replicas: replicas, write: request.op != .get))
+        let targets = targets(for: key, replicas: replicas, write: request.op != .get)
+        let p: Pending
+        if let reused = spare.popLast() {
+            reused.reuse(op: request.op, client: client, tag: request.tag, key: request.key, targets: targets)
+            p = reused
+        } else {
+            p = Pending(op: request.op, client: client, tag: request.tag, key: request.key, targets: targets)
+        }
         var localIndex = local == nil || endpoint.isClient ? nil : p.index(of: endpoint)
         if let i = localIndex, p.hint(i) >= 0 { localIndex = nil }  // a fallback for itself: a message like any other
         deadlines.append((now &+ config.timeout, id))
@@ -351,6 +385,13 @@ public final class Coordinator {
                 from: endpoint, to: p.client)
         }
         if p.op == .get { finishRead(p, out: &out) }
+        recycle(p)
+    }
+
+    /// Keeps a finished request (out of `pending`, its buffers released) for the next one. It must not be touched
+    /// after this.
+    func recycle(_ p: Pending) {
+        if spare.count < 256 { spare.append(p) }
     }
 
     /// Makes sure the probe tick runs.
@@ -450,6 +491,7 @@ public final class Coordinator {
                 purges[token] = PendingPurge(key: p.key, dots: [dot], replicas: p.replicas)
                 out.setTimer(at: now &+ config.tombstoneGrace, token: token)
             }
+            recycle(p)
         }
     }
 
@@ -473,6 +515,7 @@ public final class Coordinator {
         if p.answers == p.replicas.count && p.replied {  // as for writes: short of r, the timeout answers
             pending[FastKey(id)] = nil
             finishRead(p, out: &out)
+            recycle(p)
         }
     }
 
