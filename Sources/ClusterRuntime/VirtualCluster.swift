@@ -70,6 +70,9 @@ public final class VirtualCluster {
 
     var rng: Xoshiro
     var outbox = Outbox()
+    /// The outermost dispatch's buffer, and nested dispatches' (see ``dispatch(from:)``).
+    var dispatchBuffer: [Envelope] = []
+    var dispatching = false
     var spareBuffers: [[Envelope]] = []
     let transmission: Transmission
     let crashMode: CrashMode
@@ -273,19 +276,31 @@ public final class VirtualCluster {
         }
         if outbox.messages.isEmpty { return }
         // Swapped out first: a reply handed to the driver may submit the next request, which fills the outbox
-        // anew (and dispatches again). Emptied buffers are kept for reuse: copying the array out and clearing the
-        // outbox would allocate a new buffer on every dispatch.
-        var messages = spareBuffers.popLast() ?? []
-        swap(&messages, &outbox.messages)
-        messages.drain(moving: { p in
-            if source.isClient && p.pointee.to == source, case .reply = p.pointee.message {
-                // A client-side coordinator answering its own client.
-                if case .reply(let reply) = p.move().message { onReply(source.index, reply) }
-            } else {
-                send(moving: p)
-            }
-        })
-        spareBuffers.append(messages)
+        // anew (and dispatches again, nested). The outermost dispatch swaps with a buffer of its own; nested ones
+        // with spare buffers. Emptied buffers keep their capacity: copying the array out and clearing the outbox
+        // would allocate a new buffer on every dispatch.
+        if dispatching {
+            var messages = spareBuffers.popLast() ?? []
+            swap(&messages, &outbox.messages)
+            messages.drain(moving: { send(moving: $0, from: source) })
+            spareBuffers.append(messages)
+        } else {
+            dispatching = true
+            swap(&dispatchBuffer, &outbox.messages)
+            dispatchBuffer.drain(moving: { send(moving: $0, from: source) })
+            dispatching = false
+        }
+    }
+
+    /// Sends one envelope of `source`'s outbox (a client-side coordinator's reply to its own client goes straight
+    /// to the driver).
+    @inline(__always)
+    func send(moving p: UnsafeMutablePointer<Envelope>, from source: Endpoint) {
+        if source.isClient && p.pointee.to == source, case .reply = p.pointee.message {
+            if case .reply(let reply) = p.move().message { onReply(source.index, reply) }
+        } else {
+            send(moving: p)
+        }
     }
 
     func arrive(_ e: consuming Envelope) {
