@@ -14,7 +14,10 @@ import SyncPrimitives
 /// whatever falls outside the horizon, or before the bucket of the last entry popped, waits in a heap, `overflow`,
 /// compared with the calendar on every pop: the order is exact whatever the delays are, only slower for the few
 /// entries there.
-struct CalendarQueue: ~Copyable {
+///
+/// A class: as a `~Copyable` struct with a `deinit` it broke the compiler's ThreadSanitizer build (Swift 6.3.1,
+/// "Invalid bitcast" at -Onone).
+final class CalendarQueue {
     struct Entry {
         var at: UInt64
         var seq: UInt64
@@ -87,7 +90,7 @@ struct CalendarQueue: ~Copyable {
 
     /// Queues an entry; `now` is the caller's clock (no entry will come before it), where empty buckets restart.
     @inline(__always)
-    mutating func push(at: UInt64, seq: UInt64, payload: Int, now: UInt64) {
+    func push(at: UInt64, seq: UInt64, payload: Int, now: UInt64) {
         count += 1
         if listed == 0 {
             start = (now >> shift) << shift
@@ -123,7 +126,7 @@ struct CalendarQueue: ~Copyable {
     }
 
     @inline(__always)
-    private mutating func allocate() -> Int32 {
+    private func allocate() -> Int32 {
         if freeHead >= 0 {
             let n = freeHead
             freeHead = nodes[Int(n)].next
@@ -141,7 +144,7 @@ struct CalendarQueue: ~Copyable {
     }
 
     /// The earliest occupied bucket.
-    private mutating func findFirst() -> Int {
+    private func findFirst() -> Int {
         if firstBucket >= 0 { return firstBucket }
         let b0 = bucket(start)
         var w = b0 >> 6
@@ -160,7 +163,7 @@ struct CalendarQueue: ~Copyable {
 
     /// Whether the earliest entry is in the buckets (not in `overflow`), and that entry's node.
     @inline(__always)
-    private mutating func earliestListed() -> Int32? {
+    private func earliestListed() -> Int32? {
         guard listed > 0 else { return nil }
         let n = heads[findFirst()]
         if let o = overflow.first {
@@ -172,14 +175,14 @@ struct CalendarQueue: ~Copyable {
 
     /// The earliest entry's time and sequence.
     @inline(__always)
-    mutating func peek() -> (at: UInt64, seq: UInt64)? {
+    func peek() -> (at: UInt64, seq: UInt64)? {
         if let n = earliestListed() { return (nodes[Int(n)].entry.at, nodes[Int(n)].entry.seq) }
         return overflow.first.map { ($0.at, $0.seq) }
     }
 
     /// Removes and returns the earliest entry.
     @inline(__always)
-    mutating func pop() -> Entry? {
+    func pop() -> Entry? {
         guard let n = earliestListed() else {
             guard let o = overflow.popFirst() else { return nil }
             count -= 1
@@ -201,7 +204,7 @@ struct CalendarQueue: ~Copyable {
     }
 
     /// Every payload still queued, in no particular order; the queue is left empty.
-    mutating func removeAll() -> [Int] {
+    func removeAll() -> [Int] {
         var out: [Int] = []
         while let e = overflow.popFirst() { out.append(e.payload) }
         for b in 0..<Self.bucketCount {

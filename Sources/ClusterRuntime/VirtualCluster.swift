@@ -42,7 +42,7 @@ public final class VirtualCluster {
     /// Both hold an event's kind (top byte) and a slot number; what it carries waits in a slab by kind, moved in
     /// and out, never copied.
     var queue = TimerQueue<Int>()
-    var messages: CalendarQueue
+    let messages: CalendarQueue
     /// Envelopes of `.message` and `.handle` events.
     var mail = Slab<Envelope>()
     /// Client and node numbers and tokens of timers and wake-ups.

@@ -9,7 +9,7 @@ struct CalendarQueueTests {
     /// `time` draws an entry's time given the clock (the simulator's are never before it).
     func check(scale: Double, seed: UInt64, _ time: (inout Xoshiro, UInt64) -> UInt64) {
         var rng = Xoshiro(seed: seed)
-        var q = CalendarQueue(scale: scale)
+        let q = CalendarQueue(scale: scale)
         var pending: [(at: UInt64, seq: UInt64)] = []  // the reference: what is queued
         var now: UInt64 = 0, seq: UInt64 = 0
         var popped = 0
@@ -70,7 +70,7 @@ struct CalendarQueueTests {
 
     @Test("an entry at the far end of the horizon, in a bucket before the current one's in the ring, is found")
     func wrap() {
-        var q = CalendarQueue(scale: 0)  // 16,384 ns buckets
+        let q = CalendarQueue(scale: 0)  // 16,384 ns buckets
         let w = UInt64(1) << q.shift
         q.push(at: 5 * w, seq: 0, payload: 0, now: 0)
         #expect(q.pop()?.payload == 0)  // the current bucket is now number 5
@@ -82,7 +82,7 @@ struct CalendarQueueTests {
     @Test("removeAll hands back every payload queued, once, and leaves it empty and usable")
     func removeAll() {
         var rng = Xoshiro(seed: 9)
-        var q = CalendarQueue(scale: 1_000_000)
+        let q = CalendarQueue(scale: 1_000_000)
         for i in 0..<1_000 { q.push(at: UInt64(rng.next(below: 1 << 40)), seq: UInt64(i), payload: i, now: 0) }
         for _ in 0..<100 { _ = q.pop() }
         let rest = q.removeAll()
