@@ -164,6 +164,21 @@ else
     echo "FAIL: sweep exited $?"; cat "$TMP/err"; fails=$((fails + 1))
 fi
 
+# A real-time sweep runs its points one at a time (two clusters at once would share the cores): each point starts
+# after the one before it has run its measured second.
+cases=$((cases + 1))
+if "$BIN" sweep --w 1,2 --keys 1000 --duration 1s --warmup 0s --out "$TMP/rsweep" --quiet >/dev/null 2>"$TMP/err"; then
+    python3 - "$TMP/rsweep/points" <<'PY' || fails=$((fails + 1))
+import re, sys
+starts = sorted(float(re.search(r"#\[StartTime: ([0-9.]+)", open(f"{sys.argv[1]}/{p}/latency.hlog").read()).group(1))
+                for p in ("w1", "w2"))
+if starts[1] - starts[0] < 1.0:
+    print(f"FAIL: real-time sweep points overlapped: started {starts[1] - starts[0]:.3f} s apart, each runs 1 s"); sys.exit(1)
+PY
+else
+    echo "FAIL: real-time sweep exited $?"; cat "$TMP/err"; fails=$((fails + 1))
+fi
+
 if [ $fails -ne 0 ]; then
     echo "command-line checks: $fails of $cases cases failed"
     exit 1

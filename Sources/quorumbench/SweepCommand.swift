@@ -70,7 +70,6 @@ struct SweepCommand: ParsableCommand {
         for line in skipped { FileHandle.standardError.write(line) }
         let folder = URL(fileURLWithPath: outPath)
         try RunCommand.checkWritable(folder)
-        // Runs are independent (and each deterministic for its seed): as many at once as there are cores.
         struct Job { var point: Int; var repeatIndex: Int }
         let jobs = points.indices.flatMap { p in (0..<repeatCount).map { Job(point: p, repeatIndex: $0) } }
         let results = Locked<[Int: RunResult]>([:])
@@ -79,11 +78,15 @@ struct SweepCommand: ParsableCommand {
         let tty = isatty(STDERR_FILENO) != 0
         let start = Date()
         let configs = points.map(\.config), labels = points.map(\.label)
-        DispatchQueue.concurrentPerform(iterations: ProcessInfo.processInfo.activeProcessorCount) { worker in
+        // Virtual-time runs are independent and each deterministic for its seed: as many at once as there are
+        // cores. Real-time runs measure the machine: one at a time, or each point's throughput and latency would
+        // include another cluster competing for the same cores.
+        let parallel = configs.allSatisfy { $0.clock == "virtual" } ? ProcessInfo.processInfo.activeProcessorCount : 1
+        DispatchQueue.concurrentPerform(iterations: parallel) { worker in
             var j = worker
             while j < jobs.count, failure.withLock({ $0 }) == nil {
                 let index = j, job = jobs[j]
-                j += ProcessInfo.processInfo.activeProcessorCount
+                j += parallel
                 var config = configs[job.point]
                 config.seed = seed + UInt64(job.repeatIndex)
                 config.core.seed = config.seed
