@@ -445,6 +445,29 @@ public struct BufferPoolStatistics: Sendable, Equatable, Codable {
 
     public init() {}
 
+    /// The counts since `start`, an earlier snapshot of the same scope (the pool, or one thread): buffers and
+    /// bytes handed out, given back and shared in between. The rest (bytes cached, jemalloc's) are as now.
+    public func since(_ start: BufferPoolStatistics) -> BufferPoolStatistics {
+        var d = self
+        d.acquires -= start.acquires
+        d.releases -= start.releases
+        d.shares -= start.shares
+        d.cacheHits -= start.cacheHits
+        d.bytesInUse -= start.bytesInUse
+        return d
+    }
+
+    /// These figures with the counts (acquires, releases, shares, cache hits, bytes in use) of `other`.
+    public func withCounts(of other: BufferPoolStatistics) -> BufferPoolStatistics {
+        var s = self
+        s.acquires = other.acquires
+        s.releases = other.releases
+        s.shares = other.shares
+        s.cacheHits = other.cacheHits
+        s.bytesInUse = other.bytesInUse
+        return s
+    }
+
     /// Buffers handed out and not yet released.
     public var buffersInUse: Int { acquires - releases }
     /// Fraction of acquires served from a thread cache.

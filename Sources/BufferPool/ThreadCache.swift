@@ -262,6 +262,21 @@ enum _Registry {
 }
 
 extension BufferPool {
+    /// The calling thread's counts alone (zero if it never used the pool): what a single-threaded run did when
+    /// several run in one process (a sweep's virtual-time points, one per thread), with ``BufferPoolStatistics/since(_:)``.
+    /// Only the counts are filled in; bytes in use are those this thread acquired less those it released.
+    public func threadStatistics() -> BufferPoolStatistics {
+        var stats = BufferPoolStatistics()
+        guard let cache = _currentCacheIfAny() else { return stats }
+        func count(_ slot: Int) -> Int { Int(qb_load_relaxed(cache.pointee.counters + slot)) }
+        stats.acquires = count(_Counter.acquires)
+        stats.releases = count(_Counter.releases)
+        stats.shares = count(_Counter.shares)
+        stats.cacheHits = count(_Counter.acquires) - count(_Counter.misses)
+        stats.bytesInUse = count(_Counter.bytesAcquired) - count(_Counter.bytesReleased)
+        return stats
+    }
+
     /// The calling thread's cache of this pool, without creating one.
     func _currentCacheIfAny() -> UnsafeMutablePointer<_ThreadCache>? {
         guard let raw = qb_tls_pool_table_get() else { return nil }

@@ -143,6 +143,7 @@ public final class Runner {
                      ?? "\(Distribution.formatDuration(Double(config.duration))) of virtual time"))
             return Simulation(config: config, pool: pool).run()
         }
+        let poolStart = pool.statistics()
         let control = RunControl(keys: config.keys, threads: config.threads, ops: config.ops)
         let oracle = config.target == .cluster ? Oracle() : nil
         var cluster: InProcessCluster?
@@ -270,7 +271,7 @@ public final class Runner {
                                        wiped: wiped.withLock { $0 })
             }
         }
-        result.pool = pool.statistics()
+        result.pool = pool.statistics().since(poolStart)  // this run's counts (a sweep runs several in one process)
         return result
     }
 

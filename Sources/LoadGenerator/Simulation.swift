@@ -40,6 +40,8 @@ final class Simulation {
     var phase = Phase.load
     /// Virtual time stopped advancing (every delay zero): the run was cut short.
     var stalled = false
+    /// This thread's pool counts when the run began: the run reports its own (a sweep runs several in one process).
+    var poolStart = BufferPoolStatistics()
 
     enum Phase { case load, measure }
 
@@ -83,6 +85,7 @@ final class Simulation {
     }
 
     func run() -> RunResult {
+        poolStart = pool.threadStatistics()
         if config.workload == .visibility { return runVisibility() }
         // Load: every thread inserts its share with its slots in flight.
         for t in 0..<config.threads { loadMore(t) }
@@ -143,7 +146,8 @@ final class Simulation {
         Runner.checkLostWrites(&result, nodes: cluster.nodes, ring: cluster.ring, oracle: oracle, wiped: wiped)
         result.simulatedEvents = cluster.events
         result.virtualTimeStalled = stalled
-        result.pool = pool.statistics()
+        // Counts of this run (its thread's, since it began); jemalloc's figures are the process's.
+        result.pool = pool.statistics().withCounts(of: pool.threadStatistics().since(poolStart))
         return result
     }
 

@@ -207,4 +207,14 @@ struct SimulationTests {
         #expect(rate > 0 && rate == Double(moving.all.ok) / moving.durationSeconds)
         #expect(!RunReport.markdown(moving, summary: RunReport.summaryRows(moving)).contains("did not advance"))
     }
+
+    @Test("a run reports its own pool counts, not the process's since it started (a sweep runs many in one)")
+    func poolCountsPerRun() {
+        let config = virtualConfig { $0.ops = 3_000; $0.warmup = 0 }
+        let first = Runner(config: config).run(), second = Runner(config: config).run()
+        #expect(first.pool.acquires > 3_000 / 2)  // a value per write at least
+        #expect(second.pool.acquires == first.pool.acquires && second.pool.releases == first.pool.releases,
+                "the same run twice: \(first.pool.acquires) then \(second.pool.acquires) acquires")
+        #expect(second.pool.bytesInUse == first.pool.bytesInUse)
+    }
 }
