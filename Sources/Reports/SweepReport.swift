@@ -147,6 +147,11 @@ public enum SweepReport {
             chart("Stale reads (by w and r)", "stale reads / ok reads", series(byBoth) { $0.staleFraction })))
     }
 
+    /// The labels of the points some run of which took no virtual time (``RunResult/timeStoodStill``), sorted.
+    public static func zeroTimePoints(_ runs: [SweepRun]) -> [String] {
+        Set(runs.filter(\.result.timeStoodStill).map(\.label)).sorted()
+    }
+
     static func markdown(_ points: [(point: Int, config: RunConfig, figures: Figures)], runs: [SweepRun],
                          varying: Set<String>, command: String) -> String {
         var s = "# quorumbench sweep\n\n"
@@ -161,9 +166,9 @@ public enum SweepReport {
         s += "Each table is one failure rate. **overlap** marks the choices with w + r > n (every read quorum meets every "
         s += "write quorum); the others trade staleness for latency and availability. Figures are means over repeats. "
         s += "Every run's folder is under `points/`.\n\n"
-        let still = runs.filter(\.result.timeStoodStill).map(\.label)
+        let still = zeroTimePoints(runs)
         if !still.isEmpty {
-            s += "**Zero time:** in " + Array(Set(still)).sorted().map { "`\($0)`" }.joined(separator: ", ")
+            s += "**Zero time:** in " + still.map { "`\($0)`" }.joined(separator: ", ")
             s += " — " + RunReport.stoodStill + " Their p99s are 0 because the model makes them free.\n\n"
         }
         for rate in Set(points.map { $0.config.failureRate }).sorted() {

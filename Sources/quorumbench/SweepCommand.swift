@@ -127,7 +127,7 @@ struct SweepCommand: ParsableCommand {
             FileHandle.standardError.write("quorumbench: cannot write the sweep folder \(outPath): \(error.localizedDescription)\n")
             throw ExitCode(1)
         }
-        let still = Set(runs.filter(\.result.timeStoodStill).map(\.label)).sorted()
+        let still = SweepReport.zeroTimePoints(runs)
         if !still.isEmpty {
             FileHandle.standardError.write("quorumbench: warning: in \(still.joined(separator: ", ")): \(RunReport.stoodStill)\n")
         }
