@@ -50,9 +50,8 @@ final class CalendarQueue {
     private var start: UInt64 = 0
     /// The earliest occupied bucket, when known (−1: look).
     private var firstBucket = -1
-    /// Entries in the buckets.
+    /// Entries in the buckets (the rest are in `overflow`).
     private var listed = 0
-    private(set) var count = 0
 
     /// - Parameter scale: a typical delay (ns); a bucket is about a 32nd of it (a power of two of at least 64 ns).
     init(scale: Double) {
@@ -76,10 +75,8 @@ final class CalendarQueue {
         nodes.deallocate()
     }
 
+    var count: Int { listed + overflow.count }
     var isEmpty: Bool { count == 0 }
-
-    @inline(__always)
-    static func less(_ a: Entry, _ b: Entry) -> Bool { a.at != b.at ? a.at < b.at : a.seq < b.seq }
 
     @inline(__always)
     private func bucket(_ at: UInt64) -> Int { Int(truncatingIfNeeded: at >> shift) & Self.bucketMask }
@@ -91,7 +88,6 @@ final class CalendarQueue {
     /// Queues an entry; `now` is the caller's clock (no entry will come before it), where empty buckets restart.
     @inline(__always)
     func push(at: UInt64, seq: UInt64, payload: Int, now: UInt64) {
-        count += 1
         if listed == 0 {
             start = (now >> shift) << shift
             firstBucket = -1
@@ -168,7 +164,7 @@ final class CalendarQueue {
         let n = heads[findFirst()]
         if let o = overflow.first {
             let e = nodes[Int(n)].entry
-            if o.at != e.at ? o.at < e.at : o.seq < e.seq { return nil }
+            if (o.at, o.seq) < (e.at, e.seq) { return nil }
         }
         return n
     }
@@ -185,7 +181,6 @@ final class CalendarQueue {
     func pop() -> Entry? {
         guard let n = earliestListed() else {
             guard let o = overflow.popFirst() else { return nil }
-            count -= 1
             return Entry(at: o.at, seq: o.seq, payload: o.payload)
         }
         let b = firstBucket
@@ -198,7 +193,6 @@ final class CalendarQueue {
         nodes[Int(n)].next = freeHead
         freeHead = n
         listed -= 1
-        count -= 1
         start = (node.entry.at >> shift) << shift
         return node.entry
     }
@@ -221,7 +215,6 @@ final class CalendarQueue {
         freeHead = -1
         listed = 0
         firstBucket = -1
-        count = 0
         return out
     }
 }

@@ -5,7 +5,10 @@ import ReplicationCore
 /// `const(1ms)`, `uniform(1ms,5ms)`, `exp(mean=2ms)`, `pareto(xm=0.5ms,alpha=3)`,
 /// `lognormal(median=1ms,sigma=0.5)`, `normal(mean=2ms,sd=0.5ms)` (cut at 0), `mix(0.9*DIST,0.1*DIST)`.
 /// A bare value (`5ms`, `256`) is a constant.
-public indirect enum Distribution: Sendable, Equatable, CustomStringConvertible {
+///
+/// Not `indirect`: the mixture recurses through an array already, and a boxed enum cost a retain and a release
+/// each time a delay was read out of an array to draw from — once per message.
+public enum Distribution: Sendable, Equatable, CustomStringConvertible {
     case constant(Double)
     case uniform(Double, Double)
     case exponential(mean: Double)
@@ -41,13 +44,21 @@ public indirect enum Distribution: Sendable, Equatable, CustomStringConvertible 
         case count
     }
 
-    /// A draw.
-    @inlinable
+    /// A draw. The common shapes inline (a delay is drawn for every message), the rest in ``sampleOther(_:)``.
+    @inlinable @inline(__always)
     public func sample(_ rng: inout Xoshiro) -> Double {
         switch self {
         case .constant(let v): return v
         case .uniform(let a, let b): return a + (b - a) * rng.nextDouble()
         case .exponential(let mean): return -mean * log(1 - rng.nextDouble())
+        default: return sampleOther(&rng)
+        }
+    }
+
+    @usableFromInline
+    func sampleOther(_ rng: inout Xoshiro) -> Double {
+        switch self {
+        case .constant, .uniform, .exponential: return sample(&rng)
         case .pareto(let xm, let alpha): return xm / pow(1 - rng.nextDouble(), 1 / alpha)
         case .lognormal(let median, let sigma): return median * exp(sigma * Distribution.gaussian(&rng))
         case .normal(let mean, let sd): return max(0, mean + sd * Distribution.gaussian(&rng))

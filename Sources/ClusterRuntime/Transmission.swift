@@ -1,4 +1,3 @@
-import Foundation
 import ReplicationCore
 
 /// Where a runtime reads the nodes' conditions: ``FaultState``'s atomics in process, an array in virtual time.
@@ -19,35 +18,13 @@ public struct Transmission: Sendable {
     public let drop: Double
     public let delays: [Distribution?]
     public let slowDelays: [Distribution]
-    /// `delays` ready to draw from, by kind.
-    let draws: [Draw]
 
     public enum Fate { case deliver(at: UInt64), dropped, partitioned }
-
-    /// A delay distribution ready to draw from: the common shapes as plain numbers, drawn exactly as
-    /// ``Distribution/sample(_:)`` draws them. A `Distribution` is an indirect enum: reading one out of an array
-    /// retained and released its box, once per message.
-    struct Draw: Sendable {
-        enum Shape: UInt8, Sendable { case none, constant, uniform, exponential, other }
-        var shape: Shape
-        var a = 0.0, b = 0.0
-
-        init(_ d: Distribution?) {
-            switch d {
-            case nil: shape = .none
-            case .constant(let v)?: shape = .constant; a = v
-            case .uniform(let lo, let hi)?: shape = .uniform; a = lo; b = hi
-            case .exponential(let mean)?: shape = .exponential; a = mean
-            default: shape = .other
-            }
-        }
-    }
 
     public init(drop: Double, delays: Delays, slowDelays: [Distribution]) {
         self.drop = drop
         self.delays = delays.byKind
         self.slowDelays = slowDelays
-        draws = self.delays.map(Draw.init)
     }
 
     /// The fate of `envelope` sent at `now`; `conditions` nil: no faults. The caller releases what is lost.
@@ -63,14 +40,7 @@ public struct Transmission: Sendable {
     ) -> Fate {
         if drop > 0 && kind != .client && rng.nextDouble() < drop { return .dropped }
         var at = now
-        let draw = draws[kind.rawValue]
-        switch draw.shape {
-        case .none: break
-        case .constant: at &+= UInt64(draw.a)
-        case .uniform: at &+= UInt64(draw.a + (draw.b - draw.a) * rng.nextDouble())
-        case .exponential: at &+= UInt64(-draw.a * log(1 - rng.nextDouble()))
-        case .other: at &+= UInt64(delays[kind.rawValue]!.sample(&rng))
-        }
+        at &+= UInt64(delays[kind.rawValue]?.sample(&rng) ?? 0)
         if let conditions, !from.isClient {
             let source = conditions.condition(from.index)
             if !to.isClient && !source.reaches(conditions.condition(to.index)) { return .partitioned }

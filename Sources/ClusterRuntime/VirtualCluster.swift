@@ -146,7 +146,7 @@ public final class VirtualCluster {
     @discardableResult
     public func step() -> Bool {
         let at: UInt64, payload: Int
-        if let m = messages.peek(), queue.earliest.map({ m.at != $0.at ? m.at < $0.at : m.seq < $0.seq }) ?? true {
+        if let m = messages.peek(), queue.earliest.map({ (m.at, m.seq) < ($0.at, $0.seq) }) ?? true {
             let e = messages.pop()!
             (at, payload) = (e.at, e.payload)
         } else {

@@ -23,16 +23,16 @@ public final class Coordinator {
     /// A request in flight. Finished ones are kept for reuse (``recycle(_:)``), their arrays' capacity with them:
     /// one was allocated and freed per operation, and a read's answers array per read.
     final class Pending {
-        @exclusivity(unchecked) var op: Operation
-        @exclusivity(unchecked) var client: Endpoint
-        @exclusivity(unchecked) var tag: UInt64
-        @exclusivity(unchecked) var key: UInt64
+        @exclusivity(unchecked) var op = Operation.get
+        @exclusivity(unchecked) var client = Endpoint.node(0)
+        @exclusivity(unchecked) var tag: UInt64 = 0
+        @exclusivity(unchecked) var key: UInt64 = 0
         /// The nodes asked: the key's replicas, or (sloppy quorum) the first healthy nodes of its preference list.
-        @exclusivity(unchecked) var replicas: ArraySlice<UInt16>
+        @exclusivity(unchecked) var replicas: ArraySlice<UInt16> = []
         /// For each node asked, the replica it stands in for as a fallback (−1: itself a replica); nil: no fallback.
         @exclusivity(unchecked) var hintFor: [Int32]?
         /// Bit i: node i's answer counts toward the quorum (strict quorum: replicas only).
-        @exclusivity(unchecked) var counting: UInt64
+        @exclusivity(unchecked) var counting: UInt64 = 0
         /// Sloppy quorum with no local store (client routing): a copy of the write, for a stand-in found later.
         @exclusivity(unchecked) var state: [Version]?
         /// Bit i: node i has been given a stand-in.
@@ -52,20 +52,8 @@ public final class Coordinator {
         @exclusivity(unchecked) var context = CausalContext.empty
         @exclusivity(unchecked) var allTombstoneOnly = true
 
-        init(op: Operation, client: Endpoint, tag: UInt64, key: UInt64, targets: Targets) {
-            self.op = op
-            self.client = client
-            self.tag = tag
-            self.key = key
-            self.replicas = targets.nodes
-            self.hintFor = targets.hintFor
-            self.counting = targets.counting
-            // Room for every answer at once: appending grew the array from one slot, a second allocation per read.
-            if op == .get { responses.reserveCapacity(targets.nodes.count) }
-        }
-
-        /// A finished request made new, as ``init(op:client:tag:key:targets:)`` makes one.
-        func reuse(op: Operation, client: Endpoint, tag: UInt64, key: UInt64, targets: Targets) {
+        /// Sets the request up: a new one, or one finished and kept for reuse (every field is set again).
+        func start(op: Operation, client: Endpoint, tag: UInt64, key: UInt64, targets: Targets) {
             self.op = op
             self.client = client
             self.tag = tag
@@ -80,6 +68,7 @@ public final class Coordinator {
             quorumAnswers = 0
             replied = false
             responses.emptyKeepingCapacity()
+            // Room for every answer at once: appending grew the array from one slot, a second allocation per read.
             if op == .get { responses.reserveCapacity(targets.nodes.count) }
             localVersions = nil
             aliases = 0
@@ -183,14 +172,9 @@ public final class Coordinator {
         counters.coordinated += 1
         let id = nextRequest
         nextRequest += 1
-        let targets = targets(for: key, replicas: replicas, write: request.op != .get)
-        let p: Pending
-        if let reused = spare.popLast() {
-            reused.reuse(op: request.op, client: client, tag: request.tag, key: request.key, targets: targets)
-            p = reused
-        } else {
-            p = Pending(op: request.op, client: client, tag: request.tag, key: request.key, targets: targets)
-        }
+        let p = spare.popLast() ?? Pending()
+        p.start(op: request.op, client: client, tag: request.tag, key: request.key,
+                targets: targets(for: key, replicas: replicas, write: request.op != .get))
         var localIndex = local == nil || endpoint.isClient ? nil : p.index(of: endpoint)
         if let i = localIndex, p.hint(i) >= 0 { localIndex = nil }  // a fallback for itself: a message like any other
         deadlines.append((now &+ config.timeout, id))

@@ -181,14 +181,6 @@ public struct TimerQueue<Payload> {
         lanes[lane].append(entry)
     }
 
-    /// Pushes an entry that does not come in time order (a message with a random delay) straight to the heap:
-    /// no lane would take it, and looking cost as much as the heap's push. Same order as ``push(at:_:)``.
-    @inlinable @inline(__always)
-    public mutating func pushUnordered(at: UInt64, _ payload: Payload) {
-        heap.push(at: at, seq: nextSeq, payload)
-        nextSeq &+= 1
-    }
-
     /// Removes and returns the earliest entry if it is due at `now`.
     @inlinable
     public mutating func popEntry(due now: UInt64) -> Entry? {
