@@ -163,25 +163,83 @@ public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Joins `other` into this history.
+    /// Joins `other` into this history: the same result as adding `other`'s entries one by one (``add(_:)``), then
+    /// its exact dots (``addExact(_:)``), in one pass over both sorted lists. One by one, each exact dot cost a
+    /// scan of the list and an insertion into it: contexts of client-side coordinators hold up to 64, and merging
+    /// two such was 11% of a client-routed simulation.
     public mutating func merge(_ other: CausalContext) {
         if other.isEmpty { return }
         if isEmpty {
             self = other
             return
         }
-        for d in other.items[..<other.entryCount] { add(d) }
-        for d in other.items[other.entryCount...] { addExact(d) }
+        if dominates(other) { return }  // the usual case of a replica's history: nothing new, nothing copied
+        var result: [Dot] = []
+        result.reserveCapacity(items.count + other.items.count)
+        // Entries: the union by actor, each at its highest counter.
+        items.withUnsafeBufferPointer { a in
+            other.items.withUnsafeBufferPointer { b in
+                var i = 0, j = 0
+                while i < entryCount || j < other.entryCount {
+                    if j == other.entryCount || (i < entryCount && a[i].actor < b[j].actor) {
+                        result.append(a[i]); i += 1
+                    } else if i == entryCount || b[j].actor < a[i].actor {
+                        result.append(b[j]); j += 1
+                    } else {
+                        result.append(a[i].counter >= b[j].counter ? a[i] : b[j]); i += 1; j += 1
+                    }
+                }
+            }
+        }
+        let entries = result.count
+        // Exact dots: the sorted union, without those an entry now covers.
+        items.withUnsafeBufferPointer { a in
+            other.items.withUnsafeBufferPointer { b in
+                var i = entryCount, j = other.entryCount
+                while i < a.count || j < b.count {
+                    let d: Dot
+                    if j == b.count || (i < a.count && a[i] < b[j]) {
+                        d = a[i]; i += 1
+                    } else if i == a.count || b[j] < a[i] {
+                        d = b[j]; j += 1
+                    } else {
+                        d = a[i]; i += 1; j += 1
+                    }
+                    if !d.actor.isLoose,
+                        result.withUnsafeBufferPointer({ r in r[..<entries].contains { $0.actor == d.actor && $0.counter >= d.counter } })
+                    {
+                        continue
+                    }
+                    result.append(d)
+                }
+            }
+        }
+        // Past the bound, the oldest go (smallest counter, then first in order: as ``addExact(_:)`` evicts).
+        // Usually a few past it (what the other side had new), each found by a scan.
+        for _ in 0..<max(0, result.count - entries - CausalContext.maxExactDots) {
+            var oldest = entries
+            for i in entries + 1..<result.count where result[i].counter < result[oldest].counter { oldest = i }
+            result.remove(at: oldest)
+        }
+        items = result
+        entryCount = entries
     }
 
     /// Whether every event in `other` is in this history.
     public func dominates(_ other: CausalContext) -> Bool {
-        for e in other.items[..<other.entryCount] {
-            // An entry stands for its whole prefix: only an entry at least as high covers it.
-            guard items[..<entryCount].contains(where: { $0.actor == e.actor && $0.counter >= e.counter }) else {
-                return false
+        let entriesCovered = items.withUnsafeBufferPointer { a in
+            other.items.withUnsafeBufferPointer { b in
+                // An entry stands for its whole prefix: only an entry at least as high covers it. Both are sorted
+                // by actor: one walk.
+                var i = 0
+                for j in 0..<other.entryCount {
+                    while i < entryCount && a[i].actor < b[j].actor { i += 1 }
+                    if i == entryCount || a[i].actor != b[j].actor || a[i].counter < b[j].counter { return false }
+                }
+                return true
             }
         }
+        if !entriesCovered { return false }
         for d in other.items[other.entryCount...] where !covers(d) { return false }
         return true
     }
