@@ -155,7 +155,16 @@ public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
         if covers(dot) { return }
         var i = entryCount
         while i < items.count && items[i] < dot { i += 1 }
-        items.insert(dot, at: i)
+        // Appended and moved into place: `insert` goes through the generic `replaceSubrange` (~330 instructions).
+        items.append(dot)
+        items.withUnsafeMutableBufferPointer { b in
+            var k = b.count - 1
+            while k > i {
+                b[k] = b[k - 1]
+                k -= 1
+            }
+            b[i] = dot
+        }
         if items.count - entryCount > CausalContext.maxExactDots {
             // Forget the oldest (smallest counter).
             let oldest = (entryCount..<items.count).min { items[$0].counter < items[$1].counter }!
@@ -174,52 +183,54 @@ public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
             return
         }
         if dominates(other) { return }  // the usual case of a replica's history: nothing new, nothing copied
-        var result: [Dot] = []
-        result.reserveCapacity(items.count + other.items.count)
-        // Entries: the union by actor, each at its highest counter.
-        items.withUnsafeBufferPointer { a in
+        var entries = 0
+        let result = items.withUnsafeBufferPointer { a in
             other.items.withUnsafeBufferPointer { b in
-                var i = 0, j = 0
-                while i < entryCount || j < other.entryCount {
-                    if j == other.entryCount || (i < entryCount && a[i].actor < b[j].actor) {
-                        result.append(a[i]); i += 1
-                    } else if i == entryCount || b[j].actor < a[i].actor {
-                        result.append(b[j]); j += 1
-                    } else {
-                        result.append(a[i].counter >= b[j].counter ? a[i] : b[j]); i += 1; j += 1
+                [Dot](unsafeUninitializedCapacity: a.count + b.count) { r, count in
+                    var n = 0
+                    // Entries: the union by actor, each at its highest counter.
+                    var i = 0, j = 0
+                    while i < entryCount || j < other.entryCount {
+                        if j == other.entryCount || (i < entryCount && a[i].actor < b[j].actor) {
+                            r[n] = a[i]; i += 1
+                        } else if i == entryCount || b[j].actor < a[i].actor {
+                            r[n] = b[j]; j += 1
+                        } else {
+                            r[n] = a[i].counter >= b[j].counter ? a[i] : b[j]; i += 1; j += 1
+                        }
+                        n += 1
                     }
+                    entries = n
+                    // Exact dots: the sorted union, without those an entry now covers.
+                    i = entryCount
+                    j = other.entryCount
+                    while i < a.count || j < b.count {
+                        let d: Dot
+                        if j == b.count || (i < a.count && a[i] < b[j]) {
+                            d = a[i]; i += 1
+                        } else if i == a.count || b[j] < a[i] {
+                            d = b[j]; j += 1
+                        } else {
+                            d = a[i]; i += 1; j += 1
+                        }
+                        if !d.actor.isLoose, r[..<entries].contains(where: { $0.actor == d.actor && $0.counter >= d.counter }) {
+                            continue
+                        }
+                        r[n] = d
+                        n += 1
+                    }
+                    // Past the bound, the oldest go (smallest counter, the first in order among equals: as
+                    // ``addExact(_:)`` evicts). Usually a few past it (what the other side had new), each found
+                    // by a scan.
+                    for _ in 0..<max(0, n - entries - CausalContext.maxExactDots) {
+                        var oldest = entries
+                        for k in entries + 1..<n where r[k].counter < r[oldest].counter { oldest = k }
+                        for k in oldest..<n - 1 { r[k] = r[k + 1] }
+                        n -= 1
+                    }
+                    count = n
                 }
             }
-        }
-        let entries = result.count
-        // Exact dots: the sorted union, without those an entry now covers.
-        items.withUnsafeBufferPointer { a in
-            other.items.withUnsafeBufferPointer { b in
-                var i = entryCount, j = other.entryCount
-                while i < a.count || j < b.count {
-                    let d: Dot
-                    if j == b.count || (i < a.count && a[i] < b[j]) {
-                        d = a[i]; i += 1
-                    } else if i == a.count || b[j] < a[i] {
-                        d = b[j]; j += 1
-                    } else {
-                        d = a[i]; i += 1; j += 1
-                    }
-                    if !d.actor.isLoose,
-                        result.withUnsafeBufferPointer({ r in r[..<entries].contains { $0.actor == d.actor && $0.counter >= d.counter } })
-                    {
-                        continue
-                    }
-                    result.append(d)
-                }
-            }
-        }
-        // Past the bound, the oldest go (smallest counter, then first in order: as ``addExact(_:)`` evicts).
-        // Usually a few past it (what the other side had new), each found by a scan.
-        for _ in 0..<max(0, result.count - entries - CausalContext.maxExactDots) {
-            var oldest = entries
-            for i in entries + 1..<result.count where result[i].counter < result[oldest].counter { oldest = i }
-            result.remove(at: oldest)
         }
         items = result
         entryCount = entries
@@ -227,21 +238,28 @@ public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
 
     /// Whether every event in `other` is in this history.
     public func dominates(_ other: CausalContext) -> Bool {
-        let entriesCovered = items.withUnsafeBufferPointer { a in
+        items.withUnsafeBufferPointer { a in
             other.items.withUnsafeBufferPointer { b in
-                // An entry stands for its whole prefix: only an entry at least as high covers it. Both are sorted
-                // by actor: one walk.
+                // Both lists are sorted: one walk each. An entry stands for its whole prefix: only an entry at
+                // least as high covers it.
                 var i = 0
                 for j in 0..<other.entryCount {
                     while i < entryCount && a[i].actor < b[j].actor { i += 1 }
                     if i == entryCount || a[i].actor != b[j].actor || a[i].counter < b[j].counter { return false }
                 }
+                // An exact dot: by an entry, or the same exact dot.
+                i = entryCount
+                for j in other.entryCount..<b.count {
+                    let d = b[j]
+                    if !d.actor.isLoose, a[..<entryCount].contains(where: { $0.actor == d.actor && $0.counter >= d.counter }) {
+                        continue
+                    }
+                    while i < a.count && a[i] < d { i += 1 }
+                    if i == a.count || a[i] != d { return false }
+                }
                 return true
             }
         }
-        if !entriesCovered { return false }
-        for d in other.items[other.entryCount...] where !covers(d) { return false }
-        return true
     }
 
     public var description: String {

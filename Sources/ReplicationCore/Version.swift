@@ -122,9 +122,11 @@ public enum Siblings {
     /// The history a state summarizes: every version's context and dot. The context a client gets with a read.
     public static func clock(of state: [Version]) -> CausalContext {
         var c = CausalContext()
-        for v in state {
-            c.merge(v.context)
-            c.add(v.dot)
+        state.withUnsafeBufferPointer { s in  // read in place: a copy of a version retains its context and value
+            for i in s.indices {
+                c.merge(s[i].context)
+                c.add(s[i].dot)
+            }
         }
         return c
     }

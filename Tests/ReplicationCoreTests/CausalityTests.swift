@@ -122,7 +122,7 @@ struct CausalityTests {
         }
     }
 
-    @Test("merge gives exactly what adding the other's events one by one gives, past the bound too")
+    @Test("merge gives exactly what adding the other's events one by one gives, past the bound too; dominance by definition")
     func mergeIsAddingOneByOne() {
         var rng = Xoshiro(seed: 34)
         func context(_ rng: inout Xoshiro) -> CausalContext {
@@ -147,6 +147,13 @@ struct CausalityTests {
             for d in b.exactDots { reference.addExact(d) }
             let fast = merged(a, b)
             #expect(fast == reference, "\(a) ∪ \(b): \(fast), one by one \(reference)")
+            // Dominance by its definition: every entry of the other by an entry at least as high, every exact dot
+            // covered.
+            for (x, y) in [(a, b), (b, a), (fast, a), (a, fast), (b, b)] {
+                let byDefinition = y.entries.allSatisfy { e in x.entries.contains { $0.actor == e.actor && $0.counter >= e.counter } }
+                    && y.exactDots.allSatisfy { x.covers($0) }
+                #expect(x.dominates(y) == byDefinition, "\(x) ≥ \(y)")
+            }
             if a.exactDots.count + b.exactDots.count > CausalContext.maxExactDots + 8 { trimmed += 1 }
             if b.entries.contains(where: { e in a.exactDots.contains { $0.actor == e.actor && $0.counter <= e.counter } }) {
                 covering += 1
