@@ -53,7 +53,7 @@ let package = Package(
             swiftSettings: systemAllocator ? [.define("QB_SYSTEM_ALLOCATOR")] : []
         ),
         // The sans-I/O replication core: ring, versions, store, coordinator, node state machines.
-        .target(name: "ReplicationCore", dependencies: ["BufferPool"], swiftSettings: hotPath),
+        .target(name: "ReplicationCore", dependencies: ["BufferPool", "SyncPrimitives"], swiftSettings: hotPath),
         // The runtimes that run the core: in-process threads (and, later, virtual time and loopback TCP).
         .target(
             name: "ClusterRuntime", dependencies: ["ReplicationCore", "SyncPrimitives", "BufferPool"],

@@ -445,26 +445,21 @@ public struct BufferPoolStatistics: Sendable, Equatable, Codable {
 
     public init() {}
 
-    /// The counts since `start`, an earlier snapshot of the same scope (the pool, or one thread): buffers and
-    /// bytes handed out, given back and shared in between. The rest (bytes cached, jemalloc's) are as now.
+    /// The figures that count events (buffers and bytes handed out, given back, shared, served from a cache); the
+    /// rest (bytes cached, jemalloc's) are gauges of the moment.
+    static var counts: [WritableKeyPath<BufferPoolStatistics, Int>] { [\.acquires, \.releases, \.shares, \.cacheHits, \.bytesInUse] }
+
+    /// The counts since `start`, an earlier snapshot of the same scope (the pool, or one thread); the gauges as now.
     public func since(_ start: BufferPoolStatistics) -> BufferPoolStatistics {
         var d = self
-        d.acquires -= start.acquires
-        d.releases -= start.releases
-        d.shares -= start.shares
-        d.cacheHits -= start.cacheHits
-        d.bytesInUse -= start.bytesInUse
+        for k in Self.counts { d[keyPath: k] -= start[keyPath: k] }
         return d
     }
 
-    /// These figures with the counts (acquires, releases, shares, cache hits, bytes in use) of `other`.
+    /// These gauges with the counts of `other`.
     public func withCounts(of other: BufferPoolStatistics) -> BufferPoolStatistics {
         var s = self
-        s.acquires = other.acquires
-        s.releases = other.releases
-        s.shares = other.shares
-        s.cacheHits = other.cacheHits
-        s.bytesInUse = other.bytesInUse
+        for k in Self.counts { s[keyPath: k] = other[keyPath: k] }
         return s
     }
 

@@ -1,4 +1,5 @@
 import BufferPool
+import SyncPrimitives
 
 /// The quorum state machine: runs a client's get, put or delete against the key's n replicas.
 ///
@@ -131,12 +132,11 @@ public final class Coordinator {
     @exclusivity(unchecked) public var detector: FailureDetector
     @exclusivity(unchecked) var probing = false
     @exclusivity(unchecked) var probeGeneration: UInt64 = 0
-    /// Every request's timeout, in start order — deadline order too, as every request gets the same timeout — from
-    /// `deadlineHead` on. One timer stands for them all, set for the earliest request still pending: a timer per
+    /// Every request's timeout, in start order — deadline order too, as every request gets the same timeout. One
+    /// timer stands for them all, set for the earliest request still pending: a timer per
     /// request came due once per operation, nearly always for a request long finished (in the simulator an event
     /// of its own, an eighth of them). Each request still times out at its own deadline exactly.
-    @exclusivity(unchecked) var deadlines: [(at: UInt64, id: UInt64)] = []
-    @exclusivity(unchecked) var deadlineHead = 0
+    @exclusivity(unchecked) var deadlines = FIFO<(at: UInt64, id: UInt64)>()
     @exclusivity(unchecked) var timeoutArmed = false
 
     public init(endpoint: Endpoint, config: CoreConfig, ring: Ring, pool: BufferPool) {
@@ -336,24 +336,16 @@ public final class Coordinator {
     /// again for the first request still pending (those finished meanwhile are dropped on the way).
     func timeoutsDue(now: UInt64, local: VersionedStore?, out: inout Outbox) {
         timeoutArmed = false
-        while deadlineHead < deadlines.count {
-            let d = deadlines[deadlineHead]
+        while let d = deadlines.first {
             if d.at > now {
                 if pending[FastKey(d.id)] != nil {
                     armTimeout(at: d.at, out: &out)
-                    break
+                    return
                 }
             } else {
                 expire(d.id, now: now, local: local, out: &out)
             }
-            deadlineHead += 1
-        }
-        if deadlineHead == deadlines.count {
-            deadlines.removeAll(keepingCapacity: true)
-            deadlineHead = 0
-        } else if deadlineHead >= 1_024 && deadlineHead * 2 >= deadlines.count {
-            deadlines.removeFirst(deadlineHead)
-            deadlineHead = 0
+            deadlines.removeFirst()
         }
     }
 
@@ -597,7 +589,6 @@ public final class Coordinator {
         }
         pending.removeAll()
         deadlines.removeAll()
-        deadlineHead = 0
         timeoutArmed = false
         purges.removeAll()
         detector.reset()

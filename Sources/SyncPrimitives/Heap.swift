@@ -102,22 +102,20 @@ public struct TimerHeap<Payload> {
 public struct TimerQueue<Payload> {
     public typealias Entry = TimerHeap<Payload>.Entry
     @usableFromInline static var laneCount: Int { 4 }
-    @usableFromInline var lanes: [[Entry]]
-    @usableFromInline var heads: [Int]
+    @usableFromInline var lanes: [FIFO<Entry>]
     /// The lane whose head comes first (−1: every lane empty).
     @usableFromInline var first = -1
     @usableFromInline var heap = TimerHeap<Payload>()
     @usableFromInline var nextSeq: UInt64 = 0
 
     public init() {
-        lanes = Array(repeating: [], count: Self.laneCount)
-        heads = Array(repeating: 0, count: Self.laneCount)
+        lanes = Array(repeating: FIFO(compactAt: 4096), count: Self.laneCount)
     }
 
     @inlinable public var isEmpty: Bool { first < 0 && heap.isEmpty }
     @inlinable public var count: Int {
         var n = heap.count
-        for l in 0..<Self.laneCount { n += lanes[l].count - heads[l] }
+        for l in 0..<Self.laneCount { n += lanes[l].count }
         return n
     }
 
@@ -129,18 +127,18 @@ public struct TimerQueue<Payload> {
     var laneFirst: Bool {
         guard first >= 0 else { return false }
         guard let top = heap.items.first else { return true }
-        return Self.less(lanes[first][heads[first]], top)
+        return Self.less(lanes[first].first!, top)
     }
 
     /// The earliest time queued.
     @inlinable
-    public var nextTime: UInt64? { laneFirst ? lanes[first][heads[first]].at : heap.nextTime }
+    public var nextTime: UInt64? { laneFirst ? lanes[first].first!.at : heap.nextTime }
 
     /// The earliest entry's time and sequence number.
     @inlinable
     public var earliest: (at: UInt64, seq: UInt64)? {
         if laneFirst {
-            let e = lanes[first][heads[first]]
+            let e = lanes[first].first!
             return (e.at, e.seq)
         }
         return heap.first.map { ($0.at, $0.seq) }
@@ -160,7 +158,7 @@ public struct TimerQueue<Payload> {
         nextSeq &+= 1
         var lane = -1, laneLast: UInt64 = 0, empty = -1
         for l in 0..<Self.laneCount {
-            if heads[l] == lanes[l].count {
+            if lanes[l].isEmpty {
                 if empty < 0 { empty = l }
             } else if let last = lanes[l].last?.at, last <= at, lane < 0 || last > laneLast {
                 lane = l
@@ -172,11 +170,8 @@ public struct TimerQueue<Payload> {
             heap.push(at: at, seq: entry.seq, payload)
             return
         }
-        if heads[lane] == lanes[lane].count {
-            // An empty lane: its new head may come first.
-            lanes[lane].removeAll(keepingCapacity: true)
-            heads[lane] = 0
-            if first < 0 || Self.less(entry, lanes[first][heads[first]]) { first = lane }
+        if lanes[lane].isEmpty, first < 0 || Self.less(entry, lanes[first].first!) {
+            first = lane  // an empty lane: its new head may come first
         }
         lanes[lane].append(entry)
     }
@@ -185,17 +180,11 @@ public struct TimerQueue<Payload> {
     @inlinable
     public mutating func popEntry(due now: UInt64) -> Entry? {
         if laneFirst {
-            let l = first
-            let e = lanes[l][heads[l]]
-            guard e.at <= now else { return nil }
-            heads[l] += 1
-            if heads[l] >= 4096 && heads[l] * 2 >= lanes[l].count {  // drop the consumed prefix now and then
-                lanes[l].removeFirst(heads[l])
-                heads[l] = 0
-            }
+            guard lanes[first].first!.at <= now else { return nil }
+            let e = lanes[first].removeFirst()
             first = -1
-            for k in 0..<Self.laneCount where heads[k] < lanes[k].count {
-                if first < 0 || Self.less(lanes[k][heads[k]], lanes[first][heads[first]]) { first = k }
+            for k in 0..<Self.laneCount where !lanes[k].isEmpty {
+                if first < 0 || Self.less(lanes[k].first!, lanes[first].first!) { first = k }
             }
             return e
         }
@@ -212,7 +201,7 @@ public struct TimerQueue<Payload> {
     /// Every payload still queued, in no particular order; the queue is left empty.
     public mutating func removeAll() -> [Payload] {
         var out = heap.items.map(\.payload)
-        for l in 0..<Self.laneCount { out += lanes[l][heads[l]...].map(\.payload) }
+        for l in 0..<Self.laneCount { out += lanes[l].elements.map(\.payload) }
         self = TimerQueue()
         return out
     }

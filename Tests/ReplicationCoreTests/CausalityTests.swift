@@ -19,6 +19,24 @@ func randomContext(_ rng: inout Xoshiro) -> CausalContext {
     return c
 }
 
+/// Contexts of up to `events` events, many of them dots kept exact (past the 64-dot bound at times): loose and
+/// client dots, replica dots added exact, and replica entries (at a quarter of the counter, so that some cover
+/// exact dots of the same actor and some do not).
+func manyDots(_ rng: inout Xoshiro, events: Int, nodes: Int, counters: Int) -> CausalContext {
+    var c = CausalContext()
+    for _ in 0..<rng.next(below: events) {
+        let node = rng.next(below: nodes)
+        let counter = UInt64(1 + rng.next(below: counters))
+        switch rng.next(below: 4) {
+        case 0: c.add(Dot(actor: .client(node), counter: counter))
+        case 1: c.add(Dot(actor: .loose(node: node, incarnation: 1), counter: counter))
+        case 2: c.addExact(Dot(actor: .replica(node: node, incarnation: 0), counter: counter))
+        default: c.add(Dot(actor: .replica(node: node, incarnation: 0), counter: counter / 4))
+        }
+    }
+    return c
+}
+
 func merged(_ a: CausalContext, _ b: CausalContext) -> CausalContext {
     var c = a
     c.merge(b)
@@ -99,16 +117,7 @@ struct CausalityTests {
     func coversManyExact() {
         var rng = Xoshiro(seed: 21)
         for _ in 0..<200 {
-            var c = CausalContext()
-            for _ in 0..<rng.next(below: 80) {
-                let node = rng.next(below: 5)
-                let counter = UInt64(1 + rng.next(below: 40))
-                switch rng.next(below: 3) {
-                case 0: c.add(Dot(actor: .client(node), counter: counter))
-                case 1: c.add(Dot(actor: .loose(node: node, incarnation: 1), counter: counter))
-                default: c.add(Dot(actor: .replica(node: node, incarnation: 0), counter: counter))
-                }
-            }
+            let c = manyDots(&rng, events: 80, nodes: 5, counters: 40)
             let exact = Array(c.exactDots)
             for _ in 0..<100 {
                 let node = rng.next(below: 5)
@@ -125,23 +134,10 @@ struct CausalityTests {
     @Test("merge gives exactly what adding the other's events one by one gives, past the bound too; dominance by definition")
     func mergeIsAddingOneByOne() {
         var rng = Xoshiro(seed: 34)
-        func context(_ rng: inout Xoshiro) -> CausalContext {
-            var c = CausalContext()
-            for _ in 0..<rng.next(below: 90) {
-                let node = rng.next(below: 4)
-                let counter = UInt64(1 + rng.next(below: 60))
-                switch rng.next(below: 4) {
-                case 0: c.add(Dot(actor: .client(node), counter: counter))
-                case 1: c.add(Dot(actor: .loose(node: node, incarnation: 1), counter: counter))
-                case 2: c.addExact(Dot(actor: .replica(node: node, incarnation: 0), counter: counter))
-                default: c.add(Dot(actor: .replica(node: node, incarnation: 0), counter: counter / 4))
-                }
-            }
-            return c
-        }
         var trimmed = 0, covering = 0
         for _ in 0..<2000 {
-            let a = context(&rng), b = context(&rng)
+            let a = manyDots(&rng, events: 90, nodes: 4, counters: 60)
+            let b = manyDots(&rng, events: 90, nodes: 4, counters: 60)
             var reference = a
             for e in b.entries { reference.add(Dot(actor: e.actor, counter: e.counter)) }
             for d in b.exactDots { reference.addExact(d) }
