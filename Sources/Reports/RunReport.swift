@@ -413,7 +413,6 @@ public enum RunReport {
         if r.config.clock == "virtual" { doc["simulated_events"] = r.simulatedEvents }
         doc["files"] = ["summary.csv", "timeseries.csv", "latency.hlog", "report.md", "latency.svg", "timeline.svg"] + (r.faultTimeline.isEmpty ? [] : ["faults.svg"])
             + (r.visibility.isEmpty ? [] : ["visibility.csv", "visibility.svg"])
-        let data = (try? JSONSerialization.data(withJSONObject: doc, options: [.prettyPrinted, .sortedKeys])) ?? Data()
-        return (String(data: data, encoding: .utf8) ?? "{}") + "\n"
+        return JSONText.document(doc)
     }
 }
