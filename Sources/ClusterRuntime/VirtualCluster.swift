@@ -12,6 +12,8 @@ public final class VirtualCluster {
     public let options: ClusterOptions
     public let ring: Ring
     public let nodes: [Node]
+    /// The same nodes, called without a retain and a release around every message (`nodes` keeps them alive).
+    let unretainedNodes: [Unmanaged<Node>]
     public let serviceTime: Distribution?
     /// Virtual time, ns.
     public private(set) var now: UInt64 = 0
@@ -86,6 +88,8 @@ public final class VirtualCluster {
     var busyUntil: [UInt64]
     /// Client-side coordinators (`--routing client`).
     public let coordinators: [Coordinator?]
+    /// The same, called without a retain and a release per message (`coordinators` keeps them alive).
+    let unretainedCoordinators: [Unmanaged<Coordinator>?]
     /// Server routing: per client, which node coordinates each request.
     var choices: [CoordinatorChoice]
 
@@ -94,6 +98,7 @@ public final class VirtualCluster {
         self.options = options
         ring = options.core.makeRing()
         nodes = (0..<options.core.nodes).map { [ring] in Node(id: $0, config: options.core, ring: ring, pool: options.pool) }
+        unretainedNodes = nodes.map { Unmanaged.passUnretained($0) }
         self.serviceTime = serviceTime
         rng = Xoshiro.derive(options.seed, 0x5649_5254)  // "VIRT"
         transmission = Transmission(drop: options.drop, delays: options.delays, slowDelays: faults.slowDelays)
@@ -107,6 +112,7 @@ public final class VirtualCluster {
             options.core.routing == .client
                 ? Coordinator(endpoint: .client(c), config: options.core, ring: ring, pool: options.pool) : nil
         }
+        unretainedCoordinators = coordinators.map { $0.map { Unmanaged.passUnretained($0) } }
         choices = Array(repeating: CoordinatorChoice(nodes: options.core.nodes), count: options.clients)
         for node in nodes {
             node.boot(now: 0, out: &outbox)
@@ -190,8 +196,8 @@ public final class VirtualCluster {
 
     /// Client `c` submits a request now.
     public func submit(client c: Int, _ request: ClientRequest) {
-        if let coordinator = coordinators[c] {
-            coordinator.start(request, from: .client(c), now: now, local: nil, out: &outbox)
+        if let coordinator = unretainedCoordinators[c] {
+            coordinator._withUnsafeGuaranteedRef { $0.start(request, from: .client(c), now: now, local: nil, out: &outbox) }
             dispatch(from: .client(c))
         } else {
             sendRequest(client: c, request,
@@ -211,19 +217,20 @@ public final class VirtualCluster {
     }
 
     func clientReceives(_ c: Int, _ envelope: Envelope) {
-        if let coordinator = coordinators[c], !envelope.from.isClient {
-            coordinator.detector.heard(from: envelope.from.index)
+        let coordinator = unretainedCoordinators[c]
+        if let coordinator, !envelope.from.isClient {
+            coordinator._withUnsafeGuaranteedRef { $0.detector.heard(from: envelope.from.index) }
         }
         switch envelope.message {
         case .reply(let reply):
             choices[c].finished(reply.tag)
             onReply(c, reply)
         case .writeAck(let ack):
-            coordinators[c]?.writeAcked(ack, from: envelope.from, now: now, out: &outbox)
+            coordinator?._withUnsafeGuaranteedRef { $0.writeAcked(ack, from: envelope.from, now: now, out: &outbox) }
             dispatch(from: .client(c))
         case .readResponse(let response):
-            if let coordinator = coordinators[c] {
-                coordinator.readAnswered(response, from: envelope.from, now: now, out: &outbox)
+            if let coordinator {
+                coordinator._withUnsafeGuaranteedRef { $0.readAnswered(response, from: envelope.from, now: now, out: &outbox) }
                 dispatch(from: .client(c))
             } else {
                 envelope.message.release(to: options.pool)
@@ -348,7 +355,7 @@ public final class VirtualCluster {
             held[node].append(.handle(e))
             return
         }
-        nodes[node].handle(e, now: now, out: &outbox)
+        unretainedNodes[node]._withUnsafeGuaranteedRef { $0.handle(e, now: now, out: &outbox) }
         dispatch(from: .node(node))
     }
 

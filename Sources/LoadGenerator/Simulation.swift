@@ -15,6 +15,8 @@ final class Simulation {
     let control: RunControl
     let oracle: Oracle
     var drivers: [ThreadDriver] = []
+    /// The same drivers, used per request without a retain and a release (`drivers` keeps them alive).
+    var unretainedDrivers: [Unmanaged<ThreadDriver>] = []
     var recorders: [ThreadRecorder] = []
     var targets: [SimTarget] = []
     var inFlight: [Int]
@@ -75,6 +77,7 @@ final class Simulation {
             drivers.append(ThreadDriver(thread: i, config: config, control: control, oracle: oracle, pool: pool))
             targets.append(SimTarget(cluster: cluster, client: i))
         }
+        unretainedDrivers = drivers.map { Unmanaged.passUnretained($0) }
         cluster.onReply = { [unowned self] c, reply in self.reply(c, reply) }
         cluster.onWake = { [unowned self] token in self.wake(token) }
         if config.traceWipes {
@@ -324,13 +327,14 @@ final class Simulation {
     }
 
     func issue(_ t: Int, intended: UInt64) {
-        let d = drivers[t]
-        let slot = d.issue(&targets[t], intended: intended, now: cluster.now)
-        if intended >= origin { measuredIssued[t] += 1 }
-        inFlight[t] += 1
-        if let timeout = d.clientTimeout {
-            cluster.wake(at: cluster.now &+ timeout,
-                         token: Simulation.timeoutToken | UInt64(t) << 40 | UInt64(d.slots[slot].generation) << 16 | UInt64(slot))
+        unretainedDrivers[t]._withUnsafeGuaranteedRef { d in
+            let slot = d.issue(&targets[t], intended: intended, now: cluster.now)
+            if intended >= origin { measuredIssued[t] += 1 }
+            inFlight[t] += 1
+            if let timeout = d.clientTimeout {
+                cluster.wake(at: cluster.now &+ timeout,
+                             token: Simulation.timeoutToken | UInt64(t) << 40 | UInt64(d.slots[slot].generation) << 16 | UInt64(slot))
+            }
         }
     }
 
@@ -347,12 +351,13 @@ final class Simulation {
             loadMore(t)
             return
         }
-        let d = drivers[t]
-        let wasFull = inFlight[t] >= d.cap
-        if d.complete(reply, recorder: &recorders[t], now: now) { inFlight[t] -= 1 }
-        for request in d.followUps { targets[t].submit(request, now: now) }
-        d.followUps.emptyKeepingCapacity()
-        if wasFull && inFlight[t] < d.cap { slotFreedAt[t] = now }
+        unretainedDrivers[t]._withUnsafeGuaranteedRef { d in
+            let wasFull = inFlight[t] >= d.cap
+            if d.complete(reply, recorder: &recorders[t], now: now) { inFlight[t] -= 1 }
+            for request in d.followUps { targets[t].submit(request, now: now) }
+            d.followUps.emptyKeepingCapacity()
+            if wasFull && inFlight[t] < d.cap { slotFreedAt[t] = now }
+        }
         recorders[t].tick(now: now)
         issueMore(t)
     }
