@@ -157,6 +157,8 @@ public final class Oracle: @unchecked Sendable {
     }
 
     let shards: [Locked<Shard>]
+    /// The same shards, locked without a retain and a release on every operation (`shards` keeps them alive).
+    let unretainedShards: [Unmanaged<Locked<Shard>>]
     let mask: Int
     let retention: UInt64
     let table = WriteTable()
@@ -167,12 +169,16 @@ public final class Oracle: @unchecked Sendable {
         var c = 1
         while c < shards { c <<= 1 }
         self.shards = (0..<c).map { _ in Locked(Shard()) }
+        unretainedShards = self.shards.map { Unmanaged.passUnretained($0) }
         mask = c - 1
         self.retention = retention
     }
 
+    /// Runs `body` under the lock of `key`'s shard.
     @inline(__always)
-    func shard(_ key: UInt64) -> Locked<Shard> { shards[shardIndex(key)] }
+    func withShard<R>(_ key: UInt64, _ body: (inout Shard) -> R) -> R {
+        unretainedShards[shardIndex(key)]._withUnsafeGuaranteedRef { $0.withLock(body) }
+    }
 
     @inline(__always)
     func shardIndex(_ key: UInt64) -> Int { Int(truncatingIfNeeded: Hash64.mix(key)) & mask }
@@ -209,7 +215,7 @@ public final class Oracle: @unchecked Sendable {
     @inline(__always)
     func register(id: UInt64, key: UInt64, count: Int, _ append: (inout [UInt64]) -> Void) {
         let slot = table.make(id)
-        shard(key).withLock { s in
+        withShard(key) { s in
             let start = Int32(s.saw.count)
             append(&s.saw)
             let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(count))
@@ -220,7 +226,7 @@ public final class Oracle: @unchecked Sendable {
 
     /// A write was acknowledged to its client at `time`.
     public func acknowledged(id: UInt64, key: UInt64, at time: UInt64) {
-        shard(key).withLock { s in
+        withShard(key) { s in
             guard let p = record(id), p.pointee.ackOrder == 0 else { return }
             p.pointee.ackedAt = time
             let order = s.nextAck
@@ -252,7 +258,7 @@ public final class Oracle: @unchecked Sendable {
     /// missed (0: fresh). A write counts if it was acknowledged before the read began and nothing acknowledged
     /// before the read began supersedes it.
     public func missed(key: UInt64, start: UInt64, returned: [UInt64]) -> Int {
-        shard(key).withLock { s in
+        withShard(key) { s in
             // The key's lists in place: a copy of them cost a retain and a release of each on every read.
             guard let i = s.keys.index(forKey: FastKey(key)) else { return 0 }
             return missed(&s.keys.values[i], saw: s.saw, start: start, returned: returned)
