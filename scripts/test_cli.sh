@@ -88,6 +88,17 @@ if "$BIN" run --scenario "$TMP/run.yaml" --nodes 5 --out "$TMP/run" --quiet >"$T
     grep -q '^inprocess,real,5,3,2,2,sloppy,vv,a,zipfian,2000,"uniform(64,512)",' "$TMP/run/summary.csv" \
         || { echo "FAIL: summary.csv does not reflect the scenario and flags"; head -2 "$TMP/run/summary.csv"; fails=$((fails + 1)); }
     python3 scripts/check_hlog.py "$TMP/run" || fails=$((fails + 1))
+    # run.json's figures are numbers (a writer once turned counts of 0 and 1 into false and true).
+    python3 - "$TMP/run/run.json" <<'PY' || fails=$((fails + 1))
+import json, sys
+d = json.load(open(sys.argv[1]))
+bad = [f"{section}.{k}" for section in ("counters", "memory") for k, v in d[section].items()
+       if isinstance(v, bool) or not isinstance(v, (int, float))]
+bad += [f"summary.{k}" for row in d["summary"] for k, v in row.items() if isinstance(v, bool)]
+if bad or not d["counters"]:
+    print("FAIL: run.json figures that are not numbers:", bad or "no counters")
+    sys.exit(1)
+PY
 else
     echo "FAIL: a short run exited $?"; cat "$TMP/err"; fails=$((fails + 1))
 fi

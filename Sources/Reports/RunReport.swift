@@ -382,8 +382,9 @@ public enum RunReport {
         let c = r.counters
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        var counters = ((try? encoder.encode(c)).flatMap { try? JSONSerialization.jsonObject(with: $0) }
-                        as? [String: Any]) ?? [:]
+        // Decoded as Swift integers: Foundation's JSON reader gives NSNumbers, and an NSNumber of 0 or 1 casts to
+        // `Bool` as readily as to `Int` (run.json once said `"failed" : false`).
+        var counters: [String: Any] = (try? encoder.encode(c)).flatMap { try? JSONDecoder().decode([String: Int].self, from: $0) } ?? [:]
         counters["dropped_messages"] = r.droppedMessages
         counters["partitioned_messages"] = r.partitionedMessages
         counters["settle_rounds"] = r.settleRounds
