@@ -217,12 +217,12 @@ struct Router {
     unowned(unsafe) var cluster: InProcessCluster! {
         didSet {
             // This producer's lane to each consumer, and the consumers' parkers, looked up once.
-            outLanes = cluster.lanes.map { Unmanaged.passUnretained($0[producer]) }
-            parkers = cluster.parkers.map { Unmanaged.passUnretained($0) }
+            outLanes = Unretained(cluster.lanes.map { $0[producer] })
+            parkers = Unretained(cluster.parkers)
         }
     }
-    var outLanes: [Unmanaged<SPSCRing<Parcel>>] = []
-    var parkers: [Unmanaged<Parker>] = []
+    var outLanes = Unretained<SPSCRing<Parcel>>()
+    var parkers = Unretained<Parker>()
     var rng: Xoshiro
     var dirty: [Bool]
     var dirtyList: [Int] = []
@@ -259,7 +259,7 @@ struct Router {
         if overflow[consumer].isEmpty {
             // A full lane hands the parcel back: it waits in the overflow.
             var moving: Parcel? = parcel
-            if let refused = outLanes[consumer]._withUnsafeGuaranteedRef({ $0.push(moving.take()!) }) {
+            if let refused = outLanes.with(consumer, { $0.push(moving.take()!) }) {
                 overflow[consumer].append(refused)
             }
         } else {
@@ -278,17 +278,18 @@ struct Router {
         var pending = false
         var stillDirty: [Int] = []
         for consumer in dirtyList {
-            let lane = outLanes[consumer]
-            if !overflow[consumer].isEmpty {
-                var moved = 0
-                for parcel in overflow[consumer] {
-                    if lane._withUnsafeGuaranteedRef({ $0.push(parcel) }) != nil { break }
-                    moved += 1
+            outLanes.with(consumer) { lane in
+                if !overflow[consumer].isEmpty {
+                    var moved = 0
+                    for parcel in overflow[consumer] {
+                        if lane.push(parcel) != nil { break }
+                        moved += 1
+                    }
+                    overflow[consumer].removeFirst(moved)
                 }
-                overflow[consumer].removeFirst(moved)
+                lane.publish()
             }
-            lane._withUnsafeGuaranteedRef { $0.publish() }
-            parkers[consumer]._withUnsafeGuaranteedRef { $0.unpark() }
+            parkers.with(consumer) { $0.unpark() }
             if overflow[consumer].isEmpty {
                 dirty[consumer] = false
             } else {
@@ -313,12 +314,12 @@ final class Worker: @unchecked Sendable {
     unowned(unsafe) var cluster: InProcessCluster! {
         didSet {
             router.cluster = cluster
-            nodes = cluster.nodes.map { Unmanaged.passUnretained($0) }
+            nodes = Unretained(cluster.nodes)
             inLanes = cluster.lanes[index]
         }
     }
-    /// The cluster's nodes, unretained (the cluster owns them).
-    var nodes: [Unmanaged<Node>] = []
+    /// The cluster's nodes, called once per message (``Unretained``).
+    var nodes = Unretained<Node>()
     /// This worker's inbox: a lane from every producer.
     var inLanes: [SPSCRing<Parcel>] = []
     @exclusivity(unchecked) var router: Router
@@ -349,7 +350,7 @@ final class Worker: @unchecked Sendable {
     func boot(now: UInt64) {
         applied = Array(repeating: NodeCondition(), count: nodes.count)
         for node in stride(from: index, to: nodes.count, by: workerCount) {
-            nodes[node]._withUnsafeGuaranteedRef { $0.boot(now: now, out: &outbox) }
+            nodes.with(node) { $0.boot(now: now, out: &outbox) }
             dispatch(from: node, now: now)
         }
     }
@@ -410,7 +411,7 @@ final class Worker: @unchecked Sendable {
                     continue
                 }
             }
-            nodes[t.node]._withUnsafeGuaranteedRef { $0.timer(t.token, now: now, out: &outbox) }
+            nodes.with(t.node) { $0.timer(t.token, now: now, out: &outbox) }
             dispatch(from: t.node, now: now)
         }
         while !local.isEmpty {
@@ -455,7 +456,7 @@ final class Worker: @unchecked Sendable {
             }
         }
         // The cluster keeps its nodes alive for as long as the workers run: no retain per message.
-        nodes[node]._withUnsafeGuaranteedRef { $0.handle(envelope, now: now, out: &outbox) }
+        nodes.with(node) { $0.handle(envelope, now: now, out: &outbox) }
         dispatch(from: node, now: now)
     }
 
@@ -484,15 +485,15 @@ final class Worker: @unchecked Sendable {
             if new.down && !old.down {
                 for e in held.removeValue(forKey: node) ?? [] { e.message.release(to: options.pool) }
                 heldTimers[node] = nil
-                nodes[node]._withUnsafeGuaranteedRef { $0.fail(faults.crashMode, onWipe: options.onWipe) }
+                nodes.with(node) { $0.fail(faults.crashMode, onWipe: options.onWipe) }
             } else if !new.down && old.down {
-                nodes[node]._withUnsafeGuaranteedRef { $0.boot(now: now, out: &outbox) }
+                nodes.with(node) { $0.boot(now: now, out: &outbox) }
                 dispatch(from: node, now: now)
             }
             if !new.down && !new.stalled && old.stalled {
                 // Resumed: what waited is handled now, in order.
                 for token in heldTimers.removeValue(forKey: node) ?? [] {
-                    nodes[node]._withUnsafeGuaranteedRef { $0.timer(token, now: now, out: &outbox) }
+                    nodes.with(node) { $0.timer(token, now: now, out: &outbox) }
                     dispatch(from: node, now: now)
                 }
                 for e in held.removeValue(forKey: node) ?? [] { deliver(e, now: now) }

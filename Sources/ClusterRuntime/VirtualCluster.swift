@@ -11,9 +11,9 @@ import SyncPrimitives
 public final class VirtualCluster {
     public let options: ClusterOptions
     public let ring: Ring
-    public let nodes: [Node]
-    /// The same nodes, called without a retain and a release around every message (`nodes` keeps them alive).
-    let unretainedNodes: [Unmanaged<Node>]
+    /// The nodes, called once per message (``Unretained``).
+    let nodeRefs: Unretained<Node>
+    public var nodes: [Node] { nodeRefs.objects }
     public let serviceTime: Distribution?
     /// Virtual time, ns.
     public private(set) var now: UInt64 = 0
@@ -86,10 +86,8 @@ public final class VirtualCluster {
     var faulty = false
     var held: [[Held]]
     var busyUntil: [UInt64]
-    /// Client-side coordinators (`--routing client`).
-    public let coordinators: [Coordinator?]
-    /// The same, called without a retain and a release per message (`coordinators` keeps them alive).
-    let unretainedCoordinators: [Unmanaged<Coordinator>?]
+    /// Client-side coordinators, one per client (`--routing client`; nil: server routing).
+    let clientCoordinators: Unretained<Coordinator>?
     /// Server routing: per client, which node coordinates each request.
     var choices: [CoordinatorChoice]
 
@@ -97,8 +95,9 @@ public final class VirtualCluster {
         precondition(options.core.problem == nil, options.core.problem ?? "")
         self.options = options
         ring = options.core.makeRing()
-        nodes = (0..<options.core.nodes).map { [ring] in Node(id: $0, config: options.core, ring: ring, pool: options.pool) }
-        unretainedNodes = nodes.map { Unmanaged.passUnretained($0) }
+        nodeRefs = Unretained((0..<options.core.nodes).map { [ring] in
+            Node(id: $0, config: options.core, ring: ring, pool: options.pool)
+        })
         self.serviceTime = serviceTime
         rng = Xoshiro.derive(options.seed, 0x5649_5254)  // "VIRT"
         transmission = Transmission(drop: options.drop, delays: options.delays, slowDelays: faults.slowDelays)
@@ -108,11 +107,9 @@ public final class VirtualCluster {
         conditions = Array(repeating: NodeCondition(), count: options.core.nodes)
         held = Array(repeating: [], count: options.core.nodes)
         busyUntil = Array(repeating: 0, count: options.core.nodes)
-        coordinators = (0..<options.clients).map { [ring] c in
-            options.core.routing == .client
-                ? Coordinator(endpoint: .client(c), config: options.core, ring: ring, pool: options.pool) : nil
-        }
-        unretainedCoordinators = coordinators.map { $0.map { Unmanaged.passUnretained($0) } }
+        clientCoordinators = options.core.routing != .client ? nil : Unretained((0..<options.clients).map { [ring] c in
+            Coordinator(endpoint: .client(c), config: options.core, ring: ring, pool: options.pool)
+        })
         choices = Array(repeating: CoordinatorChoice(nodes: options.core.nodes), count: options.clients)
         for node in nodes {
             node.boot(now: 0, out: &outbox)
@@ -170,7 +167,7 @@ public final class VirtualCluster {
             nodeTimer(t.who, t.token)
         case Kind.clientTimer:
             let t = ticks.take(slot)
-            coordinators[t.who]?.timerFired(t.token, now: now, local: nil, out: &outbox)
+            clientCoordinators?.with(t.who) { $0.timerFired(t.token, now: now, local: nil, out: &outbox) }
             dispatch(from: .client(t.who))
         case Kind.wake: onWake(ticks.take(slot).token)
         default: apply(snapshots[slot])
@@ -196,8 +193,8 @@ public final class VirtualCluster {
 
     /// Client `c` submits a request now.
     public func submit(client c: Int, _ request: ClientRequest) {
-        if let coordinator = unretainedCoordinators[c] {
-            coordinator._withUnsafeGuaranteedRef { $0.start(request, from: .client(c), now: now, local: nil, out: &outbox) }
+        if let coordinators = clientCoordinators {
+            coordinators.with(c) { $0.start(request, from: .client(c), now: now, local: nil, out: &outbox) }
             dispatch(from: .client(c))
         } else {
             sendRequest(client: c, request,
@@ -217,25 +214,25 @@ public final class VirtualCluster {
     }
 
     func clientReceives(_ c: Int, _ envelope: Envelope) {
-        let coordinator = unretainedCoordinators[c]
-        if let coordinator, !envelope.from.isClient {
-            coordinator._withUnsafeGuaranteedRef { $0.detector.heard(from: envelope.from.index) }
+        let coordinators = clientCoordinators
+        if let coordinators, !envelope.from.isClient {
+            coordinators.with(c) { $0.detector.heard(from: envelope.from.index) }
         }
         switch envelope.message {
         case .reply(let reply):
             choices[c].finished(reply.tag)
             onReply(c, reply)
         case .writeAck(let ack):
-            coordinator?._withUnsafeGuaranteedRef { $0.writeAcked(ack, from: envelope.from, now: now, out: &outbox) }
+            coordinators?.with(c) { $0.writeAcked(ack, from: envelope.from, now: now, out: &outbox) }
             dispatch(from: .client(c))
         case .readResponse(let response):
-            if let coordinator {
-                coordinator._withUnsafeGuaranteedRef { $0.readAnswered(response, from: envelope.from, now: now, out: &outbox) }
+            if let coordinators {
+                coordinators.with(c) { $0.readAnswered(response, from: envelope.from, now: now, out: &outbox) }
                 dispatch(from: .client(c))
             } else {
                 envelope.message.release(to: options.pool)
             }
-        case .request(let request) where coordinators[c] == nil && !envelope.from.isClient:
+        case .request(let request) where coordinators == nil && !envelope.from.isClient:
             // Refused by a down node: another coordinator, or the request fails.
             sendRequest(client: c, request, to: choices[c].refused(request.tag, key: request.key, by: envelope.from.index,
                                                                    ring: ring, n: options.core.n, now: now, rng: &rng))
@@ -355,7 +352,7 @@ public final class VirtualCluster {
             held[node].append(.handle(e))
             return
         }
-        unretainedNodes[node]._withUnsafeGuaranteedRef { $0.handle(e, now: now, out: &outbox) }
+        nodeRefs.with(node) { $0.handle(e, now: now, out: &outbox) }
         dispatch(from: .node(node))
     }
 
@@ -422,14 +419,14 @@ public final class VirtualCluster {
         for list in held { for event in list { release(event) } }
         for i in held.indices { held[i].removeAll() }
         for node in nodes { node.coordinator.abandonAll() }
-        for c in coordinators { c?.abandonAll() }
+        for c in clientCoordinators?.objects ?? [] { c.abandonAll() }
     }
 
     /// Everything the nodes and client-side coordinators counted.
     public var counters: CoreCounters {
         var c = CoreCounters()
         for n in nodes { c.add(n.counters) }
-        for co in coordinators { if let co { c.add(co.counters) } }
+        for co in clientCoordinators?.objects ?? [] { c.add(co.counters) }
         return c
     }
 }

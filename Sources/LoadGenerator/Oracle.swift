@@ -92,9 +92,6 @@ public final class Oracle: @unchecked Sendable {
         /// Frontier entries not superseded.
         var live = 0
         var superseded: [Acked] = []
-        /// `superseded.last?.latest`, kept here: a read that began after it owes nothing of the superseded list,
-        /// and knowing that without the list spares two cache misses (its header and its last entry) a read.
-        var supersededLatest: UInt64 = 0
         /// The first `expired` of `superseded` are forgotten; they are dropped in bulk now and then (dropping them
         /// as they expired moved the whole list on almost every write of a hot key, whose list holds every write
         /// of the last `retention`).
@@ -124,9 +121,8 @@ public final class Oracle: @unchecked Sendable {
             frontier[i].removed = order
             live -= 1
             var a = frontier[i]
-            a.latest = max(time, supersededLatest)
+            a.latest = max(time, superseded.last?.latest ?? 0)
             superseded.append(a)
-            supersededLatest = a.latest
         }
 
         /// Drops superseded entries from the frontier once they are as many as the live ones (so it never holds
@@ -160,9 +156,8 @@ public final class Oracle: @unchecked Sendable {
         var keys: [FastKey: KeyWrites] = [:]
     }
 
-    let shards: [Locked<Shard>]
-    /// The same shards, locked without a retain and a release on every operation (`shards` keeps them alive).
-    let unretainedShards: [Unmanaged<Locked<Shard>>]
+    /// Locked once per write, acknowledgement and read check (``Unretained``).
+    let shardRefs: Unretained<Locked<Shard>>
     let mask: Int
     let retention: UInt64
     let table = WriteTable()
@@ -172,8 +167,7 @@ public final class Oracle: @unchecked Sendable {
     public init(shards: Int = 64, retention: UInt64 = 2_000_000_000) {
         var c = 1
         while c < shards { c <<= 1 }
-        self.shards = (0..<c).map { _ in Locked(Shard()) }
-        unretainedShards = self.shards.map { Unmanaged.passUnretained($0) }
+        shardRefs = Unretained((0..<c).map { _ in Locked(Shard()) })
         mask = c - 1
         self.retention = retention
     }
@@ -181,7 +175,7 @@ public final class Oracle: @unchecked Sendable {
     /// Runs `body` under the lock of `key`'s shard.
     @inline(__always)
     func withShard<R>(_ key: UInt64, _ body: (inout Shard) -> R) -> R {
-        unretainedShards[shardIndex(key)]._withUnsafeGuaranteedRef { $0.withLock(body) }
+        shardRefs.with(shardIndex(key)) { $0.withLock(body) }
     }
 
     @inline(__always)
@@ -286,11 +280,9 @@ public final class Oracle: @unchecked Sendable {
             older -= 1
             if unreturned(k.frontier[i]) { owed.append(k.frontier[i]) }
         }
-        if k.supersededLatest >= start {
-            for a in k.superseded[k.expired...].reversed() {
-                if a.latest < start { break }
-                if a.supersededAt >= start && unreturned(a) { owed.append(a) }
-            }
+        for a in k.superseded[k.expired...].reversed() {
+            if a.latest < start { break }
+            if a.supersededAt >= start && unreturned(a) { owed.append(a) }
         }
         if owed.isEmpty && older == 0 { return 0 }
         // One search from what the read returned, only where a write owed can be (the whole frontier stands in for
@@ -325,7 +317,7 @@ public final class Oracle: @unchecked Sendable {
 
     /// Every acknowledged write, by shard: (id, key). Call when the run is quiescent.
     func acknowledgedWrites() -> [[(id: UInt64, key: UInt64)]] {
-        var byShard = Array(repeating: [(id: UInt64, key: UInt64)](), count: shards.count)
+        var byShard = Array(repeating: [(id: UInt64, key: UInt64)](), count: shardRefs.count)
         table.forEach { id, w in if w.ackedAt != 0 { byShard[shardIndex(w.key)].append((id, w.key)) } }
         return byShard
     }
@@ -345,7 +337,7 @@ public final class Oracle: @unchecked Sendable {
             for (j, w) in writes.enumerated() {
                 if let p = last.updateValue(j, forKey: FastKey(w.key)) { previous[j] = p }
             }
-            shards[i].withLock { s in
+            shardRefs.objects[i].withLock { s in
                 for (key, end) in last {
                     let covered = closure(s.saw, of: readAll(key.raw))
                     var j = end
@@ -368,7 +360,7 @@ public final class Oracle: @unchecked Sendable {
         for l in losses { byShard[shardIndex(l.key), default: []].append(l) }
         var out: [Loss] = []
         for (index, list) in byShard {
-            shards[index].withLock { s in
+            shardRefs.objects[index].withLock { s in
                 // The held writes of the keys lost here, by key.
                 var roots: [UInt64: [UInt64]] = [:]
                 for id in held {

@@ -37,10 +37,10 @@ public struct VisibilityPoint: Sendable, Equatable {
 /// Everything a run measured.
 public struct RunResult: @unchecked Sendable {
     public var config: RunConfig
-    public var totals: [KindTotals] { didSet { all = RunResult.sum(totals) } }
-    /// Totals over every kind, kept with `totals`: the reports ask for them a dozen times, and each time the sum
-    /// merged the kinds' histograms anew (~180,000 cache misses at the end of every run).
-    public private(set) var all: KindTotals
+    public let totals: [KindTotals]
+    /// Totals over every kind, summed once: the reports ask for them a dozen times, and each time the sum merged
+    /// the kinds' histograms anew (~180,000 cache misses at the end of every run).
+    public let all: KindTotals
     public var intervals: [IntervalRecord]
     public var staleReads = 0
     public var staleK = 0

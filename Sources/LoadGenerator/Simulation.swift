@@ -14,9 +14,9 @@ final class Simulation {
     let cluster: VirtualCluster
     let control: RunControl
     let oracle: Oracle
-    var drivers: [ThreadDriver] = []
-    /// The same drivers, used per request without a retain and a release (`drivers` keeps them alive).
-    var unretainedDrivers: [Unmanaged<ThreadDriver>] = []
+    /// The load threads' drivers, called once per request (``Unretained``).
+    let driverRefs: Unretained<ThreadDriver>
+    var drivers: [ThreadDriver] { driverRefs.objects }
     var recorders: [ThreadRecorder] = []
     var targets: [SimTarget] = []
     var inFlight: [Int]
@@ -73,11 +73,12 @@ final class Simulation {
         slotFreedAt = Array(repeating: 0, count: t)
         period = config.rate.map { Double(t) * 1e9 / $0 }
         wakeAt = Array(repeating: 0, count: t)
+        var drivers: [ThreadDriver] = []
         for i in 0..<t {
             drivers.append(ThreadDriver(thread: i, config: config, control: control, oracle: oracle, pool: pool))
             targets.append(SimTarget(cluster: cluster, client: i))
         }
-        unretainedDrivers = drivers.map { Unmanaged.passUnretained($0) }
+        driverRefs = Unretained(drivers)
         cluster.onReply = { [unowned self] c, reply in self.reply(c, reply) }
         cluster.onWake = { [unowned self] token in self.wake(token) }
         if config.traceWipes {
@@ -327,7 +328,7 @@ final class Simulation {
     }
 
     func issue(_ t: Int, intended: UInt64) {
-        unretainedDrivers[t]._withUnsafeGuaranteedRef { d in
+        driverRefs.with(t) { d in
             let slot = d.issue(&targets[t], intended: intended, now: cluster.now)
             if intended >= origin { measuredIssued[t] += 1 }
             inFlight[t] += 1
@@ -351,7 +352,7 @@ final class Simulation {
             loadMore(t)
             return
         }
-        unretainedDrivers[t]._withUnsafeGuaranteedRef { d in
+        driverRefs.with(t) { d in
             let wasFull = inFlight[t] >= d.cap
             if d.complete(reply, recorder: &recorders[t], now: now) { inFlight[t] -= 1 }
             for request in d.followUps { targets[t].submit(request, now: now) }

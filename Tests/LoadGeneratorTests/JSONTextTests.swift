@@ -62,18 +62,18 @@ struct JSONTextTests {
             var text = ""
             JSONText.number(v, to: &text)
             #expect(Double(text) == v, "\(v) written as \(text)")
-            #expect(!text.contains("inf") && !text.contains("nan"))
         }
     }
 
     @Test("layout: sorted keys, two spaces, integral doubles without a fraction, null for what JSON cannot say")
     func layout() {
-        let doc: [String: Any] = ["b": [1, 2.5, 3.0], "a": ["y": Double.nan, "x": "a\"b"], "c": [String](), "d": Optional<Int>.none as Any]
+        let doc: [String: Any] = ["b": [1, 2.5, 3.0], "a": ["y": Double.nan, "x": "a\"b", "z": -Double.infinity], "c": [String](), "d": Optional<Int>.none as Any]
         #expect(JSONText.document(doc) == """
             {
               "a" : {
                 "x" : "a\\"b",
-                "y" : null
+                "y" : null,
+                "z" : null
               },
               "b" : [
                 1,
