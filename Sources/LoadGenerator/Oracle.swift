@@ -315,37 +315,31 @@ public final class Oracle: @unchecked Sendable {
         public var key: UInt64
     }
 
-    /// Every acknowledged write, by shard: (id, key). Call when the run is quiescent.
-    func acknowledgedWrites() -> [[(id: UInt64, key: UInt64)]] {
-        var byShard = Array(repeating: [(id: UInt64, key: UInt64)](), count: shardRefs.count)
-        table.forEach { id, w in if w.ackedAt != 0 { byShard[shardIndex(w.key)].append((id, w.key)) } }
-        return byShard
-    }
-
     /// Every key's lost writes, given a reader of all replicas: the acknowledged writes that are neither in what
-    /// a read of all replicas of their key returns (`readAll`) nor superseded by anything in it. Call when the run
-    /// is quiescent. Groups the work by shard.
+    /// a read of all replicas of their key returns (`readAll`, called once for each key with an acknowledged
+    /// write) nor superseded by anything in it. Call when the run is quiescent.
+    ///
+    /// One search per key from what `readAll` returns, with a mark per write (by its registration order in the
+    /// shard) for what the searches reached: a set of ids per key cost a hash and often a probe per write reached,
+    /// and grouping the acknowledged writes by key cost as much again. A write supersedes only writes of its own
+    /// key, so the searches never meet and one mark array serves a shard.
     public func lostWrites(readAll: (UInt64) -> [UInt64]) -> [Loss] {
         var losses: [Loss] = []
-        for (i, writes) in acknowledgedWrites().enumerated() where !writes.isEmpty {
-            // Grouped by key as lists threaded through one array (each key's last write, each write's previous one
-            // of its key): a dictionary of per-key arrays allocated an array a key and grew it write by write, a
-            // third of this check's cost; sorting the writes by key cost as much.
-            var last: [FastKey: Int] = [:]
-            last.reserveCapacity(writes.count)
-            var previous = [Int](repeating: -1, count: writes.count)
-            for (j, w) in writes.enumerated() {
-                if let p = last.updateValue(j, forKey: FastKey(w.key)) { previous[j] = p }
-            }
+        var acknowledged = Array(repeating: [(id: UInt64, key: UInt64, seq: UInt64)](), count: shardRefs.count)
+        table.forEach { id, w in if w.ackOrder != 0 { acknowledged[shardIndex(w.key)].append((id, w.key, w.seq)) } }
+        for i in acknowledged.indices where !acknowledged[i].isEmpty {
             shardRefs.objects[i].withLock { s in
-                for (key, end) in last {
-                    let covered = closure(s.saw, of: readAll(key.raw))
-                    var j = end
-                    while j >= 0 {
-                        if !covered.contains(writes[j].id) { losses.append(Loss(write: writes[j].id, key: key.raw)) }
-                        j = previous[j]
+                var reached = [Bool](repeating: false, count: Int(s.nextSeq))
+                var stack: [UInt64] = []
+                for key in s.keys.keys {  // (the keys acknowledged writes made entries for)
+                    stack.append(contentsOf: readAll(key.raw))
+                    while let id = stack.popLast() {
+                        guard let w = record(id)?.pointee, w.key == key.raw, !reached[Int(w.seq)] else { continue }
+                        reached[Int(w.seq)] = true
+                        stack.append(contentsOf: s.saw[Int(w.sawStart)..<Int(w.sawStart + w.sawCount)])
                     }
                 }
+                for w in acknowledged[i] where !reached[Int(w.seq)] { losses.append(Loss(write: w.id, key: w.key)) }
             }
         }
         return losses

@@ -256,6 +256,24 @@ struct OracleTests {
         }
         #expect(stale > 100)  // the histories do exercise stale reads
         #expect(byKey.values.allSatisfy { $0.count > 200 })
+        // Lost writes, for replicas that hold a few of each key's writes: SPEC.md's definition, the acknowledged
+        // writes that are neither held nor superseded by a write held.
+        for _ in 0..<20 {
+            var held: [UInt64: [UInt64]] = [:]
+            for (key, ids) in byKey {
+                for _ in 0..<(rng.next() % 4) { held[key, default: []].append(ids[Int(rng.next() % UInt64(ids.count))]) }
+            }
+            let got = held.mapValues { $0.reduce(into: Set<UInt64>()) { $0.formUnion(writes[$1]!.closure) } }
+            let lost = writes.filter { id, w in w.ackedAt != nil && !(got[w.key]?.contains(id) ?? false) }.map(\.key)
+            var asked: [UInt64] = []
+            let losses = o.lostWrites { key in
+                asked.append(key)
+                return held[key] ?? []
+            }
+            #expect(Set(losses.map(\.write)) == Set(lost) && losses.count == lost.count, "seed \(seed)")
+            #expect(losses.allSatisfy { writes[$0.write]!.key == $0.key })
+            #expect(asked.sorted() == byKey.keys.filter { k in byKey[k]!.contains { writes[$0]!.ackedAt != nil } }.sorted())
+        }
     }
 
     @Test("a lost write: acknowledged, then neither returned nor superseded by what the replicas hold")
