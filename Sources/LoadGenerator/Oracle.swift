@@ -242,9 +242,10 @@ public final class Oracle: @unchecked Sendable {
         if k.live <= direct.count && k.frontier.allSatisfy({ $0.removed != 0 || direct.contains($0.id) }) {
             for i in k.frontier.indices where k.frontier[i].removed == 0 { k.supersede(at: i, by: order, at: time) }
         } else if !direct.isEmpty {  // (a blind write supersedes nothing)
-            // What a search can reach from the writes it saw was registered before the newest of them: when every
-            // other live frontier write was registered after it (a write concurrent with this one, the usual
-            // reason the case above fails), the writes it saw are all it supersedes there.
+            // A search from the writes it saw reaches only writes registered no later than the newest of them
+            // (a write supersedes writes registered before it): when every other live frontier write was
+            // registered after that one (a write concurrent with this one, the usual reason the case above
+            // fails), the writes it saw are all it supersedes there.
             var newest: UInt64 = 0
             for d in direct { if let r = record(d) { newest = max(newest, r.pointee.seq) } }
             if k.frontier.allSatisfy({ $0.removed != 0 || $0.seq > newest || direct.contains($0.id) }) {
