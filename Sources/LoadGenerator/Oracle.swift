@@ -236,19 +236,19 @@ public final class Oracle: @unchecked Sendable {
     }
 
     func supersede(_ k: inout KeyWrites, by id: UInt64, _ w: WriteInfo, _ order: UInt64, at time: UInt64, saw: [UInt64]) {
-        // The common case needs no search (and no Set): the write saw every frontier write itself — an update
-        // after a read of the key, or a thread's next write of it.
+        // Most acknowledgements need no search (and no Set). A search from the writes this one saw reaches only
+        // writes registered no later than the newest of them (a write supersedes writes registered before it), so
+        // a live frontier write it did not see and registered after that one is out of its reach. When every live
+        // frontier write it did not see is (an update after a read of the key, a thread's next write of it, or a
+        // write concurrent with another one), the writes it saw are all it supersedes.
         let direct = saw[Int(w.sawStart)..<Int(w.sawStart + w.sawCount)]
-        if k.live <= direct.count && k.frontier.allSatisfy({ $0.removed != 0 || direct.contains($0.id) }) {
-            for i in k.frontier.indices where k.frontier[i].removed == 0 { k.supersede(at: i, by: order, at: time) }
-        } else if !direct.isEmpty {  // (a blind write supersedes nothing)
-            // A search from the writes it saw reaches only writes registered no later than the newest of them
-            // (a write supersedes writes registered before it): when every other live frontier write was
-            // registered after that one (a write concurrent with this one, the usual reason the case above
-            // fails), the writes it saw are all it supersedes there.
-            var newest: UInt64 = 0
-            for d in direct { if let r = record(d) { newest = max(newest, r.pointee.seq) } }
-            if k.frontier.allSatisfy({ $0.removed != 0 || $0.seq > newest || direct.contains($0.id) }) {
+        if !direct.isEmpty {  // (a blind write supersedes nothing)
+            var newest: UInt64?  // looked up only if some live write was not seen
+            func outOfReach(_ a: Acked) -> Bool {
+                if newest == nil { newest = direct.reduce(0) { max($0, record($1)?.pointee.seq ?? 0) } }
+                return a.seq > newest!
+            }
+            if k.frontier.allSatisfy({ $0.removed != 0 || direct.contains($0.id) || outOfReach($0) }) {
                 for i in k.frontier.indices where k.frontier[i].removed == 0 && direct.contains(k.frontier[i].id) {
                     k.supersede(at: i, by: order, at: time)
                 }

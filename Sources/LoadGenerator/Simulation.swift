@@ -269,8 +269,9 @@ final class Simulation {
 
     // MARK: - Load phase
 
-    func loadMore(_ t: Int) {
-        let d = drivers[t]
+    func loadMore(_ t: Int) { driverRefs.with(t) { loadMore(t, $0) } }
+
+    func loadMore(_ t: Int, _ d: ThreadDriver) {
         while inFlight[t] < d.cap && loadNext[t] < UInt64(config.keys) {
             let key = loadNext[t]
             loadNext[t] += UInt64(config.threads)
@@ -300,7 +301,10 @@ final class Simulation {
     /// intended time has come while a slot is free (one that waited for a slot counts from its intended time).
     func issueMore(_ t: Int) {
         if stopping[t] { return }
-        let d = drivers[t]
+        driverRefs.with(t) { issueMore(t, $0) }
+    }
+
+    func issueMore(_ t: Int, _ d: ThreadDriver) {
         let now = cluster.now
         if done(t) {
             stop(t)
@@ -311,7 +315,7 @@ final class Simulation {
                 let intended = UInt64(nextIntended[t])
                 let lateFrom = max(intended, slotFreedAt[t])
                 if intended >= origin { d.lag.record(now > lateFrom ? now - lateFrom : 0) }
-                issue(t, intended: intended)
+                issue(t, d, intended: intended)
                 nextIntended[t] += config.arrival == .poisson ? -period * log(1 - d.rng.nextDouble()) : period
             }
             if done(t) {
@@ -322,20 +326,18 @@ final class Simulation {
                 cluster.wake(at: wakeAt[t], token: Simulation.issueToken | UInt64(t))
             }
         } else {
-            while inFlight[t] < d.cap && !done(t) { issue(t, intended: now) }
+            while inFlight[t] < d.cap && !done(t) { issue(t, d, intended: now) }
             if done(t) { stop(t) }
         }
     }
 
-    func issue(_ t: Int, intended: UInt64) {
-        driverRefs.with(t) { d in
-            let slot = d.issue(&targets[t], intended: intended, now: cluster.now)
-            if intended >= origin { measuredIssued[t] += 1 }
-            inFlight[t] += 1
-            if let timeout = d.clientTimeout {
-                cluster.wake(at: cluster.now &+ timeout,
-                             token: Simulation.timeoutToken | UInt64(t) << 40 | UInt64(d.slots[slot].generation) << 16 | UInt64(slot))
-            }
+    func issue(_ t: Int, _ d: ThreadDriver, intended: UInt64) {
+        let slot = d.issue(&targets[t], intended: intended, now: cluster.now)
+        if intended >= origin { measuredIssued[t] += 1 }
+        inFlight[t] += 1
+        if let timeout = d.clientTimeout {
+            cluster.wake(at: cluster.now &+ timeout,
+                         token: Simulation.timeoutToken | UInt64(t) << 40 | UInt64(d.slots[slot].generation) << 16 | UInt64(slot))
         }
     }
 
@@ -345,7 +347,7 @@ final class Simulation {
             inFlight[t] -= 1
             if reply.status == .ok, let id = loadIDs[t].removeValue(forKey: reply.key) {
                 oracle.acknowledged(id: id, key: reply.key, at: now)
-                drivers[t].remember(reply.key, CachedContext(context: reply.context, own: id))
+                driverRefs.with(t) { $0.remember(reply.key, CachedContext(context: reply.context, own: id)) }
             } else {
                 loadIDs[t][reply.key] = nil
             }
