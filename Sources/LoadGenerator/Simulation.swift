@@ -377,10 +377,12 @@ final class Simulation {
             }
         case Simulation.timeoutToken:
             let t = Int(token >> 40 & 0xFFFF), generation = UInt32(token >> 16 & 0xFF_FFFF), slot = Int(token & 0xFFFF)
-            let d = drivers[t]
-            guard d.slots[slot].active, d.slots[slot].generation & 0xFF_FFFF == generation else { return }
-            let tag = UInt64(d.slots[slot].generation) << 32 | UInt64(slot)
-            self.reply(t, ClientReply(tag: tag, op: .get, key: d.slots[slot].key, status: .timeout, coordinator: .client(t)))
+            let timedOut: ClientReply? = driverRefs.with(t) { d in
+                guard d.slots[slot].active, d.slots[slot].generation & 0xFF_FFFF == generation else { return nil }
+                let tag = UInt64(d.slots[slot].generation) << 32 | UInt64(slot)
+                return ClientReply(tag: tag, op: .get, key: d.slots[slot].key, status: .timeout, coordinator: .client(t))
+            }
+            if let timedOut { reply(t, timedOut) }
         default:
             break
         }
