@@ -11,9 +11,9 @@ import SyncPrimitives
 /// predict: a tenth of a simulation's instructions.
 ///
 /// The bucket width comes from the message delays (``init(scale:)``), so that a bucket holds about one message;
-/// whatever falls outside the horizon, or before the bucket of the last entry popped, waits in a heap, `overflow`,
-/// compared with the calendar on every pop: the order is exact whatever the delays are, only slower for the few
-/// entries there.
+/// whatever falls outside the horizon, before the bucket of the last entry popped, or deep inside a crowded bucket,
+/// waits in a heap, `overflow`, compared with the calendar on every pop: the order is exact whatever the delays are,
+/// only slower for the entries there (logarithmic in how many there are, where a crowded bucket's walk was linear).
 ///
 /// A class: as a `~Copyable` struct with a `deinit` it broke the compiler's ThreadSanitizer build (Swift 6.3.1,
 /// "Invalid bitcast" at -Onone).
@@ -76,6 +76,8 @@ final class CalendarQueue {
     }
 
     var count: Int { listed + overflow.count }
+    /// Entries waiting in the overflow heap.
+    var overflowCount: Int { overflow.count }
     var isEmpty: Bool { count == 0 }
 
     @inline(__always)
@@ -96,29 +98,48 @@ final class CalendarQueue {
             overflow.push(at: at, seq: seq, payload)
             return
         }
-        let n = allocate()
-        nodes[Int(n)] = Node(entry: Entry(at: at, seq: seq, payload: payload), next: -1)
-        listed += 1
         let b = bucket(at)
         let head = heads[b]
         if head < 0 {
+            let n = list(at, seq, payload, next: -1)
             heads[b] = n
             tails[b] = n
             occupied[b >> 6] |= 1 << UInt64(b & 63)
             if firstBucket >= 0 && position(b) < position(firstBucket) { firstBucket = b }
         } else if nodes[Int(tails[b])].entry.at <= at {
+            let n = list(at, seq, payload, next: -1)
             nodes[Int(tails[b])].next = n
             tails[b] = n
         } else if nodes[Int(head)].entry.at > at {
-            nodes[Int(n)].next = head
-            heads[b] = n
+            heads[b] = list(at, seq, payload, next: head)
         } else {
-            // Somewhere inside: after the last node not later than it (the tail is later, so there is a next).
+            // Somewhere inside: after the last node not later than it (the tail is later, so there is a next). A
+            // bucket crowded far past the one entry it was sized for (operations that take no virtual time pile
+            // their messages up) would make this walk quadratic: past a few nodes the entry goes to `overflow`.
             var p = head
-            while nodes[Int(nodes[Int(p)].next)].entry.at <= at { p = nodes[Int(p)].next }
-            nodes[Int(n)].next = nodes[Int(p)].next
-            nodes[Int(p)].next = n
+            for _ in 0..<Self.longestWalk {
+                let next = nodes[Int(p)].next
+                if nodes[Int(next)].entry.at > at {
+                    let n = list(at, seq, payload, next: next)  // first: it may move `nodes`
+                    nodes[Int(p)].next = n
+                    return
+                }
+                p = next
+            }
+            overflow.push(at: at, seq: seq, payload)
         }
+    }
+
+    /// The most nodes a push walks past inside a bucket before it takes the entry to `overflow` instead.
+    static let longestWalk = 8
+
+    /// A new node for the entry, linked to `next` (it may move `nodes`: no address into it may be held across).
+    @inline(__always)
+    private func list(_ at: UInt64, _ seq: UInt64, _ payload: Int, next: Int32) -> Int32 {
+        let n = allocate()
+        nodes[Int(n)] = Node(entry: Entry(at: at, seq: seq, payload: payload), next: next)
+        listed += 1
+        return n
     }
 
     @inline(__always)

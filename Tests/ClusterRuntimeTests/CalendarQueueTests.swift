@@ -68,6 +68,29 @@ struct CalendarQueueTests {
         }
     }
 
+    @Test("a bucket crowded with entries in random order (operations that take no virtual time): exact order, the deep ones in the heap")
+    func crowded() {
+        // 50,000 entries within one 16 µs bucket, all queued before any pop: sorted insertion walked the list (1.25e9
+        // steps); past `longestWalk` nodes an entry now goes to the overflow heap.
+        var rng = Xoshiro(seed: 11)
+        let q = CalendarQueue(scale: 1_000_000)
+        var want: [(at: UInt64, seq: UInt64)] = []
+        for i in 0..<50_000 {
+            let at = 1_000 + UInt64(rng.next(below: 1 << q.shift))
+            q.push(at: at, seq: UInt64(i), payload: i, now: 0)
+            want.append((at, UInt64(i)))
+        }
+        // Only the first few stay listed; the rest, landing deep in the bucket's list, wait in the heap.
+        #expect(q.overflowCount > 49_000 && q.count == 50_000, "\(q.overflowCount) of \(q.count) in the heap")
+        want.sort { ($0.at, $0.seq) < ($1.at, $1.seq) }
+        var wrong = 0
+        for w in want {
+            guard let e = q.pop() else { Issue.record("empty too soon"); return }
+            if e.at != w.at || e.seq != w.seq || e.payload != Int(w.seq) { wrong += 1 }
+        }
+        #expect(wrong == 0 && q.isEmpty)
+    }
+
     @Test("an entry at the far end of the horizon, in a bucket before the current one's in the ring, is found")
     func wrap() {
         let q = CalendarQueue(scale: 0)  // 16,384 ns buckets
