@@ -175,6 +175,18 @@ else
     echo "FAIL: sweep exited $?"; cat "$TMP/err"; fails=$((fails + 1))
 fi
 
+# Over a --duration, operations that take no virtual time (w = r = 1, no client delay) never reach its end: the
+# run and the sweep stop at once, exit 1 and say what to change (they ran on for hours).
+for cmd in run sweep; do
+    cases=$((cases + 1))
+    timeout 120 "$BIN" $cmd --clock virtual --delay "exp(mean=1ms)" --w 1 --r 1 --keys 1000 --duration 10s --warmup 0s \
+        --out "$TMP/stalled-$cmd" --quiet >/dev/null 2>"$TMP/err"
+    rc=$?
+    if [ $rc -ne 1 ] || ! grep -q "virtual time stopped advancing: .*Give --delay-client" "$TMP/err"; then
+        echo "FAIL: zero-time $cmd over a duration: exit $rc (want 1 and the reason)"; cat "$TMP/err"; fails=$((fails + 1))
+    fi
+done
+
 # A real-time sweep runs its points one at a time (two clusters at once would share the cores): each point starts
 # after the one before it has run its measured second.
 cases=$((cases + 1))

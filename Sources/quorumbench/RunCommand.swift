@@ -57,7 +57,7 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(1)
         }
         if result.virtualTimeStalled {
-            FileHandle.standardError.write("quorumbench: virtual time stopped advancing (every operation completes in zero time with these delays); the run was cut short — give the messages a --delay\n")
+            FileHandle.standardError.write("quorumbench: \(RunReport.stalled)\n")
             throw ExitCode(1)
         }
         if result.timeStoodStill { FileHandle.standardError.write("quorumbench: warning: \(RunReport.stoodStill)\n") }

@@ -94,7 +94,7 @@ struct SweepCommand: ParsableCommand {
                 let result = Runner(config: config).run()
                 let name = repeatCount > 1 ? "\(labels[job.point])-seed\(config.seed)" : labels[job.point]
                 if result.virtualTimeStalled {
-                    failure.withLock { $0 = "\(name): virtual time stopped advancing; give the messages a --delay" }
+                    failure.withLock { $0 = "\(name): \(RunReport.stalled)" }
                     return
                 }
                 do {

@@ -180,6 +180,27 @@ struct SimulationTests {
         }
     }
 
+    @Test("over a duration, operations that take no virtual time cut the run short at once rather than hang")
+    func zeroTimeDuration() {
+        // Closed loop, w = r = 1, no client delay: the clock never reaches the end of the duration. Before the
+        // limit, this ran on (its replica messages piling up in the calendar queue) for hours.
+        let cut = Runner(config: virtualConfig { c in
+            c.core.w = 1
+            c.core.r = 1
+            c.warmup = 0
+        }).run()
+        #expect(cut.virtualTimeStalled)
+        #expect(cut.all.ok > 0 && cut.all.ok <= 100_000, "\(cut.all.ok) operations before the cut")
+        // w = 2: a write waits for a remote ack, so time moves and the run lasts its duration.
+        let moving = Runner(config: virtualConfig { c in
+            c.core.w = 2
+            c.core.r = 1
+            c.warmup = 0
+            c.duration = 200_000_000
+        }).run()
+        #expect(!moving.virtualTimeStalled && abs(moving.durationSeconds - 0.2) < 0.01, "\(moving.durationSeconds) s")
+    }
+
     @Test("a run whose virtual time does not advance reports no rate, not a division by zero")
     func zeroTime() {
         // w = r = 1, server routing: the coordinator is one of the key's replicas and answers from itself; with no
