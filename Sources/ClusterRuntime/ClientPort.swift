@@ -56,13 +56,13 @@ public final class ClientPort: @unchecked Sendable {
         router.flush()
     }
 
-    func pickCoordinator(for key: UInt64, now: UInt64) -> Int? {
+    func pickCoordinator(for key: UInt64, now: UInt64) -> Int {
         choice.pick(for: key, ring: cluster.ring, n: cluster.options.core.n, now: now, rng: &rng)
     }
 
     func send(_ request: ClientRequest, to node: Int?, now: UInt64) {
         guard let node else {
-            // Every node refused recently: the request fails at once.
+            // Every node it was sent to refused it: the request fails.
             if let v = request.value { cluster.options.pool.release(v) }
             choice.finished(request.tag)
             ready.append(ClientReply(tag: request.tag, op: request.op, key: request.key, status: .unavailable,
@@ -71,7 +71,9 @@ public final class ClientPort: @unchecked Sendable {
         }
         let envelope = Envelope(from: endpoint, to: .node(node), message: .request(request))
         if let at = router.schedule(envelope, now: now) {
-            router.push(Parcel(at: at, envelope: envelope), to: cluster.consumer(of: .node(node)))
+            // A node every other node's refusal has made the least avoided: held back until it may be tried.
+            router.push(Parcel(at: max(at, choice.avoidUntil[node]), envelope: envelope),
+                        to: cluster.consumer(of: .node(node)))
         }
     }
 

@@ -54,7 +54,7 @@ public struct Transmission: Sendable {
 /// Riak's drivers are) sends to one of the key's replicas at random, so that the coordinator's own replica is local
 /// and writes need no forwarding; a node that refused a request (it is down: a closed port) is passed over for a
 /// while, and when every replica has, any other node serves (every node coordinates). A refused request is
-/// retried on another node, each node at most once.
+/// retried on another node; it fails once it has been refused as many times as there are nodes.
 struct CoordinatorChoice {
     /// When each node may be tried again (ns).
     var avoidUntil: [UInt64]
@@ -65,7 +65,13 @@ struct CoordinatorChoice {
 
     init(nodes: Int) { avoidUntil = Array(repeating: 0, count: nodes) }
 
-    func pick(for key: UInt64, ring: Ring, n: Int, now: UInt64, rng: inout Xoshiro) -> Int? {
+    /// The node to send a new request for `key` to. When every node refused within ``avoidNanos``, the one whose
+    /// refusal is oldest, the request held back until `avoidUntil` of it (a client backing off, as drivers do): a
+    /// request fails only once nodes have refused it (``refused(_:key:by:ring:n:now:rng:)``). Failing at once,
+    /// without trying, was a loop that took no time: in virtual time a closed loop of such failures never let the
+    /// clock reach the end of the outage (each failure issued the next request from inside its own reply, until
+    /// the stack ran out), and in real time it spun, counting failures by the thousand.
+    func pick(for key: UInt64, ring: Ring, n: Int, now: UInt64, rng: inout Xoshiro) -> Int {
         let replicas = ring.replicas(of: Key(key), n: n)
         let first = rng.next(below: replicas.count)
         for i in 0..<replicas.count {
@@ -74,7 +80,7 @@ struct CoordinatorChoice {
         }
         let list = ring.preferenceList(for: Key(key))
         for i in replicas.count..<list.count where avoidUntil[list[i]] <= now { return list[i] }
-        return nil
+        return list.min { avoidUntil[$0] < avoidUntil[$1] }!
     }
 
     /// `node` refused the request `tag`: where to try next (nil: every node has been tried; the request fails).

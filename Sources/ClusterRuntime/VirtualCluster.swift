@@ -202,6 +202,8 @@ public final class VirtualCluster {
         }
     }
 
+    /// Sends `request` to `node`; nil: every node it was sent to refused it, and it fails (from inside the handling
+    /// of the last refusal, an event: never from inside the submit of the request it answers).
     func sendRequest(client c: Int, _ request: ClientRequest, to node: Int?) {
         guard let node else {
             if let v = request.value { options.pool.release(v) }
@@ -210,7 +212,15 @@ public final class VirtualCluster {
                                    coordinator: .client(c)))
             return
         }
-        send(Envelope(from: .client(c), to: .node(node), message: .request(request)))
+        let e = Envelope(from: .client(c), to: .node(node), message: .request(request))
+        let notBefore = choices[c].avoidUntil[node]
+        guard notBefore > now else { return send(e) }
+        // Every node refused lately; this one longest ago: held back until it may be tried (``CoordinatorChoice``).
+        // A client's message is neither dropped nor partitioned.
+        let fate = transmission.fate(kind: e.message.kind, from: e.from, to: e.to, now: now, rng: &rng,
+                                     conditions: faulty ? conditions : nil)
+        guard case .deliver(let at) = fate else { preconditionFailure("a client's request was lost") }
+        push(max(at, notBefore), Kind.message, e)
     }
 
     func clientReceives(_ c: Int, _ envelope: Envelope) {

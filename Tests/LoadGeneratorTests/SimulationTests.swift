@@ -180,6 +180,22 @@ struct SimulationTests {
         }
     }
 
+    @Test("every node down at once: a request backs off and fails only after trying, and the clock moves on")
+    func totalOutage() {
+        // Three nodes each down 60% of the time: all three often are. A request that every node had refused lately
+        // failed at once, and the closed loop issued the next one from inside that failure's reply, at the same
+        // instant, until the stack ran out (5,000 operations were enough).
+        let r = Runner(config: virtualConfig { c in
+            c.core.nodes = 3
+            c.faults.failureRate = 0.6
+            c.ops = 5_000
+            c.warmup = 0
+        }).run()
+        #expect(!r.virtualTimeStalled && r.all.attempted == 5_000)
+        #expect(r.all.ok > 0 && r.all.ok < 5_000, "\(r.all.ok) ok")
+        #expect(r.durationSeconds > 1, "\(r.durationSeconds) s")
+    }
+
     @Test("over a duration, operations that take no virtual time cut the run short at once rather than hang")
     func zeroTimeDuration() {
         // Closed loop, w = r = 1, no client delay: the clock never reaches the end of the duration. Before the
