@@ -297,6 +297,12 @@ public enum RunReport {
             s += "Faults: " + what.joined(separator: "; ") + ". Nodes up per second: mean "
             s += up.isEmpty ? "–" : num(up.reduce(0, +) / Double(up.count), 2)
             s += ", lowest \(up.min().map { num($0, 2) } ?? "–") of \(c.core.nodes).\n\n![faults](faults.svg)\n\n"
+            if f.failureRate > 0 && c.rate == nil {
+                s += "Closed loop: how many operations a period gets depends on how long they take in it (a failing "
+                s += "request may hold its slot up to the timeout, or fail at once), so the availability above weighs "
+                s += "periods by the cluster's own speed in them, not by time. For availability against a failure "
+                s += "rate, run open loop (`--rate`): it issues on its schedule whatever the cluster does.\n\n"
+            }
         }
         s += "| counter | value |\n|---|---:|\n"
         s += "| read repairs | \(k.readRepairs) |\n"

@@ -194,6 +194,11 @@ struct SimulationTests {
         #expect(!r.virtualTimeStalled && r.all.attempted == 5_000)
         #expect(r.all.ok > 0 && r.all.ok < 5_000, "\(r.all.ok) ok")
         #expect(r.durationSeconds > 1, "\(r.durationSeconds) s")
+        // Closed loop under a failure rate: the report says its availability is not the time-weighted one.
+        #expect(RunReport.markdown(r, summary: RunReport.summaryRows(r)).contains("run open loop (`--rate`)"))
+        var open = r
+        open.config.rate = 1_000
+        #expect(!RunReport.markdown(open, summary: RunReport.summaryRows(open)).contains("run open loop (`--rate`)"))
     }
 
     @Test("over a duration, operations that take no virtual time cut the run short at once rather than hang")
