@@ -193,9 +193,9 @@ public enum RunReport {
         + "Give --delay-client (or --service-time) for one."
 
     /// Why a run was cut short (``RunResult/virtualTimeStalled``), and what to change: one line.
-    public static let stalled = "virtual time stopped advancing: operations complete in zero time (with no "
-        + "--delay-client, a coordinator answering from its own replica, or every node refusing requests while down), "
-        + "so the run was cut short. Give --delay-client, or count operations with --ops"
+    public static let stalled = "virtual time stopped advancing: operations complete in zero time (no --delay-client, "
+        + "and a coordinator that answers from its own replica), so the run was cut short. Give --delay-client (or "
+        + "--service-time), or count operations with --ops"
 
     public static func markdown(_ r: RunResult, summary: [[String]]) -> String {
         let c = r.config
