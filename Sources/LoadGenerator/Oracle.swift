@@ -267,7 +267,9 @@ public final class Oracle: @unchecked Sendable {
     /// Classifies an ok read that started at `start` and returned `returned`: how many acknowledged writes it
     /// missed (0: fresh). A write counts if it was acknowledged before the read began and nothing acknowledged
     /// before the read began supersedes it.
-    public func missed(key: UInt64, start: UInt64, returned: [UInt64]) -> Int {
+    /// `returned`: the write ids the read returned (a `CollectionOfOne` for a read of one version, the common case,
+    /// which then allocates nothing).
+    public func missed<R: Collection<UInt64>>(key: UInt64, start: UInt64, returned: R) -> Int {
         withShard(key) { s in
             // The key's lists in place: a copy of them cost a retain and a release of each on every read.
             guard let i = s.keys.index(forKey: FastKey(key)) else { return 0 }
@@ -275,7 +277,7 @@ public final class Oracle: @unchecked Sendable {
         }
     }
 
-    func missed(_ k: inout KeyWrites, saw: [UInt64], start: UInt64, returned: [UInt64]) -> Int {
+    func missed<R: Collection<UInt64>>(_ k: inout KeyWrites, saw: [UInt64], start: UInt64, returned: R) -> Int {
         // The writes the read owed and did not return: acknowledged before it began, and not superseded before it
         // began (those superseded after it began are still owed; newest first, stop at the old ones). In the
         // common case there is none, and nothing is allocated.
@@ -301,7 +303,7 @@ public final class Oracle: @unchecked Sendable {
         // the frontier writes owed).
         var reach = Reach(frontier: k.frontier)
         for a in owed where a.removed != 0 { reach.target(a) }
-        let covered = closure(saw, of: returned, reach)
+        let covered = closure(saw, of: Array(returned), reach)
         var missed = owed.reduce(0) { $0 + (covered.contains($1.id) ? 0 : 1) }
         if older > 0 {
             // Owed, but for those the read returned or covered: found by looking what it covered up.

@@ -5,8 +5,9 @@ import ReplicationCore
 import Synchronization
 import SyncPrimitives
 
-/// The context a thread last saw for a key, and the writes it stood for: a read's (`saw`), or the thread's own
-/// write (`own`, kept inline: an array of one id was an allocation and a free on every write).
+/// The context a thread last saw for a key, and the writes it stood for: a read's (`saw`), or one write kept inline
+/// (`own`: the thread's own write, or the one version a read returned; an array of one id was an allocation and a
+/// free on every write and nearly every read).
 struct CachedContext {
     var context: CausalContext
     var saw: [UInt64]
@@ -353,13 +354,17 @@ final class ThreadDriver: @unchecked Sendable {
         let ok = reply.status == .ok
         switch slot.kind {
         case .read:
-            if ok {
-                let ids = writeIDs(reply.versions)
-                if let oracle {
-                    let k = oracle.missed(key: slot.key, start: slot.sent, returned: ids)
-                    if k > 0 && slot.intended >= origin { recorder.recordStale(k: k) }
+            if ok, let oracle {
+                let k: Int
+                if reply.versions.count == 1, let id = reply.versions.withUnsafeBufferPointer({ $0[0].writeID }) {
+                    k = oracle.missed(key: slot.key, start: slot.sent, returned: CollectionOfOne(id))
+                    remember(slot.key, CachedContext(context: reply.context, own: id))
+                } else {
+                    let ids = writeIDs(reply.versions)
+                    k = oracle.missed(key: slot.key, start: slot.sent, returned: ids)
                     remember(slot.key, CachedContext(context: reply.context, saw: ids))
                 }
+                if k > 0 && slot.intended >= origin { recorder.recordStale(k: k) }
             }
             Siblings.release(reply.versions, pool: pool)
         case .rmw where slot.stage == 0:
