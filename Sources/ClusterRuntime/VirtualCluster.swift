@@ -73,9 +73,9 @@ public final class VirtualCluster {
     var rng: Xoshiro
     var outbox = Outbox()
     /// The outermost dispatch's buffer, and nested dispatches' (see ``dispatch(from:)``).
-    var dispatchBuffer: [Envelope] = []
+    var dispatchBuffer = Envelopes()
     var dispatching = false
-    var spareBuffers: [[Envelope]] = []
+    var spareBuffers: [Envelopes] = []
     let transmission: Transmission
     let crashMode: CrashMode
     var conditions: [NodeCondition] {
@@ -294,7 +294,7 @@ public final class VirtualCluster {
         // with spare buffers. Emptied buffers keep their capacity: copying the array out and clearing the outbox
         // would allocate a new buffer on every dispatch.
         if dispatching {
-            var messages = spareBuffers.popLast() ?? []
+            var messages = spareBuffers.popLast() ?? Envelopes()
             swap(&messages, &outbox.messages)
             messages.drain(moving: { send(moving: $0, from: source) })
             spareBuffers.append(messages)
