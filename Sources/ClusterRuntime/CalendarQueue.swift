@@ -94,10 +94,7 @@ final class CalendarQueue {
             start = (now >> shift) << shift
             firstBucket = -1
         }
-        guard at >= start && at &- start < horizon else {
-            overflow.push(at: at, seq: seq, payload)
-            return
-        }
+        guard at >= start && at &- start < horizon else { return pushOverflow(at, seq, payload) }
         let b = bucket(at)
         let head = heads[b]
         if head < 0 {
@@ -113,22 +110,31 @@ final class CalendarQueue {
         } else if nodes[Int(head)].entry.at > at {
             heads[b] = list(at, seq, payload, next: head)
         } else {
-            // Somewhere inside: after the last node not later than it (the tail is later, so there is a next). A
-            // bucket crowded far past the one entry it was sized for (operations that take no virtual time pile
-            // their messages up) would make this walk quadratic: past a few nodes the entry goes to `overflow`.
-            var p = head
-            for _ in 0..<Self.longestWalk {
-                let next = nodes[Int(p)].next
-                if nodes[Int(next)].entry.at > at {
-                    let n = list(at, seq, payload, next: next)  // first: it may move `nodes`
-                    nodes[Int(p)].next = n
-                    return
-                }
-                p = next
-            }
-            overflow.push(at: at, seq: seq, payload)
+            insert(at, seq, payload, after: head)
         }
     }
+
+    /// Links an entry into a bucket, after the last node not later than it, from `head` (not later; the tail is
+    /// later, so there is a next). A bucket crowded far past the one entry it was sized for (operations that take
+    /// no virtual time pile their messages up) would make this walk quadratic: past a few nodes the entry goes to
+    /// `overflow`.
+    @inline(never)
+    private func insert(_ at: UInt64, _ seq: UInt64, _ payload: Int, after head: Int32) {
+        var p = head
+        for _ in 0..<Self.longestWalk {
+            let next = nodes[Int(p)].next
+            if nodes[Int(next)].entry.at > at {
+                let n = list(at, seq, payload, next: next)  // first: it may move `nodes`
+                nodes[Int(p)].next = n
+                return
+            }
+            p = next
+        }
+        pushOverflow(at, seq, payload)
+    }
+
+    @inline(never)
+    private func pushOverflow(_ at: UInt64, _ seq: UInt64, _ payload: Int) { overflow.push(at: at, seq: seq, payload) }
 
     /// The most nodes a push walks past inside a bucket before it takes the entry to `overflow` instead.
     static let longestWalk = 8

@@ -212,11 +212,18 @@ public final class VirtualCluster {
                                    coordinator: .client(c)))
             return
         }
-        let e = Envelope(from: .client(c), to: .node(node), message: .request(request))
         let notBefore = choices[c].avoidUntil[node]
-        guard notBefore > now else { return send(e) }
-        // Every node refused lately; this one longest ago: held back until it may be tried (``CoordinatorChoice``).
-        // A client's message is neither dropped nor partitioned.
+        if notBefore <= now {
+            send(Envelope(from: .client(c), to: .node(node), message: .request(request)))
+        } else {
+            hold(Envelope(from: .client(c), to: .node(node), message: .request(request)), until: notBefore)
+        }
+    }
+
+    /// Every node refused lately, this one longest ago: the request is held back until it may be tried
+    /// (``CoordinatorChoice``). A client's message is neither dropped nor partitioned.
+    @inline(never)
+    func hold(_ e: consuming Envelope, until notBefore: UInt64) {
         let fate = transmission.fate(kind: e.message.kind, from: e.from, to: e.to, now: now, rng: &rng,
                                      conditions: faulty ? conditions : nil)
         guard case .deliver(let at) = fate else { preconditionFailure("a client's request was lost") }
