@@ -26,7 +26,7 @@ func drive(_ cluster: InProcessCluster, history: History, threads: Int, opsPerTh
             while issued < opsPerThread || !outstanding.isEmpty {
                 if monotonicNanos() - lastProgress > 20_000_000_000 {
                     // No reply for 20 s: every request has a timeout, so a reply was lost. Fail, do not hang.
-                    let pending = port.coordinator.map { c in c.pending.values.map { "\($0.tag)" } } ?? []
+                    let pending = port.coordinator.map { c in c.pending.inOrder().map { "\($0.tag)" } } ?? []
                     Issue.record("client \(t): no reply for 20 s; outstanding tags \(outstanding.keys.sorted().prefix(8)), coordinator pending \(pending.prefix(8)), timers \(port.timers.count), counters \(String(describing: port.coordinator?.counters))")
                     break
                 }
