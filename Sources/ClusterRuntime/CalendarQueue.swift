@@ -205,13 +205,20 @@ final class CalendarQueue {
 
     /// Removes and returns the earliest entry.
     @inline(__always)
-    func pop() -> Entry? {
+    func pop() -> Entry? { pop(before: nil) }
+
+    /// Removes and returns the earliest entry if it comes before `limit` (the earliest of another queue); nil if
+    /// it does not, or there is none. One look at the head where a peek and then a pop took two.
+    @inline(__always)
+    func pop(before limit: (at: UInt64, seq: UInt64)?) -> Entry? {
         guard let n = earliestListed() else {
-            guard let o = overflow.popFirst() else { return nil }
+            guard let o = overflow.first, limit.map({ (o.at, o.seq) < $0 }) ?? true else { return nil }
+            _ = overflow.popFirst()
             return Entry(at: o.at, seq: o.seq, payload: o.payload)
         }
-        let b = firstBucket
         let node = nodes[Int(n)]
+        if let limit, !((node.entry.at, node.entry.seq) < limit) { return nil }
+        let b = firstBucket
         heads[b] = node.next
         if node.next < 0 {
             occupied[b >> 6] &= ~(1 << UInt64(b & 63))

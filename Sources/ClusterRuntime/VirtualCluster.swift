@@ -149,8 +149,7 @@ public final class VirtualCluster {
     @discardableResult
     public func step() -> Bool {
         let at: UInt64, payload: Int
-        if let m = messages.peek(), queue.earliest.map({ (m.at, m.seq) < ($0.at, $0.seq) }) ?? true {
-            let e = messages.pop()!
+        if let e = messages.pop(before: queue.earliest) {
             (at, payload) = (e.at, e.payload)
         } else {
             guard let top = queue.popEntry(due: .max) else { return false }

@@ -135,7 +135,7 @@ public struct TimerQueue<Payload> {
     public var nextTime: UInt64? { laneFirst ? lanes[first].first!.at : heap.nextTime }
 
     /// The earliest entry's time and sequence number.
-    @inlinable
+    @inlinable @inline(__always)
     public var earliest: (at: UInt64, seq: UInt64)? {
         if laneFirst {
             let e = lanes[first].first!
