@@ -83,8 +83,11 @@ public final class Coordinator {
 
         func index(of node: Endpoint) -> Int? {
             if node.isClient { return nil }
-            for (i, r) in replicas.enumerated() where Int(r) == node.index { return i }
-            return nil
+            let n = UInt16(truncatingIfNeeded: node.index)
+            return replicas.withUnsafeBufferPointer { r in
+                for i in r.indices where r[i] == n { return i }
+                return nil
+            }
         }
 
         /// Releases the values of the responses (an alias of the local response once, with it).
