@@ -7,7 +7,7 @@ import SyncPrimitives
 
 /// The context a thread last saw for a key, and the writes it stood for: a read's (`saw`), or one write kept inline
 /// (`own`: the thread's own write, or the one version a read returned; an array of one id was an allocation and a
-/// free on every write and nearly every read).
+/// free on every write and most reads).
 struct CachedContext {
     var context: CausalContext
     var saw: [UInt64]
