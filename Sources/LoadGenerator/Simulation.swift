@@ -106,7 +106,7 @@ final class Simulation {
         for t in 0..<config.threads {
             recorders.append(ThreadRecorder(thread: t, mailbox: control.mailbox, origin: origin, now: warmStart))
             drivers[t].origin = origin
-            nextIntended[t] = Double(warmStart)
+            nextIntended[t] = period.map { drivers[t].firstIntended(from: warmStart, period: $0) } ?? Double(warmStart)
             issueMore(t)
         }
         if period == nil && config.ops == nil { cluster.wake(at: end, token: Simulation.issueToken) }

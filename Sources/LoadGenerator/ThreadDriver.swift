@@ -208,6 +208,15 @@ final class ThreadDriver: @unchecked Sendable {
     /// Start of the measured phase.
     var origin: UInt64 = 0
 
+    /// Open loop: when this thread's first request is due, its schedule starting at `start` with `period` between
+    /// requests (`--threads` / `--rate`). The threads' schedules interleave into one at the total rate: constant
+    /// arrivals start 1 / rate apart, Poisson ones with a draw like every later gap. (All starting at once, the
+    /// threads sent a burst of one request each, and a 1 s run at 1 op/s counted two.)
+    func firstIntended(from start: UInt64, period: Double) -> Double {
+        if config.arrival == .poisson { return Double(start) - period * log(1 - rng.nextDouble()) }
+        return Double(start) + period * Double(thread) / Double(config.threads)
+    }
+
     func measure<T: RequestTarget>(_ target: inout T, origin: UInt64) {
         self.origin = origin
         var recorder = ThreadRecorder(thread: thread, mailbox: control.mailbox, origin: origin, now: monotonicNanos())
@@ -223,7 +232,7 @@ final class ThreadDriver: @unchecked Sendable {
         }
         // Open loop: each thread keeps its share of the rate on its own schedule.
         let period = config.rate.map { Double(config.threads) * 1e9 / $0 }
-        var nextIntended = Double(warmStart)
+        var nextIntended = period.map { firstIntended(from: warmStart, period: $0) } ?? Double(warmStart)
         var slotFreedAt: UInt64 = 0
         var inFlight = 0
         var stopping = false

@@ -180,6 +180,22 @@ struct SimulationTests {
         }
     }
 
+    @Test("open loop, constant arrivals: the threads' schedules interleave into one at the total rate")
+    func interleavedSchedules() {
+        // 4 threads at 10 ops/s in all: each sends every 0.4 s. Started together, they sent 12 requests in the
+        // first second and 8 in the next; a second of this schedule holds exactly 10.
+        let r = Runner(config: virtualConfig { c in
+            c.threads = 4
+            c.concurrency = 8
+            c.rate = 10
+            c.warmup = 0
+            c.duration = 10_000_000_000
+        }).run()
+        let perSecond = r.intervals.filter { $0.index >= 0 }.map { $0.ok.reduce(0, +) + $0.failed.reduce(0, +) }
+        #expect(perSecond.count == 10 && perSecond.allSatisfy { $0 == 10 }, "\(perSecond)")
+        #expect(r.all.attempted == 100)
+    }
+
     @Test("every node down at once: a request backs off and fails only after trying, and the clock moves on")
     func totalOutage() {
         // Three nodes each down 60% of the time: all three often are. A request that every node had refused lately
