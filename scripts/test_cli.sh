@@ -36,6 +36,7 @@ expect_usage "--drop must be" run --drop 1.5
 expect_usage "cannot be written" run --out /proc/quorumbench-cannot-write
 expect_usage "--clock must be one of" run --clock wall
 expect_usage "--clock virtual needs a --delay" run --clock virtual
+expect_usage "--n lists '3' twice" sweep --clock virtual --delay "exp(mean=1ms)" --n 3,5,3
 expect_usage "--service-time needs --clock virtual" run --service-time "const(1ms)"
 expect_usage "needs --clock virtual\|add --clock virtual" run --workload visibility
 expect_usage "--probe-times" run --clock virtual --delay "const(1ms)" --workload visibility --probe-times 5ms:1ms:1ms

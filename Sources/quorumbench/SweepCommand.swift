@@ -42,6 +42,10 @@ struct SweepCommand: ParsableCommand {
             guard let v = base.values[key] else { continue }
             let items = v.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
             guard !items.isEmpty, !items.contains("") else { throw UsageError("--\(key): empty item in the list '\(v)'") }
+            // Twice the same value: two points of one name, run at once into one folder.
+            if let twice = items.indices.first(where: { items[..<$0].contains(items[$0]) }) {
+                throw UsageError("--\(key) lists '\(items[twice])' twice in '\(v)'")
+            }
             lists.append((key, items))
             if items.count > 1 { varying.insert(key) }
         }
