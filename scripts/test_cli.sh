@@ -188,6 +188,16 @@ for cmd in run sweep; do
     fi
 done
 
+# A --timeout below the mean round trip to a replica: said before the run (most requests will time out).
+cases=$((cases + 1))
+if "$BIN" run --clock virtual --delay "exp(mean=1ms)" --timeout 100us --keys 100 --ops 200 --warmup 0s \
+        --out "$TMP/short-timeout" --quiet >/dev/null 2>"$TMP/err"; then
+    grep -q "warning: --timeout 100us is shorter than the mean round trip to a replica (2ms)" "$TMP/err" \
+        || { echo "FAIL: a --timeout below the round trip not said"; cat "$TMP/err"; fails=$((fails + 1)); }
+else
+    echo "FAIL: short-timeout run exited $?"; cat "$TMP/err"; fails=$((fails + 1))
+fi
+
 # A real-time sweep runs its points one at a time (two clusters at once would share the cores): each point starts
 # after the one before it has run its measured second.
 cases=$((cases + 1))

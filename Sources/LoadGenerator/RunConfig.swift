@@ -15,6 +15,20 @@ public enum Arrival: String, Sendable, CaseIterable {
 
 /// Everything `quorumbench run` is told: the cluster, the workload, the schedule.
 public struct RunConfig: Sendable {
+    /// A `--timeout` shorter than the mean round trip to a replica (W + A for writes, R + S for reads): most
+    /// requests time out, so clients never learn the versions their writes made, and under `vv` every such write
+    /// adds a sibling. Sibling lists hundreds long then make each write cost their square (a 50-operation run
+    /// with `--timeout 100us` and 2 s of warm-up took minutes).
+    public var timeoutWarning: String? {
+        func mean(_ k: MessageKind) -> Double { delays[k]?.mean ?? 0 }
+        let trip = min(mean(.write) + mean(.writeAck), mean(.read) + mean(.readResponse))
+        guard trip.isFinite, trip > 0, Double(core.timeout) < trip else { return nil }
+        let f = Distribution.formatDuration
+        return "--timeout \(f(Double(core.timeout))) is shorter than the mean round trip to a replica "
+            + "(\(f(trip))): most requests will time out" + (core.versioning == .vv
+                ? ", and each write whose client never hears back adds a sibling" : "")
+    }
+
     public var core = CoreConfig()
     public var target: TargetKind = .cluster
     public var transport = "inprocess"

@@ -31,6 +31,7 @@ struct RunCommand: ParsableCommand {
         try RunCommand.checkWritable(folder)
         let quiet = try s.onOff("quiet", default: false)
         let tty = isatty(STDERR_FILENO) != 0
+        if let warning = config.timeoutWarning { FileHandle.standardError.write("quorumbench: warning: \(warning)\n") }
         let runner = Runner(config: config)
         var lastPlain = 0.0
         if !quiet {

@@ -82,6 +82,9 @@ struct SweepCommand: ParsableCommand {
         let tty = isatty(STDERR_FILENO) != 0
         let start = Date()
         let configs = points.map(\.config), labels = points.map(\.label)
+        if let warning = configs.lazy.compactMap(\.timeoutWarning).first {
+            FileHandle.standardError.write("quorumbench: warning: \(warning)\n")
+        }
         // Virtual-time runs are independent and each deterministic for its seed: as many at once as there are
         // cores. Real-time runs measure the machine: one at a time, or each point's throughput and latency would
         // include another cluster competing for the same cores.
