@@ -42,6 +42,11 @@ final class Simulation {
     var phase = Phase.load
     /// Virtual time stopped advancing (operations that take no time, over a duration): the run was cut short.
     var stalled = false
+    /// Closed loop over a duration: operations finished at the current instant, and how many make a stall
+    /// (``run()``; `Int.max`: never).
+    var replyInstant: UInt64 = .max
+    var repliesAtInstant = 0
+    let zeroTimeReplies: Int
     /// This thread's pool counts when the run began: the run reports its own (a sweep runs several in one process).
     var poolStart = BufferPoolStatistics()
 
@@ -73,6 +78,7 @@ final class Simulation {
         slotFreedAt = Array(repeating: 0, count: t)
         period = config.rate.map { Double(t) * 1e9 / $0 }
         wakeAt = Array(repeating: 0, count: t)
+        zeroTimeReplies = config.ops == nil && period == nil ? 100 * config.concurrency : .max
         var drivers: [ThreadDriver] = []
         for i in 0..<t {
             drivers.append(ThreadDriver(thread: i, config: config, control: control, oracle: oracle, pool: pool))
@@ -112,16 +118,17 @@ final class Simulation {
         if period == nil && config.ops == nil { cluster.wake(at: end, token: Simulation.issueToken) }
         // Operations that take no virtual time (a coordinator answering from its own replica with w = 1 or r = 1,
         // and no client delay) keep a closed loop at one instant: with `--ops` the run still ends (every figure
-        // zero time, and said so), over a `--duration` it never would. A legitimate instant holds a few hundred
-        // events at most (ties, a fault releasing what a stalled node held): a duration run is cut short at
-        // 100,000, anything else at 20 million.
-        let stuckLimit = config.ops == nil && period == nil ? 100_000 : 20_000_000
+        // zero time, and said so), over a `--duration` it never would. ``reply(_:_:)`` marks the run stalled when
+        // one instant has seen 100 operations finish per slot: a slot finishes a second one there only if it took
+        // no time. (A count of events does not tell: an instant legitimately holds one event or more per slot,
+        // 27,586 with 5,000 in flight when a stall released them, so any fixed limit cut large runs short.)
+        // Anything else that keeps the clock still ends at 20 million events.
         var stuckSince = cluster.now, stuckEvents = 0
         while inFlight.contains(where: { $0 > 0 }) || stopping.contains(false) {
             guard cluster.step() else { break }
             if cluster.now == stuckSince {
                 stuckEvents += 1
-                if stuckEvents > stuckLimit { stalled = true; break }
+                if stalled || stuckEvents > 20_000_000 { stalled = true; break }
             } else {
                 stuckSince = cluster.now
                 stuckEvents = 0
@@ -358,6 +365,12 @@ final class Simulation {
             }
             loadMore(t)
             return
+        }
+        if now == replyInstant {
+            repliesAtInstant += 1
+            if repliesAtInstant > zeroTimeReplies { stalled = true }
+        } else {
+            (replyInstant, repliesAtInstant) = (now, 1)
         }
         driverRefs.with(t) { d in
             let wasFull = inFlight[t] >= d.cap
