@@ -71,9 +71,7 @@ public final class ClientPort: @unchecked Sendable {
         }
         let envelope = Envelope(from: endpoint, to: .node(node), message: .request(request))
         if let at = router.schedule(envelope, now: now) {
-            // Every node refused lately and `pick` chose the one refused longest ago: sent once it may be tried.
-            router.push(Parcel(at: max(at, choice.avoidUntil[node]), envelope: envelope),
-                        to: cluster.consumer(of: .node(node)))
+            router.push(Parcel(at: choice.arrival(at, to: node), envelope: envelope), to: cluster.consumer(of: .node(node)))
         }
     }
 

@@ -83,6 +83,11 @@ struct CoordinatorChoice {
         return list.min { avoidUntil[$0] < avoidUntil[$1] }!
     }
 
+    /// When a request sent now to `node`, which the network would deliver at `at`, reaches it: not before the node
+    /// may be tried again (when every node refused lately, ``pick`` chose one still passed over).
+    @inline(__always)
+    func arrival(_ at: UInt64, to node: Int) -> UInt64 { max(at, avoidUntil[node]) }
+
     /// `node` refused the request `tag`: where to try next (nil: every node has been tried; the request fails).
     mutating func refused(_ tag: UInt64, key: UInt64, by node: Int, ring: Ring, n: Int, now: UInt64,
                           rng: inout Xoshiro) -> Int? {

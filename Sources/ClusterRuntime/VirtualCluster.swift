@@ -211,22 +211,21 @@ public final class VirtualCluster {
                                    coordinator: .client(c)))
             return
         }
-        let notBefore = choices[c].avoidUntil[node]
-        if notBefore <= now {
+        if choices[c].avoidUntil[node] <= now {
             send(Envelope(from: .client(c), to: .node(node), message: .request(request)))
         } else {
-            hold(Envelope(from: .client(c), to: .node(node), message: .request(request)), until: notBefore)
+            hold(Envelope(from: .client(c), to: .node(node), message: .request(request)), client: c)
         }
     }
 
-    /// Every node refused lately, this one longest ago: the request is held back until it may be tried
-    /// (``CoordinatorChoice``). A client's message is neither dropped nor partitioned.
+    /// A request to a node its client still passes over (every node refused lately): it arrives once the node may
+    /// be tried (``CoordinatorChoice/arrival(_:to:)``). A client's message is neither dropped nor partitioned.
     @inline(never)
-    func hold(_ e: consuming Envelope, until notBefore: UInt64) {
+    func hold(_ e: consuming Envelope, client c: Int) {
         let fate = transmission.fate(kind: e.message.kind, from: e.from, to: e.to, now: now, rng: &rng,
                                      conditions: faulty ? conditions : nil)
         guard case .deliver(let at) = fate else { preconditionFailure("a client's request was lost") }
-        push(max(at, notBefore), Kind.message, e)
+        push(choices[c].arrival(at, to: e.to.index), Kind.message, e)
     }
 
     func clientReceives(_ c: Int, _ envelope: Envelope) {

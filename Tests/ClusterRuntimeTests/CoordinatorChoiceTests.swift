@@ -34,6 +34,8 @@ struct CoordinatorChoiceTests {
         let oldest = tried[0]
         #expect(choice.pick(for: key, ring: ring, n: 3, now: 10_000_000, rng: &rng) == oldest)
         #expect(choice.avoidUntil[oldest] == 1_000_000 + CoordinatorChoice.avoidNanos)
+        #expect(choice.arrival(10_000_000, to: oldest) == 21_000_000, "held back until it may be tried")
+        #expect(choice.arrival(30_000_000, to: oldest) == 30_000_000, "not delayed once it may")
         // Once its time has come (and only its: the next one's is at 22 ms), it is the one node not avoided.
         #expect(choice.pick(for: key, ring: ring, n: 3, now: 21_500_000, rng: &rng) == oldest)
     }
