@@ -18,7 +18,7 @@ public struct RunConfig: Sendable {
     /// A `--timeout` shorter than the mean round trip to a replica (W + A for writes, R + S for reads): most
     /// requests time out, so clients never learn the versions their writes made, and under `vv` every such write
     /// adds a sibling. Sibling lists hundreds long then make each write cost their square (a 50-operation run
-    /// with `--timeout 100us` and 2 s of warm-up took minutes).
+    /// with `--timeout 100us` and 2 s of warm-up did not finish within a minute).
     public var timeoutWarning: String? {
         func mean(_ k: MessageKind) -> Double { delays[k]?.mean ?? 0 }
         let trip = min(mean(.write) + mean(.writeAck), mean(.read) + mean(.readResponse))

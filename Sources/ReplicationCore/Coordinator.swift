@@ -142,9 +142,8 @@ public final class Coordinator {
 
         @discardableResult
         mutating func remove(_ id: UInt64) -> Pending? {
-            let i = slot(id)
-            guard let p = slots[i], p.id == id else { return nil }
-            slots[i] = nil
+            guard let p = self[id] else { return nil }
+            slots[slot(id)] = nil
             count -= 1
             return p
         }
@@ -171,7 +170,7 @@ public final class Coordinator {
         func inOrder() -> [Pending] { slots.compactMap { $0 }.sorted { $0.id < $1.id } }
 
         mutating func removeAll() {
-            for i in slots.indices { slots[i] = nil }
+            slots = Array(repeating: nil, count: slots.count)
             count = 0
         }
     }
