@@ -82,6 +82,9 @@ public struct RunResult: @unchecked Sendable {
     /// Open loop: how late requests were sent against their schedule (ns).
     public var scheduleLag = makeLatencyHistogram()
     public var generatorBound = false
+    /// Open loop: measured requests that waited `--timeout` for a free slot and failed unsent (they are in
+    /// `failed`).
+    public var expiredRequests = 0
     /// Closed loop with several threads: each thread's share of `--concurrency` at the end (``SlotBalancer``).
     public var threadShares: [Int] = []
     public var achievedRate: Double = 0
@@ -121,6 +124,8 @@ final class RunControl: @unchecked Sendable {
     let balancer: SlotBalancer
     let mailbox = Locked<[IntervalSample]>([])
     let lags = Locked<Histogram<UInt64>>(makeLatencyHistogram())
+    /// Open loop: measured requests failed unsent after waiting `--timeout` for a slot (``ThreadDriver/expire``).
+    let expired = Atomic<Int>(0)
     let finished = DispatchSemaphore(value: 0)
     init(keys: Int, threads: Int, ops: Int?) {
         insertCounter = Atomic(UInt64(keys))
@@ -258,7 +263,7 @@ public final class Runner {
         let stoppedAt = stopAt > origin ? min(stopAt, end) : end
         var result = Runner.result(config: config, reporter: reporter, timeline: timeline,
                                    measured: monotonicNanos() &- origin, duration: stoppedAt &- origin,
-                                   lags: control.lags.withLock { $0 })
+                                   control: control)
         result.startTime = wallStart
         let shares = control.balancer.shares.withLock { $0 }
         if shares.allSatisfy({ $0 > 0 }) { result.threadShares = shares }  // (set by threads that balanced)
@@ -315,7 +320,7 @@ public final class Runner {
     /// nodes up per second from the fault timeline), staleness, schedule lag. `measured`: how long the measured
     /// phase ran, drain included (ns); `duration`: the measured time proper.
     static func result(config: RunConfig, reporter: Reporter, timeline: [(at: UInt64, conditions: [NodeCondition])],
-                       measured: UInt64, duration: UInt64, lags: Histogram<UInt64>) -> RunResult {
+                       measured: UInt64, duration: UInt64, control: RunControl) -> RunResult {
         let seconds = Int(measured / 1_000_000_000) + 1
         let up = timeline.isEmpty ? [] : nodesUpPerSecond(timeline, seconds: seconds)
         var result = RunResult(config: config, totals: reporter.totals(),
@@ -327,7 +332,8 @@ public final class Runner {
         result.staleReads = reporter.staleReads
         result.staleK = reporter.staleK
         result.maxK = reporter.maxK
-        result.scheduleLag = lags
+        result.scheduleLag = control.lags.withLock { $0 }
+        result.expiredRequests = control.expired.load(ordering: .relaxed)
         if config.rate != nil { result.achievedRate = result.rate(result.all.attempted) }
         return result
     }

@@ -142,7 +142,7 @@ final class Simulation {
     func finish() -> RunResult {
         for t in 0..<recorders.count {
             recorders[t].flush()
-            control.lags.withLock { $0.add(drivers[t].lag) }
+            drivers[t].handOver()
         }
         // Quiescence: faults heal, repair runs, then the lost-write check.
         cluster.heal()
@@ -150,7 +150,7 @@ final class Simulation {
         var reporter = Reporter(kinds: OpKind.allCases.count)
         reporter.absorb(control.mailbox.withLock { m in defer { m.removeAll() }; return m })
         var result = Runner.result(config: config, reporter: reporter, timeline: timeline, measured: stopAt &- origin,
-                                   duration: stopAt &- origin, lags: control.lags.withLock { $0 })
+                                   duration: stopAt &- origin, control: control)
         result.startTime = 0  // virtual: nothing in the run folder depends on the wall clock
         if let rate = config.rate { result.generatorBound = result.achievedRate < 0.95 * rate }
         result.settleRounds = Quiescence.settle(cluster.nodes, core: config.core, pool: pool, now: cluster.now)
@@ -323,11 +323,17 @@ final class Simulation {
             return
         }
         if let period {
-            while inFlight[t] < d.cap && nextIntended[t] <= Double(now) && !done(t) {
+            while nextIntended[t] <= Double(now) && !done(t) {
                 let intended = UInt64(nextIntended[t])
-                let lateFrom = max(intended, slotFreedAt[t])
-                if intended >= origin { d.lag.record(now > lateFrom ? now - lateFrom : 0) }
-                issue(t, d, intended: intended)
+                if d.waitedPastTimeout(intended: intended, slotFreedAt: slotFreedAt[t]) {
+                    d.expire(intended: intended, recorder: &recorders[t], now: now)
+                    if intended >= origin { measuredIssued[t] += 1 }
+                } else {
+                    guard inFlight[t] < d.cap else { break }
+                    let lateFrom = max(intended, slotFreedAt[t])
+                    if intended >= origin { d.lag.record(now > lateFrom ? now - lateFrom : 0) }
+                    issue(t, d, intended: intended)
+                }
                 nextIntended[t] += config.arrival == .poisson ? -period * log(1 - d.rng.nextDouble()) : period
             }
             if done(t) {

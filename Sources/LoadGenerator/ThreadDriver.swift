@@ -109,6 +109,11 @@ final class ThreadDriver: @unchecked Sendable {
     let clientTimeout: UInt64?
     /// Requests a reply asks for (the write half of an rmw), sent once the poll is done.
     var followUps: [ClientRequest] = []
+    /// Open loop against the cluster: how long a request may wait for a free slot before it fails unsent
+    /// (``expire``): the coordinator's `--timeout`. The noop target has no timeout, and keeps wrk2's model.
+    let slotDeadline: UInt64?
+    /// Open loop: measured requests that waited `--timeout` for a free slot and failed unsent (``expire``).
+    var expired = 0
 
     init(thread: Int, config: RunConfig, control: RunControl, oracle: Oracle?, pool: BufferPool) {
         self.thread = thread
@@ -118,6 +123,7 @@ final class ThreadDriver: @unchecked Sendable {
         self.pool = pool
         clientTimeout = config.target == .cluster && (config.clock == "real" || !config.faults.isEmpty)
             ? 2 * config.core.timeout + 50_000_000 : nil
+        slotDeadline = config.target == .cluster ? config.core.timeout : nil
         let base = config.concurrency / config.threads
         cap = max(1, base + (thread < config.concurrency % config.threads ? 1 : 0))
         mix = OperationMix(proportions: config.proportions)
@@ -150,7 +156,7 @@ final class ThreadDriver: @unchecked Sendable {
         load(&target)
         let origin = waitForOrigin(target)
         measure(&target, origin: origin)
-        control.lags.withLock { $0.add(lag) }
+        handOver()
         target.finish()
     }
 
@@ -161,7 +167,13 @@ final class ThreadDriver: @unchecked Sendable {
         let origin = waitForOrigin(target)
         if let stall { target = NoopTarget(pool: pool, stall: (origin &+ stall.at)...(origin &+ stall.at &+ stall.for)) }
         measure(&target, origin: origin)
+        handOver()
+    }
+
+    /// After the measured phase: what the run's result takes from this thread besides its recorder's samples.
+    func handOver() {
         control.lags.withLock { $0.add(lag) }
+        control.expired.add(expired, ordering: .relaxed)
     }
 
     func waitForOrigin<T: RequestTarget>(_ target: T) -> UInt64 {
@@ -260,13 +272,18 @@ final class ThreadDriver: @unchecked Sendable {
             // Issue.
             if !stopping {
                 if let period {
-                    while inFlight < share.cap && nextIntended <= Double(now) && mayIssue(measured: UInt64(nextIntended) >= origin) {
+                    while nextIntended <= Double(now) && mayIssue(measured: UInt64(nextIntended) >= origin) {
                         let intended = UInt64(nextIntended)
-                        let lateFrom = max(intended, slotFreedAt)
-                        if intended >= origin { lag.record(now > lateFrom ? now - lateFrom : 0) }
-                        issue(&target, intended: intended, now: now)
+                        if waitedPastTimeout(intended: intended, slotFreedAt: slotFreedAt) {
+                            expire(intended: intended, recorder: &recorder, now: now)
+                        } else {
+                            guard inFlight < share.cap else { break }
+                            let lateFrom = max(intended, slotFreedAt)
+                            if intended >= origin { lag.record(now > lateFrom ? now - lateFrom : 0) }
+                            issue(&target, intended: intended, now: now)
+                            inFlight += 1
+                        }
                         if intended >= origin { opsTaken -= 1 }
-                        inFlight += 1
                         nextIntended += config.arrival == .poisson ? -period * log(1 - rng.nextDouble()) : period
                     }
                 } else {
@@ -280,6 +297,7 @@ final class ThreadDriver: @unchecked Sendable {
 
             // Give up on requests nobody answers (their coordinator went down): the client's own timeout.
             now = monotonicNanos()
+            let wasFull = inFlight >= share.cap
             if inFlight > 0 && now &- lastSweep > 10_000_000, let clientTimeout {
                 lastSweep = now
                 for i in slots.indices where slots[i].active && now &- slots[i].sent > clientTimeout {
@@ -290,14 +308,13 @@ final class ThreadDriver: @unchecked Sendable {
             }
 
             // Collect.
-            let wasFull = inFlight >= share.cap
             if balancing && !stopping { share.update(control.balancer, now: now, idle: target.idleNanos, inFlight: inFlight) }
             let completed = target.poll(now: now) { reply in
                 if complete(reply, recorder: &recorder, now: now) { inFlight -= 1 }
             }
             for request in followUps { target.submit(request, now: now) }
             followUps.emptyKeepingCapacity()
-            if wasFull && completed > 0 { slotFreedAt = now }
+            if wasFull && inFlight < share.cap { slotFreedAt = now }
             recorder.tick(now: now)
             if completed == 0 {
                 var wake = now &+ 1_000_000
@@ -307,6 +324,26 @@ final class ThreadDriver: @unchecked Sendable {
         }
         recorder.flush()
         if balancing { control.balancer.shares.withLock { $0[thread] = share.cap + share.owed } }
+    }
+
+    /// Open loop: whether the request meant to start at `intended` has waited for a slot (all `--concurrency` of
+    /// them busy) for as long as ``slotDeadline`` by `slotFreedAt`, when one came free. The wait counts up to
+    /// that moment only, so a request that is late because the generator itself fell behind its schedule
+    /// (generator-bound) never expires.
+    @inline(__always)
+    func waitedPastTimeout(intended: UInt64, slotFreedAt: UInt64) -> Bool {
+        guard let slotDeadline else { return false }
+        return slotFreedAt >= intended &+ slotDeadline
+    }
+
+    /// Fails, unsent, one operation of the mix that waited past its deadline for a slot (``waitedPastTimeout``):
+    /// a client's timeout runs in its own queue too. Sending it late would measure the cluster as it is when the
+    /// request finally leaves, and a run through a total outage read as available. It counts as a failed
+    /// operation of its kind (attempted, not ok), like a timeout at the coordinator.
+    func expire(intended: UInt64, recorder: inout ThreadRecorder, now: UInt64) {
+        let kind = mix.next(&rng)
+        if intended >= origin { expired += 1 }
+        recorder.record(kind, latency: config.core.timeout, ok: false, now: intended < origin ? min(now, origin &- 1) : now)
     }
 
     /// Sends one operation of the mix; returns the slot it occupies.

@@ -340,6 +340,15 @@ public enum RunReport {
             s += lag.totalCount > 0
                 ? "schedule lag p50 \(us(ps[0])) µs, p99 \(us(ps[1])) µs, max \(us(lag.max)) µs.\n\n"
                 : "no lag recorded.\n\n"
+            if r.expiredRequests > 0 {
+                let share = 100 * Double(r.expiredRequests) / Double(max(1, all.attempted))
+                s += "**\(r.expiredRequests) requests (\(String(format: "%.2f%%", share)) of those attempted) failed unsent**: "
+                s += "each waited --timeout (\(dur(c.core.timeout))) for a slot, all \(c.concurrency) (--concurrency) being "
+                s += "busy, and counts in `failed`. A client's deadline runs out in its own queue too; sent late, the request "
+                s += "would have measured the cluster as it was when it left instead of when it was meant to. To keep the "
+                s += "client's queue out of the figures, give --concurrency at least rate × timeout "
+                s += "(\(num(c.rate! * Double(c.core.timeout) / 1e9, 0)) here).\n\n"
+            }
         }
 
         s += "## Memory\n\n| figure | value |\n|---|---:|\n"
@@ -377,6 +386,7 @@ public enum RunReport {
             schedule["target_rate"] = rate
             schedule["achieved_rate"] = r.achievedRate
             schedule["generator_bound"] = r.generatorBound
+            schedule["expired_requests"] = r.expiredRequests
             if r.scheduleLag.totalCount > 0 {
                 let ps = HistogramCounts(r.scheduleLag).values(atPercentiles: [50, 99])
                 schedule["lag_p50_us"] = Double(ps[0]) / 1000

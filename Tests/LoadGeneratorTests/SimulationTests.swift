@@ -196,6 +196,30 @@ struct SimulationTests {
         #expect(r.all.attempted == 100)
     }
 
+    @Test("open loop through a total outage: availability does not depend on --concurrency")
+    func outageWithFewSlots() {
+        // All 5 nodes down for 0.3 s of 2 s at 20,000 ops/s. With 64 slots, the requests meant for the outage
+        // queued behind the first 64, were sent once it was over and succeeded: 99.5% available against 89.9%
+        // with a slot for every request. A request that waits --timeout for a slot now fails unsent.
+        func run(slots: Int) -> RunResult {
+            Runner(config: virtualConfig { c in
+                c.core.nodes = 5
+                c.concurrency = slots
+                c.rate = 20_000
+                c.warmup = 0
+                c.faults.scripted = [ScriptedFault(at: 500_000_000, for: 300_000_000, .kill(Array(0..<5)))]
+            }).run()
+        }
+        let few = run(slots: 64), many = run(slots: 10_000)
+        let (a, b) = (Double(few.all.ok) / Double(few.all.attempted), Double(many.all.ok) / Double(many.all.attempted))
+        #expect(many.expiredRequests == 0)
+        #expect(few.expiredRequests > 0 && few.all.failed >= few.expiredRequests)
+        #expect(few.all.attempted == 40_000 && many.all.attempted == 40_000)
+        #expect(abs(a - b) < 0.01 && b < 0.95, "availability \(a) with 64 slots, \(b) with 10,000")
+        #expect(RunReport.markdown(few, summary: RunReport.summaryRows(few)).contains("failed unsent"))
+        #expect(!RunReport.markdown(many, summary: RunReport.summaryRows(many)).contains("failed unsent"))
+    }
+
     @Test("every node down at once: a request backs off and fails only after trying, and the clock moves on")
     func totalOutage() {
         // Three nodes each down 60% of the time: all three often are. A request that every node had refused lately
