@@ -3,8 +3,25 @@ import Foundation
 
 // Errors a user can cause print one line and exit 64 (bad flags, values or scenario files); a run that fails at
 // run time exits 1; help and --version exit 0. No stack traces for user errors.
+/// The arguments with each negative number that follows a long option joined to it (`--rate -5` → `--rate=-5`):
+/// ArgumentParser takes `-5` for a flag and said "Missing value for '--rate <rate>'", where the value's own check
+/// says what is wrong with it.
+func joiningNegativeValues(_ args: [String]) -> [String] {
+    var out: [String] = []
+    for a in args {
+        if let last = out.last, last.hasPrefix("--"), !last.contains("="), a.count > 1, a.hasPrefix("-"),
+            a.dropFirst().first.map({ $0.isNumber || $0 == "." }) == true
+        {
+            out[out.count - 1] = last + "=" + a
+        } else {
+            out.append(a)
+        }
+    }
+    return out
+}
+
 do {
-    var command = try Quorumbench.parseAsRoot()
+    var command = try Quorumbench.parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
     do {
         try command.run()
     } catch let e as UsageError {
