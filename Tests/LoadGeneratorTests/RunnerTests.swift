@@ -1,5 +1,6 @@
 import Foundation
 import Histogram
+import SyncPrimitives
 import Testing
 @testable import LoadGenerator
 @testable import ReplicationCore
@@ -26,6 +27,23 @@ struct RunnerTests {
         // Not asserted: `generatorBound`, which also trips on a schedule lag p99 above 1 ms — a timing figure that
         // a debug build on a busy 2-core machine can exceed (it did, once, while a release build ran beside it).
         // The verdict itself is pinned by `generatorBoundVerdict`, where it cannot depend on the machine's load.
+    }
+
+    @Test("an interval that ends before 1 s (virtual time) keeps its completions in one sample, not one each")
+    func earlyIntervals() {
+        // The measured phase begins at 0.3 s, after a quick load and a 0.1 s warm-up: the warm-up interval ends
+        // at 0.3 s. Its completions were all taken for late ones (interval end − 1 s wrapped around), each handed
+        // over alone with a histogram of its own.
+        let mailbox = Locked<[IntervalSample]>([])
+        var recorder = ThreadRecorder(thread: 0, mailbox: mailbox, origin: 300_000_000, now: 200_000_000)
+        for i in 0..<1_000 { recorder.record(.read, latency: 1_000, ok: true, now: 200_000_000 + UInt64(i) * 10_000) }
+        #expect(mailbox.withLock { $0.count } == 0)
+        recorder.record(.read, latency: 1_000, ok: true, now: 300_000_000)  // the measured phase: interval 0
+        recorder.record(.read, latency: 1_000, ok: true, now: 299_000_000)  // a warm-up one, late
+        recorder.flush()
+        let samples = mailbox.withLock { $0 }
+        #expect(samples.map(\.interval) == [-1, -1, 0])
+        #expect(samples.map { $0.ok[OpKind.read.rawValue] } == [1_000, 1, 1])
     }
 
     @Test("a rate the generator cannot keep is reported generator-bound, with its lag, not as delivered")
