@@ -17,8 +17,7 @@ public enum Arrival: String, Sendable, CaseIterable {
 public struct RunConfig: Sendable {
     /// A `--timeout` shorter than the mean round trip to a replica (W + A for writes, R + S for reads): most
     /// requests time out, so clients never learn the versions their writes made, and under `vv` every such write
-    /// adds a sibling. Sibling lists hundreds long then make each write cost their square (a 50-operation run
-    /// with `--timeout 100us` and 2 s of warm-up did not finish within a minute).
+    /// adds a sibling, up to `--max-siblings`: each write then carries and merges them all.
     public var timeoutWarning: String? {
         func mean(_ k: MessageKind) -> Double { delays[k]?.mean ?? 0 }
         let trip = min(mean(.write) + mean(.writeAck), mean(.read) + mean(.readResponse))
@@ -26,7 +25,9 @@ public struct RunConfig: Sendable {
         let f = Distribution.formatDuration
         return "--timeout \(f(Double(core.timeout))) is shorter than the mean round trip to a replica "
             + "(\(f(trip))): most requests will time out" + (core.versioning == .vv
-                ? ", and each write whose client never hears back adds a sibling" : "")
+                ? ", and each write whose client never hears back adds a sibling"
+                    + (core.maxSiblings > 0 ? " (up to --max-siblings \(core.maxSiblings), then writes are refused)" : "")
+                : "")
     }
 
     public var core = CoreConfig()

@@ -54,6 +54,11 @@ public struct CoreConfig: Sendable, Equatable {
     /// is suspected; suspected peers are pinged every `probeInterval` until they answer.
     public var suspicionTimeout: UInt64 = 25_000_000
     public var probeInterval: UInt64 = 10_000_000
+    /// `vv`: a replica refuses a client's write that would leave the key with more versions than this, and the
+    /// write fails once too few replicas took it (Riak's `max_siblings`, whose default this is). Without a limit,
+    /// writes whose clients never learn a context (timeouts) pile up siblings, each write carrying and merging
+    /// them all. 0: no limit.
+    public var maxSiblings = 100
 
     public init() {}
 
@@ -67,6 +72,7 @@ public struct CoreConfig: Sendable, Equatable {
         if vnodes < 1 || vnodes > 4096 { return "--vnodes must be between 1 and 4096 (got \(vnodes))" }
         if timeout == 0 { return "--timeout must be positive" }
         if aeInterval == 0 { return "--ae-interval must be positive" }
+        if maxSiblings < 0 { return "--max-siblings must be at least 0 (got \(maxSiblings))" }
         if merkleDepth < 0 || merkleDepth > 16 { return "merkle depth must be between 0 and 16 (got \(merkleDepth))" }
         return nil
     }
@@ -84,10 +90,14 @@ public struct CoreCounters: Sendable, Equatable, Codable {
     /// Of those, answered ok / failed.
     public var ok = 0
     public var failed = 0
+    /// Of the failed, writes too few replicas took: their key was at ``CoreConfig/maxSiblings``.
+    public var rejected = 0
     /// Replicas sent the reconciled state because they answered with something older or nothing.
     public var readRepairs = 0
     /// Replica writes merged / replica reads served.
     public var writesApplied = 0
+    /// Clients' writes a replica refused: the key would have held more than ``CoreConfig/maxSiblings`` versions.
+    public var writesRejected = 0
     public var readsServed = 0
     /// Of the reads served, those answered `same`: the replica's state had the coordinator's digest, and no
     /// versions were sent.
@@ -124,8 +134,10 @@ public struct CoreCounters: Sendable, Equatable, Codable {
         forwarded += o.forwarded
         ok += o.ok
         failed += o.failed
+        rejected += o.rejected
         readRepairs += o.readRepairs
         writesApplied += o.writesApplied
+        writesRejected += o.writesRejected
         readsServed += o.readsServed
         readsSame += o.readsSame
         purgesSent += o.purgesSent

@@ -275,10 +275,15 @@ public final class Coordinator {
             var state: [Version]
             if localIndex != nil, let local {
                 // Replicas get the coordinator's whole state of the key: a replica actor's history travels whole.
-                (state, dot) = local.coordinateWrite(
+                guard let written = local.coordinateWrite(
                     key: request.key, actor: .replica(node: endpoint.index, incarnation: incarnation),
                     context: context, value: request.value,
-                    tombstone: tombstone, now: now)
+                    tombstone: tombstone, now: now, limit: config.maxSiblings)
+                else {
+                    refuse(p, value: request.value, out: &out)
+                    return
+                }
+                (state, dot) = written
             } else {
                 // A client-side coordinator, or a node that reached none of the key's replicas: loose dots.
                 looseCounter += 1
@@ -477,7 +482,45 @@ public final class Coordinator {
             counters.duplicateReplies += 1
             return
         }
-        recordAck(p, id: ack.request, index: index, tombstoneOnly: ack.tombstoneOnly, now: now, out: &out)
+        if ack.rejected {
+            recordRefusal(p, index: index, out: &out)
+        } else {
+            recordAck(p, id: ack.request, index: index, tombstoneOnly: ack.tombstoneOnly, now: now, out: &out)
+        }
+    }
+
+    /// The coordinating replica refused the write (``CoreConfig/maxSiblings``), as Riak's does: before anything
+    /// was sent, so the client hears at once.
+    func refuse(_ p: Pending, value: PoolBuffer?, out: inout Outbox) {
+        if let value { pool.release(value) }
+        pending.remove(p.id)  // (its deadline finds it gone)
+        p.replied = true
+        counters.failed += 1
+        counters.rejected += 1
+        out.send(.reply(ClientReply(tag: p.tag, op: p.op, key: p.key, status: .rejected, coordinator: endpoint)),
+                 from: endpoint, to: p.client)
+        recycle(p)
+    }
+
+    /// A replica refused the write (``CoreConfig/maxSiblings``): once too few of the replicas that count toward
+    /// the quorum are left to reach w, the client hears so at once rather than at the timeout.
+    func recordRefusal(_ p: Pending, index: Int, out: inout Outbox) {
+        p.answered |= 1 << index
+        p.answers += 1
+        p.allTombstoneOnly = false
+        let left = (p.counting & ~p.answered).nonzeroBitCount
+        if !p.replied && p.quorumAnswers + left < config.w {
+            p.replied = true
+            counters.failed += 1
+            counters.rejected += 1
+            out.send(.reply(ClientReply(tag: p.tag, op: p.op, key: p.key, status: .rejected, coordinator: endpoint)),
+                     from: endpoint, to: p.client)
+        }
+        if p.answers == p.replicas.count && p.replied {
+            pending.remove(p.id)
+            p.releaseState(pool)
+            recycle(p)
+        }
     }
 
     /// A replica answered a read.

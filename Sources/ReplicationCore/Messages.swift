@@ -24,6 +24,9 @@ public enum Status: UInt8, Sendable {
     case timeout
     /// Too few replicas could be asked.
     case unavailable
+    /// Too few replicas took the write: the key held ``CoreConfig/maxSiblings`` versions the write would
+    /// not supersede (Riak's `max_siblings`).
+    case rejected
 }
 
 /// A client's get, put or delete.
@@ -116,6 +119,8 @@ public struct ReplicaAck: Sendable {
     /// The replica's state of the key is now exactly the tombstone(s) just written: the delete may be purged
     /// once every replica says so.
     public var tombstoneOnly: Bool = false
+    /// The replica refused the write: the key would have held more than ``CoreConfig/maxSiblings`` versions.
+    public var rejected: Bool = false
 }
 
 /// Coordinator → replica: send me your state of the key.

@@ -171,7 +171,14 @@ public final class Node {
         }
         // Only a delete can leave the state tombstones only: remember its dots before the merge takes them.
         let written = write.versions.contains(where: \.isTombstone) ? write.versions.map(\.dot) : nil
-        let changed = store.apply(key: write.key, write.versions)
+        // Riak's max_siblings: a client's write past it is refused. (Repair and handoff still merge: they only pass
+        // on versions some replica already took.)
+        let limit = write.request != 0 && write.origin == .client ? config.maxSiblings : 0
+        guard let changed = store.apply(key: write.key, write.versions, limit: limit) else {
+            replicaCounters.writesRejected += 1
+            out.send(.writeAck(ReplicaAck(request: write.request, key: write.key, rejected: true)), from: endpoint, to: from)
+            return
+        }
         replicaCounters.writesApplied += 1
         if changed && write.origin == .antiEntropy { replicaCounters.aeKeysRepaired += 1 }
         if write.request != 0 {

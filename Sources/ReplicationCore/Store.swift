@@ -56,15 +56,25 @@ public final class VersionedStore {
     /// The dot's counter is the node's next: above every counter this node used under this incarnation, so above
     /// every counter of `actor` any context holds (a node that comes back empty writes under a new incarnation),
     /// and no version here can cover it — nothing about the key's versions needs reading but their dots.
+    ///
+    /// With a sibling `limit` (`vv`, > 0) a write that would leave the key with more versions than that is refused:
+    /// nil, and nothing changes (the value stays the caller's).
     public func coordinateWrite(
-        key: UInt64, actor: Actor, context: CausalContext, value: PoolBuffer?, tombstone: Bool, now: UInt64
-    ) -> (state: [Version], dot: Dot) {
-        lastCounter += 1
-        let dot = Dot(actor: actor, counter: lastCounter)
-        let version = Version(dot: dot, context: context, stamp: nextStamp(now: now), value: value, tombstone: tombstone)
-        var result: [Version] = []
+        key: UInt64, actor: Actor, context: CausalContext, value: PoolBuffer?, tombstone: Bool, now: UInt64,
+        limit: Int = 0
+    ) -> (state: [Version], dot: Dot)? {
+        var result: [Version]?
+        var dot = Dot(actor: actor, counter: 0)
         let pool = self.pool, mode = self.mode
         withEntry(key) { e in
+            if mode == .vv && limit > 0
+                && Siblings.count(afterMerging: [], orWriteWith: context, into: e.versions, limit: limit) > limit
+            {
+                return
+            }
+            lastCounter += 1
+            dot = Dot(actor: actor, counter: lastCounter)
+            let version = Version(dot: dot, context: context, stamp: nextStamp(now: now), value: value, tombstone: tombstone)
             if mode == .vv {
                 Siblings.supersede(&e.versions, by: version, pool: pool)
             } else {
@@ -73,7 +83,7 @@ public final class VersionedStore {
             changed(key, &e)
             result = e.versions
         }
-        return (result, dot)
+        return result.map { ($0, dot) }
     }
 
     /// In-place access to a key's entry (created empty if absent).
@@ -98,12 +108,22 @@ public final class VersionedStore {
 
     /// Merges `versions` (taking ownership of their buffers). Returns whether the state changed.
     @discardableResult
-    public func apply(key: UInt64, _ versions: [Version]) -> Bool {
+    public func apply(key: UInt64, _ versions: [Version]) -> Bool { apply(key: key, versions, limit: 0) ?? false }
+
+    /// Merges `versions` (taking ownership of their buffers) unless, with a sibling `limit` (`vv`, > 0), that would
+    /// leave the key with more versions than that: then nil, and the buffers are released. Otherwise whether the
+    /// state changed.
+    public func apply(key: UInt64, _ versions: [Version], limit: Int) -> Bool? {
         if versions.isEmpty { return false }
-        var didChange = false
+        var didChange: Bool? = false
         withEntry(key) { e in
+            if mode == .vv && limit > 0 && Siblings.count(afterMerging: versions, into: e.versions, limit: limit) > limit {
+                Siblings.release(versions, pool: pool)
+                didChange = nil
+                return
+            }
             didChange = Siblings.merge(&e.versions, versions, mode: mode, pool: pool)
-            if didChange { changed(key, &e) }
+            if didChange == true { changed(key, &e) }
         }
         return didChange
     }

@@ -105,6 +105,24 @@ public enum Siblings {
         }
     }
 
+    /// `vv` mode: how many versions `state` would hold after merging `incoming` (or after a write whose context
+    /// is `context` alone, with `incoming` empty: `state`'s versions it does not cover, and the new one). What a
+    /// sibling limit checks before it takes a write; only the cheap bound `state.count + incoming.count` is
+    /// computed unless that bound passes `limit`.
+    public static func count(afterMerging incoming: [Version], orWriteWith context: CausalContext? = nil,
+                             into state: [Version], limit: Int) -> Int {
+        let added = context == nil ? incoming.count : 1
+        if state.count + added <= limit { return state.count + added }
+        var count = 0
+        for s in state {
+            let superseded = context?.covers(s.dot) ?? incoming.contains { $0.dot != s.dot && $0.context.covers(s.dot) }
+            if !superseded { count += 1 }
+        }
+        if context != nil { return count + 1 }
+        for v in incoming where !state.contains(where: { $0.dot == v.dot || $0.context.covers(v.dot) }) { count += 1 }
+        return count
+    }
+
     /// `vv` mode: adds `v`, which nothing in `state` covers, dropping the versions its context covers.
     @inlinable
     public static func supersede(_ state: inout [Version], by v: Version, pool: BufferPool) {

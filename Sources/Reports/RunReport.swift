@@ -275,6 +275,13 @@ public enum RunReport {
             s += "| \(readOK) | \(r.staleReads) | \(String(format: "%.6f", readOK > 0 ? Double(r.staleReads) / Double(readOK) : 0)) | "
             s += "\(r.staleReads > 0 ? num(Double(r.staleK) / Double(r.staleReads), 2) : "–") | \(r.maxK) |\n\n"
             s += "Versions per key at the end (siblings under `vv`): mean \(num(r.meanSiblings, 2)), most \(r.maxSiblings).\n\n"
+            if r.counters.rejected > 0 {
+                s += "**\(r.counters.rejected) writes refused** (they count as failed): their key already held "
+                s += "\(c.core.maxSiblings) versions that the write would not supersede (`--max-siblings`, Riak's `max_siblings`), "
+                s += "and too few replicas took them (replicas refused \(r.counters.writesRejected) replica writes). Siblings pile up "
+                s += "when clients write without the context of the key's latest versions: writes that time out, or many "
+                s += "clients writing one key at once. Reading the key gives its context; the next write with it resolves them.\n\n"
+            }
             s += "Lost writes (acknowledged, then neither returned nor superseded by what a read of all n replicas returns after the run): **\(r.lostWrites)**.\n\n"
             if c.core.versioning == .lww && r.lostWrites > 0 {
                 s += "Under `lww` concurrent writes to a key keep one survivor: a write that lost is never returned again, "

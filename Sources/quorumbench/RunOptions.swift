@@ -15,6 +15,9 @@ struct RunOptions: ParsableArguments {
     @Option(help: "server | client (who coordinates).") var routing: String?
     @Option(help: "Virtual nodes per node on the ring.") var vnodes: String?
     @Option(help: "vv | lww.") var versioning: String?
+    @Option(name: .customLong("max-siblings"),
+            help: "vv: a replica refuses a write that would leave its key with more versions (Riak's max_siblings; default 100, 0: no limit).")
+    var maxSiblings: String?
     @Option(name: .customLong("read-repair"), help: "on | off.") var readRepair: String?
     @Option(name: .customLong("hinted-handoff"), help: "on | off.") var hintedHandoff: String?
     @Option(name: .customLong("anti-entropy"), help: "on | off.") var antiEntropy: String?
@@ -58,6 +61,7 @@ struct RunOptions: ParsableArguments {
         let flags: [(String, String?)] = [
             ("target", target), ("transport", transport), ("clock", clock), ("nodes", nodes), ("n", n), ("w", w),
             ("r", r), ("quorum", quorum), ("routing", routing), ("vnodes", vnodes), ("versioning", versioning),
+            ("max-siblings", maxSiblings),
             ("read-repair", readRepair), ("hinted-handoff", hintedHandoff), ("anti-entropy", antiEntropy),
             ("ae-interval", aeInterval), ("timeout", timeout), ("workload", workload),
             ("read-proportion", readProportion), ("update-proportion", updateProportion),

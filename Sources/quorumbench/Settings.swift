@@ -20,7 +20,7 @@ struct UsageError: Error, CustomStringConvertible {
 struct Settings {
     static let keys: [String] = [
         "scenario", "target", "transport", "clock", "nodes", "n", "w", "r", "quorum", "routing", "vnodes", "versioning",
-        "read-repair", "hinted-handoff", "anti-entropy", "ae-interval", "timeout", "workload", "read-proportion",
+        "max-siblings", "read-repair", "hinted-handoff", "anti-entropy", "ae-interval", "timeout", "workload", "read-proportion",
         "update-proportion", "insert-proportion", "rmw-proportion", "delete-proportion", "keys", "value-size",
         "distribution", "threads", "concurrency", "rate", "arrival", "duration", "warmup", "ops", "delay",
         "delay-client", "delay-write", "delay-write-ack", "delay-read", "delay-read-response", "drop", "failure-rate",
@@ -156,6 +156,7 @@ struct Settings {
         c.core.vnodes = try int("vnodes", default: 64, min: 1)
         c.core.routing = try choice("routing", default: Routing.server)
         c.core.versioning = try choice("versioning", default: Versioning.vv)
+        c.core.maxSiblings = try int("max-siblings", default: 100, min: 0)
         c.core.readRepair = try onOff("read-repair", default: true)
         c.core.quorum = try choice("quorum", default: QuorumMode.sloppy)
         c.core.hintedHandoff = try onOff("hinted-handoff", default: true)
@@ -293,7 +294,7 @@ struct Settings {
             ("target", c.target.rawValue), ("transport", c.transport), ("clock", c.clock),
             ("nodes", "\(c.core.nodes)"), ("n", "\(c.core.n)"), ("w", "\(c.core.w)"), ("r", "\(c.core.r)"),
             ("quorum", c.core.quorum.rawValue), ("routing", c.core.routing.rawValue), ("vnodes", "\(c.core.vnodes)"),
-            ("versioning", c.core.versioning.rawValue), ("read-repair", c.core.readRepair ? "on" : "off"),
+            ("versioning", c.core.versioning.rawValue), ("max-siblings", "\(c.core.maxSiblings)"), ("read-repair", c.core.readRepair ? "on" : "off"),
             ("hinted-handoff", c.core.hintedHandoff ? "on" : "off"), ("anti-entropy", c.core.antiEntropy ? "on" : "off"),
             ("ae-interval", d(c.core.aeInterval)),
             ("timeout", d(c.core.timeout)), ("workload", c.workload.rawValue),

@@ -196,6 +196,29 @@ struct SimulationTests {
         #expect(r.all.attempted == 100)
     }
 
+    @Test("--max-siblings bounds the siblings of writes whose clients never learn a context")
+    func siblingLimit() {
+        // --timeout 100 µs against 1 ms delays: nearly every request times out, so clients write blind and each
+        // write that lands is one more sibling (a 50-operation run with 100 keys did not finish in a minute).
+        func run(limit: Int) -> RunResult {
+            Runner(config: virtualConfig { c in
+                c.keys = 20
+                c.core.timeout = 100_000
+                c.core.maxSiblings = limit
+                c.ops = 3_000
+                c.warmup = 0
+            }).run()
+        }
+        let limited = run(limit: 10), unlimited = run(limit: 0)
+        #expect(limited.counters.rejected > 0 && limited.counters.writesRejected > 0)
+        #expect(unlimited.counters.rejected == 0 && unlimited.counters.writesRejected == 0)
+        // Clients' writes stop at 10 on each replica; repair merges replicas, so a key can hold up to n × 10.
+        #expect(limited.maxSiblings <= 3 * 10 && unlimited.maxSiblings > 3 * 10,
+                "most siblings: \(limited.maxSiblings) limited, \(unlimited.maxSiblings) not")
+        #expect(limited.lostWrites == 0 && unlimited.lostWrites == 0)
+        #expect(RunReport.markdown(limited, summary: RunReport.summaryRows(limited)).contains("writes refused"))
+    }
+
     @Test("open loop through a total outage: availability does not depend on --concurrency")
     func outageWithFewSlots() {
         // All 5 nodes down for 0.3 s of 2 s at 20,000 ops/s. With 64 slots, the requests meant for the outage

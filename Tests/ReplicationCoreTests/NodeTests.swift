@@ -86,6 +86,66 @@ struct NodeTests {
         net.discardAll()
     }
 
+    @Test("max siblings: the coordinating replica refuses a write past the limit at once; one with the context resolves")
+    func siblingLimitAtCoordinator() {
+        let pool = BufferPool()
+        var c = config()
+        c.maxSiblings = 3
+        let net = ManualNetwork(config: c, pool: pool)
+        let k = key(replicatedOn: 0, in: net)
+        for id in 1...4 as ClosedRange<UInt64> {
+            net.submit(.put, key: k, value: WriteTag.value(id: id, pool: pool), to: 0)
+            net.deliverAll()
+        }
+        // Blind writes, each a sibling: the fourth would make four.
+        #expect(net.replies.map(\.status) == [.ok, .ok, .ok, .rejected])
+        #expect(net.stateIDs(of: k).allSatisfy { $0 == [1, 2, 3] })
+        #expect(net.nodes[0].counters.rejected == 1 && net.nodes[0].counters.failed == 1)
+        #expect(net.nodes.allSatisfy { $0.counters.writesRejected == 0 })  // nothing was sent
+        let get = net.submit(.get, key: k, to: 0)
+        net.deliverAll()
+        let read = net.reply(get)!
+        Siblings.release(read.versions, pool: pool)
+        let put = net.submit(.put, key: k, value: WriteTag.value(id: 5, pool: pool), context: read.context, to: 0)
+        net.deliverAll()
+        #expect(net.reply(put)?.status == .ok)
+        #expect(net.stateIDs(of: k).allSatisfy { $0 == [5] })
+        net.discardAll()
+    }
+
+    @Test("max siblings: replicas refuse, and the client hears once w can no longer be reached, not at the timeout")
+    func siblingLimitAtReplicas() {
+        let pool = BufferPool()
+        var c = config()
+        c.maxSiblings = 2
+        let net = ManualNetwork(config: c, pool: pool)
+        let k = key(replicatedOn: 0, in: net)
+        let others = net.replicas(of: k).filter { $0 != 0 }
+        // Each other replica takes two blind writes of its own, which reach no one else: full there, empty on 0.
+        var id: UInt64 = 0
+        for b in others {
+            for _ in 0..<2 {
+                id += 1
+                net.submit(.put, key: k, value: WriteTag.value(id: id, pool: pool), to: b)
+                net.deliverAll(keep: { $0.to.isClient || $0.to == .node(b) })
+            }
+        }
+        #expect(net.stateIDs(of: k).map(\.count).sorted() == [0, 2, 2])
+        let put = net.submit(.put, key: k, value: WriteTag.value(id: 99, pool: pool), to: 0)
+        net.deliverAll()
+        // Node 0 took it (its own copy counts as one ack); both others refused: w = 2 is out of reach.
+        #expect(net.reply(put)?.status == .rejected)
+        #expect(net.nodes[0].counters.rejected == 1)
+        #expect(others.map { net.nodes[$0].counters.writesRejected } == [1, 1])
+        #expect(net.nodes[0].store.state(of: k).count == 1)
+        // Read repair is not refused: it only passes on versions some replica already took.
+        let get = net.submit(.get, key: k, to: 0)
+        net.deliverAll()
+        if let read = net.reply(get) { Siblings.release(read.versions, pool: pool) }
+        #expect(net.stateIDs(of: k).map(\.count) == [5, 5, 5], "\(net.stateIDs(of: k))")
+        net.discardAll()
+    }
+
     @Test("concurrent writes leave one survivor under lww: the later timestamp")
     func oneSurvivorUnderLWW() {
         let pool = BufferPool()
