@@ -30,6 +30,7 @@ expect_usage "--rate must be positive" run --rate=-5
 expect_usage "--rate must be positive" run --rate -5  # not "Missing value": a negative number is a value
 expect_usage "is negative" run --delay-client -1ms
 expect_usage "--max-siblings must be at least 0" run --max-siblings -1
+expect_usage "--keys 99999999999 needs at least" run --keys 99999999999  # it would load until memory runs out
 expect_usage "needs a unit" run --delay "exp(mean=2)"
 expect_usage "unknown distribution 'expo'" run --delay "expo(2ms)"
 expect_usage "sum to" run --delay "mix(0.5*const(1ms),0.3*const(2ms))"
