@@ -482,11 +482,8 @@ public final class Coordinator {
             counters.duplicateReplies += 1
             return
         }
-        if ack.rejected {
-            recordRefusal(p, index: index, out: &out)
-        } else {
-            recordAck(p, id: ack.request, index: index, tombstoneOnly: ack.tombstoneOnly, now: now, out: &out)
-        }
+        recordAck(p, id: ack.request, index: index, tombstoneOnly: ack.tombstoneOnly, refused: ack.rejected, now: now,
+                  out: &out)
     }
 
     /// The coordinating replica refused the write (``CoreConfig/maxSiblings``), as Riak's does: before anything
@@ -502,26 +499,6 @@ public final class Coordinator {
         recycle(p)
     }
 
-    /// A replica refused the write (``CoreConfig/maxSiblings``): once too few of the replicas that count toward
-    /// the quorum are left to reach w, the client hears so at once rather than at the timeout.
-    func recordRefusal(_ p: Pending, index: Int, out: inout Outbox) {
-        p.answered |= 1 << index
-        p.answers += 1
-        p.allTombstoneOnly = false
-        let left = (p.counting & ~p.answered).nonzeroBitCount
-        if !p.replied && p.quorumAnswers + left < config.w {
-            p.replied = true
-            counters.failed += 1
-            counters.rejected += 1
-            out.send(.reply(ClientReply(tag: p.tag, op: p.op, key: p.key, status: .rejected, coordinator: endpoint)),
-                     from: endpoint, to: p.client)
-        }
-        if p.answers == p.replicas.count && p.replied {
-            pending.remove(p.id)
-            p.releaseState(pool)
-            recycle(p)
-        }
-    }
 
     /// A replica answered a read.
     public func readAnswered(_ response: ReplicaReadResponse, from: Endpoint, now: UInt64, out: inout Outbox) {
@@ -553,11 +530,15 @@ public final class Coordinator {
         recordResponse(p, id: response.request, index: index, versions: response.versions, now: now, out: &out)
     }
 
-    func recordAck(_ p: Pending, id: UInt64, index: Int, tombstoneOnly: Bool, now: UInt64, out: inout Outbox) {
+    /// A replica's ack of a write, or its refusal (`refused`: the key was at ``CoreConfig/maxSiblings``). Once too
+    /// few of the replicas that count toward the quorum are left to reach w, the client hears so at once rather
+    /// than at the timeout.
+    func recordAck(_ p: Pending, id: UInt64, index: Int, tombstoneOnly: Bool, refused: Bool = false, now: UInt64,
+                   out: inout Outbox) {
         p.answered |= 1 << index
         p.answers += 1
-        if p.counting & (1 << index) != 0 { p.quorumAnswers += 1 }
-        if !tombstoneOnly { p.allTombstoneOnly = false }
+        if !refused && p.counting & (1 << index) != 0 { p.quorumAnswers += 1 }
+        if !tombstoneOnly || refused { p.allTombstoneOnly = false }
         if !p.replied && p.quorumAnswers >= config.w {
             p.replied = true
             counters.ok += 1
@@ -565,6 +546,12 @@ public final class Coordinator {
                 .reply(ClientReply(tag: p.tag, op: p.op, key: p.key, status: .ok, context: p.context, dot: p.dot,
                                    coordinator: endpoint)),
                 from: endpoint, to: p.client)
+        } else if refused && !p.replied && p.quorumAnswers + (p.counting & ~p.answered).nonzeroBitCount < config.w {
+            p.replied = true
+            counters.failed += 1
+            counters.rejected += 1
+            out.send(.reply(ClientReply(tag: p.tag, op: p.op, key: p.key, status: .rejected, coordinator: endpoint)),
+                     from: endpoint, to: p.client)
         }
         // Everyone asked has answered. Short of its quorum (fewer nodes reachable than w) the request stays until
         // a stand-in completes it or its timeout answers the client: every request gets exactly one reply.

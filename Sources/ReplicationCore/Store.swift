@@ -67,11 +67,7 @@ public final class VersionedStore {
         var dot = Dot(actor: actor, counter: 0)
         let pool = self.pool, mode = self.mode
         withEntry(key) { e in
-            if mode == .vv && limit > 0
-                && Siblings.count(afterMerging: [], orWriteWith: context, into: e.versions, limit: limit) > limit
-            {
-                return
-            }
+            if mode == .vv && limit > 0 && Siblings.exceeds(limit, writingWith: context, into: e.versions) { return }
             lastCounter += 1
             dot = Dot(actor: actor, counter: lastCounter)
             let version = Version(dot: dot, context: context, stamp: nextStamp(now: now), value: value, tombstone: tombstone)
@@ -117,7 +113,7 @@ public final class VersionedStore {
         if versions.isEmpty { return false }
         var didChange: Bool? = false
         withEntry(key) { e in
-            if mode == .vv && limit > 0 && Siblings.count(afterMerging: versions, into: e.versions, limit: limit) > limit {
+            if mode == .vv && limit > 0 && Siblings.exceeds(limit, merging: versions, into: e.versions) {
                 Siblings.release(versions, pool: pool)
                 didChange = nil
                 return

@@ -105,22 +105,21 @@ public enum Siblings {
         }
     }
 
-    /// `vv` mode: how many versions `state` would hold after merging `incoming` (or after a write whose context
-    /// is `context` alone, with `incoming` empty: `state`'s versions it does not cover, and the new one). What a
-    /// sibling limit checks before it takes a write; only the cheap bound `state.count + incoming.count` is
-    /// computed unless that bound passes `limit`.
-    public static func count(afterMerging incoming: [Version], orWriteWith context: CausalContext? = nil,
-                             into state: [Version], limit: Int) -> Int {
-        let added = context == nil ? incoming.count : 1
-        if state.count + added <= limit { return state.count + added }
-        var count = 0
-        for s in state {
-            let superseded = context?.covers(s.dot) ?? incoming.contains { $0.dot != s.dot && $0.context.covers(s.dot) }
-            if !superseded { count += 1 }
-        }
-        if context != nil { return count + 1 }
-        for v in incoming where !state.contains(where: { $0.dot == v.dot || $0.context.covers(v.dot) }) { count += 1 }
-        return count
+    /// `vv` mode, what a sibling limit checks before it takes a write: whether merging `incoming` into `state`
+    /// would leave more than `limit` versions (those of `state` no incoming version covers, and the incoming ones
+    /// `state` does not know). Only the bound `state.count + incoming.count` is computed unless it passes `limit`.
+    public static func exceeds(_ limit: Int, merging incoming: [Version], into state: [Version]) -> Bool {
+        if state.count + incoming.count <= limit { return false }
+        let kept = state.lazy.filter { s in !incoming.contains { $0.dot != s.dot && $0.context.covers(s.dot) } }.count
+        let added = incoming.lazy.filter { v in !state.contains { $0.dot == v.dot || $0.context.covers(v.dot) } }.count
+        return kept + added > limit
+    }
+
+    /// `vv` mode: whether a new version with `context` would leave more than `limit` versions: those of `state`
+    /// the context does not cover, and itself.
+    public static func exceeds(_ limit: Int, writingWith context: CausalContext, into state: [Version]) -> Bool {
+        if state.count + 1 <= limit { return false }
+        return state.lazy.filter { !context.covers($0.dot) }.count + 1 > limit
     }
 
     /// `vv` mode: adds `v`, which nothing in `state` covers, dropping the versions its context covers.
