@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 
-// Errors a user can cause print one line and exit 64 (bad flags, values or scenario files); a run that fails at
-// run time exits 1; help and --version exit 0. No stack traces for user errors.
 /// The arguments with each negative number that follows a long option joined to it (`--rate -5` → `--rate=-5`):
 /// ArgumentParser takes `-5` for a flag and said "Missing value for '--rate <rate>'", where the value's own check
 /// says what is wrong with it.
@@ -20,6 +18,8 @@ func joiningNegativeValues(_ args: [String]) -> [String] {
     return out
 }
 
+// Errors a user can cause print one line and exit 64 (bad flags, values or scenario files); a run that fails at
+// run time exits 1; help and --version exit 0. No stack traces for user errors.
 do {
     var command = try Quorumbench.parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
     do {
