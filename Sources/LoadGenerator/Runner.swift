@@ -82,6 +82,10 @@ public struct RunResult: @unchecked Sendable {
     /// Open loop: how late requests were sent against their schedule (ns).
     public var scheduleLag = makeLatencyHistogram()
     public var generatorBound = false
+    /// What held an open loop behind its schedule, when something did: in real time the generator itself
+    /// ("generator-bound"); in virtual time, where the generator never lags, only the `--concurrency` slots
+    /// ("slot-bound": requests waited for one).
+    public var bound: String? { generatorBound ? (config.clock == "virtual" ? "slot-bound" : "generator-bound") : nil }
     /// Open loop: measured requests that waited `--timeout` for a free slot and failed unsent (they are in
     /// `failed`).
     public var expiredRequests = 0

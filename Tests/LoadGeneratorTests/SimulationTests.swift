@@ -196,6 +196,22 @@ struct SimulationTests {
         #expect(r.all.attempted == 100)
     }
 
+    @Test("virtual time: an open loop short of slots is slot-bound, not generator-bound (the generator never lags)")
+    func slotBound() {
+        let r = Runner(config: virtualConfig { c in
+            c.rate = 100_000  // 10 slots at ~2 ms a request carry ~5,000 ops/s
+            c.concurrency = 10
+            c.duration = 1_000_000_000
+            c.warmup = 0
+        }).run()
+        #expect(r.bound == "slot-bound" && r.expiredRequests > 0)
+        let report = RunReport.markdown(r, summary: RunReport.summaryRows(r))
+        #expect(report.contains("**Slot-bound**") && !report.contains("Generator-bound"))
+        var fine = r
+        fine.generatorBound = false
+        #expect(fine.bound == nil)
+    }
+
     @Test("--max-siblings bounds the siblings of writes whose clients never learn a context")
     func siblingLimit() {
         // --timeout 100 µs against 1 ms delays: nearly every request times out, so clients write blind and each
