@@ -272,12 +272,14 @@ final class ThreadDriver: @unchecked Sendable {
             // Issue.
             if !stopping {
                 if let period {
-                    while nextIntended <= Double(now) && mayIssue(measured: UInt64(nextIntended) >= origin) {
+                    while nextIntended <= Double(now) {
                         let intended = UInt64(nextIntended)
-                        if waitedPastTimeout(intended: intended, slotFreedAt: slotFreedAt) {
+                        let expires = waitedPastTimeout(intended: intended, slotFreedAt: slotFreedAt)
+                        // (A slot first, then --ops: a thread takes operations only when it can use them.)
+                        guard expires || inFlight < share.cap, mayIssue(measured: intended >= origin) else { break }
+                        if expires {
                             expire(intended: intended, recorder: &recorder, now: now)
                         } else {
-                            guard inFlight < share.cap else { break }
                             let lateFrom = max(intended, slotFreedAt)
                             if intended >= origin { lag.record(now > lateFrom ? now - lateFrom : 0) }
                             issue(&target, intended: intended, now: now)
