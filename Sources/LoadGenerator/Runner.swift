@@ -85,7 +85,11 @@ public struct RunResult: @unchecked Sendable {
     /// What held an open loop behind its schedule, when something did: in real time the generator itself
     /// ("generator-bound"); in virtual time, where the generator never lags, only the `--concurrency` slots
     /// ("slot-bound": requests waited for one).
-    public var bound: String? { generatorBound ? (config.clock == "virtual" ? "slot-bound" : "generator-bound") : nil }
+    public var bound: Bound? { generatorBound ? (config.clock == "virtual" ? .slots : .generator) : nil }
+    public enum Bound: String, Sendable {
+        case generator = "generator-bound"
+        case slots = "slot-bound"
+    }
     /// Open loop: measured requests that waited `--timeout` for a free slot and failed unsent (they are in
     /// `failed`).
     public var expiredRequests = 0

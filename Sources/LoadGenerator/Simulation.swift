@@ -330,8 +330,7 @@ final class Simulation {
                     if intended >= origin { measuredIssued[t] += 1 }
                 } else {
                     guard inFlight[t] < d.cap else { break }
-                    let lateFrom = max(intended, slotFreedAt[t])
-                    if intended >= origin { d.lag.record(now > lateFrom ? now - lateFrom : 0) }
+                    d.recordLag(intended: intended, slotFreedAt: slotFreedAt[t], now: now)
                     issue(t, d, intended: intended)
                 }
                 nextIntended[t] += config.arrival == .poisson ? -period * log(1 - d.rng.nextDouble()) : period

@@ -280,8 +280,7 @@ final class ThreadDriver: @unchecked Sendable {
                         if expires {
                             expire(intended: intended, recorder: &recorder, now: now)
                         } else {
-                            let lateFrom = max(intended, slotFreedAt)
-                            if intended >= origin { lag.record(now > lateFrom ? now - lateFrom : 0) }
+                            recordLag(intended: intended, slotFreedAt: slotFreedAt, now: now)
                             issue(&target, intended: intended, now: now)
                             inFlight += 1
                         }
@@ -345,8 +344,22 @@ final class ThreadDriver: @unchecked Sendable {
     func expire(intended: UInt64, recorder: inout ThreadRecorder, now: UInt64) {
         let kind = mix.next(&rng)
         if intended >= origin { expired += 1 }
-        recorder.record(kind, latency: config.core.timeout, ok: false, now: intended < origin ? min(now, origin &- 1) : now)
+        recorder.record(kind, latency: config.core.timeout, ok: false, now: phaseTime(intended: intended, now: now))
     }
+
+    /// Open loop, a request sent at `now`: how late against its schedule, not counting a wait for a slot (that is
+    /// the system's, and shows in its latency). Measured requests only.
+    @inline(__always)
+    func recordLag(intended: UInt64, slotFreedAt: UInt64, now: UInt64) {
+        let lateFrom = max(intended, slotFreedAt)
+        if intended >= origin { lag.record(now > lateFrom ? now - lateFrom : 0) }
+    }
+
+    /// When an operation meant to start at `intended` is recorded as finishing at `now`: an operation belongs to
+    /// the phase it was meant to start in, so one begun in the warm-up stays out of the totals even if it
+    /// finishes after the measured phase began.
+    @inline(__always)
+    func phaseTime(intended: UInt64, now: UInt64) -> UInt64 { intended < origin ? min(now, origin &- 1) : now }
 
     /// Sends one operation of the mix; returns the slot it occupies.
     @inline(__always)
@@ -436,10 +449,8 @@ final class ThreadDriver: @unchecked Sendable {
                 if oracle != nil { remember(slot.key, CachedContext(context: reply.context, own: slot.writeID)) }
             }
         }
-        // An operation belongs to the phase it was meant to start in: one begun in the warm-up stays out of the
-        // totals even if it completes after the measured phase began.
-        let when = slot.intended < origin ? min(now, origin &- 1) : now
-        recorder.record(slot.kind, latency: now > slot.intended ? now - slot.intended : 0, ok: ok, now: when)
+        recorder.record(slot.kind, latency: now > slot.intended ? now - slot.intended : 0, ok: ok,
+                        now: phaseTime(intended: slot.intended, now: now))
         slots[index].active = false
         free.append(index)
         return true

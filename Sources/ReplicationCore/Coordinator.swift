@@ -488,17 +488,23 @@ public final class Coordinator {
 
     /// The coordinating replica refused the write (``CoreConfig/maxSiblings``), as Riak's does: before anything
     /// was sent, so the client hears at once.
+    @inline(never)
     func refuse(_ p: Pending, value: PoolBuffer?, out: inout Outbox) {
         if let value { pool.release(value) }
         pending.remove(p.id)  // (its deadline finds it gone)
+        replyRejected(p, out: &out)
+        recycle(p)
+    }
+
+    /// Tells the client its write was refused (``CoreConfig/maxSiblings``): its one reply.
+    @inline(never)
+    func replyRejected(_ p: Pending, out: inout Outbox) {
         p.replied = true
         counters.failed += 1
         counters.rejected += 1
         out.send(.reply(ClientReply(tag: p.tag, op: p.op, key: p.key, status: .rejected, coordinator: endpoint)),
                  from: endpoint, to: p.client)
-        recycle(p)
     }
-
 
     /// A replica answered a read.
     public func readAnswered(_ response: ReplicaReadResponse, from: Endpoint, now: UInt64, out: inout Outbox) {
@@ -547,11 +553,7 @@ public final class Coordinator {
                                    coordinator: endpoint)),
                 from: endpoint, to: p.client)
         } else if refused && !p.replied && p.quorumAnswers + (p.counting & ~p.answered).nonzeroBitCount < config.w {
-            p.replied = true
-            counters.failed += 1
-            counters.rejected += 1
-            out.send(.reply(ClientReply(tag: p.tag, op: p.op, key: p.key, status: .rejected, coordinator: endpoint)),
-                     from: endpoint, to: p.client)
+            replyRejected(p, out: &out)
         }
         // Everyone asked has answered. Short of its quorum (fewer nodes reachable than w) the request stays until
         // a stand-in completes it or its timeout answers the client: every request gets exactly one reply.

@@ -204,7 +204,7 @@ public enum RunReport {
         let verdict: String
         if c.target == .noop {
             verdict = "Target `noop`: every request completes at once, so these figures are the load generator's own ceiling."
-        } else if r.bound == "slot-bound" {
+        } else if r.bound == .slots {
             verdict = "**Slot-bound**: all \(c.concurrency) slots (--concurrency) were busy, so requests waited for one "
                 + "and the run achieved \(num(r.achievedRate, 0)) of \(num(c.rate ?? 0, 0)) ops/s. The figures below are what "
                 + "the slots let through (and what waited in their queue), not what the system can deliver: give more --concurrency."
@@ -407,7 +407,7 @@ public enum RunReport {
         }
         doc["schedule"] = schedule
         doc["verdict"] = r.config.target == .noop ? "generator ceiling (noop target)"
-            : (r.bound ?? "system-measured")
+            : (r.bound?.rawValue ?? "system-measured")
         doc["staleness"] = ["stale_reads": r.staleReads, "mean_k": r.staleReads > 0 ? Double(r.staleK) / Double(r.staleReads) : 0,
                             "max_k": r.maxK, "lost_writes": r.lostWrites, "max_siblings": r.maxSiblings, "mean_siblings": r.meanSiblings,
                             "lost_write_samples": r.lostWriteSamples.map { ["write": $0.write, "key": $0.key] }] as [String: Any]

@@ -68,7 +68,7 @@ struct RunCommand: ParsableCommand {
                      config.target == .noop ? "noop" : "cluster",
                      result.timeStoodStill ? "no rate (zero virtual time)" : String(format: "%.0f ops/s", result.rate(all.ok)), p99,
                      all.attempted > 0 ? 100 * Double(all.ok) / Double(all.attempted) : 100, result.staleReads,
-                     result.lostWrites, result.bound.map { " (\($0.uppercased()))" } ?? "", outPath))
+                     result.lostWrites, result.bound.map { " (\($0.rawValue.uppercased()))" } ?? "", outPath))
     }
 
     /// The run (or sweep) folder must be creatable and writable before anything runs.

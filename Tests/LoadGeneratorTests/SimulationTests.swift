@@ -5,6 +5,9 @@ import Testing
 @testable import Reports
 @testable import ReplicationCore
 
+/// A run's report.md, as the run folder gets it.
+func reportText(_ r: RunResult) -> String { RunReport.markdown(r, summary: RunReport.summaryRows(r)) }
+
 /// A virtual-time run configuration.
 func virtualConfig(seed: UInt64 = 1, _ edit: (inout RunConfig) -> Void = { _ in }) -> RunConfig {
     var c = RunConfig()
@@ -204,8 +207,8 @@ struct SimulationTests {
             c.duration = 1_000_000_000
             c.warmup = 0
         }).run()
-        #expect(r.bound == "slot-bound" && r.expiredRequests > 0)
-        let report = RunReport.markdown(r, summary: RunReport.summaryRows(r))
+        #expect(r.bound == .slots && r.expiredRequests > 0)
+        let report = reportText(r)
         #expect(report.contains("**Slot-bound**") && !report.contains("Generator-bound"))
         var fine = r
         fine.generatorBound = false
@@ -232,7 +235,7 @@ struct SimulationTests {
         #expect(limited.maxSiblings <= 3 * 10 && unlimited.maxSiblings > 3 * 10,
                 "most siblings: \(limited.maxSiblings) limited, \(unlimited.maxSiblings) not")
         #expect(limited.lostWrites == 0 && unlimited.lostWrites == 0)
-        #expect(RunReport.markdown(limited, summary: RunReport.summaryRows(limited)).contains("writes refused"))
+        #expect(reportText(limited).contains("writes refused"))
     }
 
     @Test("open loop through a total outage: availability does not depend on --concurrency")
@@ -255,8 +258,8 @@ struct SimulationTests {
         #expect(few.expiredRequests > 0 && few.all.failed >= few.expiredRequests)
         #expect(few.all.attempted == 40_000 && many.all.attempted == 40_000)
         #expect(abs(a - b) < 0.01 && b < 0.95, "availability \(a) with 64 slots, \(b) with 10,000")
-        #expect(RunReport.markdown(few, summary: RunReport.summaryRows(few)).contains("failed unsent"))
-        #expect(!RunReport.markdown(many, summary: RunReport.summaryRows(many)).contains("failed unsent"))
+        #expect(reportText(few).contains("failed unsent"))
+        #expect(!reportText(many).contains("failed unsent"))
     }
 
     @Test("every node down at once: a request backs off and fails only after trying, and the clock moves on")
@@ -274,10 +277,10 @@ struct SimulationTests {
         #expect(r.all.ok > 0 && r.all.ok < 5_000, "\(r.all.ok) ok")
         #expect(r.durationSeconds > 1, "\(r.durationSeconds) s")
         // Closed loop under a failure rate: the report says its availability is not the time-weighted one.
-        #expect(RunReport.markdown(r, summary: RunReport.summaryRows(r)).contains("run open loop (`--rate`)"))
+        #expect(reportText(r).contains("run open loop (`--rate`)"))
         var open = r
         open.config.rate = 1_000
-        #expect(!RunReport.markdown(open, summary: RunReport.summaryRows(open)).contains("run open loop (`--rate`)"))
+        #expect(!reportText(open).contains("run open loop (`--rate`)"))
     }
 
     @Test("over a duration, operations that take no virtual time cut the run short at once rather than hang")
@@ -338,13 +341,13 @@ struct SimulationTests {
         for row in RunReport.summaryRows(still) {
             #expect(row[RunReport.summaryColumns.firstIndex(of: "throughput_ops_s")!] == "0.0", "\(row)")
         }
-        #expect(RunReport.markdown(still, summary: RunReport.summaryRows(still)).contains("did not advance"))
+        #expect(reportText(still).contains("did not advance"))
         // A client hop makes time pass: a rate, and no warning.
         let moving = run { $0.delays.byKind[MessageKind.client.rawValue] = .exponential(mean: 100_000) }
         #expect(!moving.timeStoodStill && moving.durationSeconds > 0)
         let rate = moving.rate(moving.all.ok)
         #expect(rate > 0 && rate == Double(moving.all.ok) / moving.durationSeconds)
-        #expect(!RunReport.markdown(moving, summary: RunReport.summaryRows(moving)).contains("did not advance"))
+        #expect(!reportText(moving).contains("did not advance"))
     }
 
     @Test("a run reports its own pool counts, not the process's since it started (a sweep runs many in one)")
