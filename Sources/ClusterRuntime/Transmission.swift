@@ -88,6 +88,10 @@ struct CoordinatorChoice {
     @inline(__always)
     func arrival(_ at: UInt64, to node: Int) -> UInt64 { max(at, avoidUntil[node]) }
 
+    /// Whether a request sent to `node` now is held back (``arrival(_:to:)``): it refused lately.
+    @inline(__always)
+    func holds(_ node: Int, now: UInt64) -> Bool { avoidUntil[node] > now }
+
     /// `node` refused the request `tag`: where to try next (nil: every node has been tried; the request fails).
     mutating func refused(_ tag: UInt64, key: UInt64, by node: Int, ring: Ring, n: Int, now: UInt64,
                           rng: inout Xoshiro) -> Int? {

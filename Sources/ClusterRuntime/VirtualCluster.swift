@@ -211,7 +211,7 @@ public final class VirtualCluster {
                                    coordinator: .client(c)))
             return
         }
-        if choices[c].avoidUntil[node] <= now {
+        if !choices[c].holds(node, now: now) {
             send(Envelope(from: .client(c), to: .node(node), message: .request(request)))
         } else {
             hold(Envelope(from: .client(c), to: .node(node), message: .request(request)), client: c)

@@ -36,6 +36,7 @@ struct CoordinatorChoiceTests {
         #expect(choice.avoidUntil[oldest] == 1_000_000 + CoordinatorChoice.avoidNanos)
         #expect(choice.arrival(10_000_000, to: oldest) == 21_000_000, "held back until it may be tried")
         #expect(choice.arrival(30_000_000, to: oldest) == 30_000_000, "not delayed once it may")
+        #expect(choice.holds(oldest, now: 10_000_000) && !choice.holds(oldest, now: 21_000_000))
         // Once its time has come (and only its: the next one's is at 22 ms), it is the one node not avoided.
         #expect(choice.pick(for: key, ring: ring, n: 3, now: 21_500_000, rng: &rng) == oldest)
     }
