@@ -58,12 +58,25 @@ public enum Quiescence {
 
     /// How far the replicas disagree: `keys` whose replicas do not all hold the same versions, and Merkle roots
     /// (`trees`) that differ between two replicas of a partition (anti-entropy on).
+    ///
+    /// A key diverges when some node that holds it (a replica, or a fallback that kept it) holds other versions
+    /// than one of its n replicas (a replica without the key holds none). Sameness being an equivalence, that
+    /// is: the primary replica differs from another replica, or a holder differs from the primary. So each key
+    /// is compared once at its primary with the other n − 1 replicas, and at every other holder only when it is a
+    /// fallback or the primary lacks the key (a miss in the key table alone): 2(n − 1) lookups a key of n holders
+    /// instead of n², and a key's versions read once per replica. At 100,000 keys this check was a quarter of a
+    /// short run.
     public static func divergence(of nodes: [Node], ring: Ring, n: Int) -> (keys: Int, trees: Int) {
         var keys = Set<UInt64>()
         for node in nodes {
-            node.store.forEach { key, state in
-                for r in ring.replicas(of: Key(key), n: n) where !Siblings.same(state, nodes[Int(r)].store.state(of: key)) {
-                    keys.insert(key)
+            let store = node.store, me = node.id
+            store.forEachKey { key in
+                let replicas = ring.replicas(of: Key(key), n: n)
+                let primary = Int(replicas[replicas.startIndex])
+                if primary == me {
+                    for r in replicas.dropFirst() where !store.same(key, as: nodes[Int(r)].store) { keys.insert(key) }
+                } else if !replicas.contains(UInt16(me)) || !nodes[primary].store.holds(key) {
+                    if !store.same(key, as: nodes[primary].store) { keys.insert(key) }
                 }
             }
         }

@@ -150,6 +150,24 @@ public final class VersionedStore {
         for (k, e) in data { body(k.raw, e.versions) }
     }
 
+    /// Calls `body` with every key held (the key table only: no key's versions are read).
+    public func forEachKey(_ body: (UInt64) -> Void) {
+        for k in data.keys { body(k.raw) }
+    }
+
+    /// Whether `key` is held (tombstones and an emptied key included), without reading its versions.
+    @inlinable
+    public func holds(_ key: UInt64) -> Bool { data.index(forKey: FastKey(key)) != nil }
+
+    /// Whether this store and `other` hold the same versions of `key` (``Siblings/same(_:_:)``; a key not held
+    /// has none), read in place.
+    public func same(_ key: UInt64, as other: VersionedStore) -> Bool {
+        let k = FastKey(key)
+        guard let i = data.index(forKey: k) else { return other.data[k]?.versions.isEmpty ?? true }
+        guard let j = other.data.index(forKey: k) else { return data.values[i].versions.isEmpty }
+        return Siblings.same(data.values[i].versions, other.data.values[j].versions)
+    }
+
     /// Calls `body` with every key and its state's digest.
     public func forEachDigest(_ body: (UInt64, UInt64) -> Void) {
         for (k, e) in data { body(k.raw, e.digest) }
