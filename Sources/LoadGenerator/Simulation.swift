@@ -78,7 +78,7 @@ final class Simulation {
         slotFreedAt = Array(repeating: 0, count: t)
         period = config.rate.map { Double(t) * 1e9 / $0 }
         wakeAt = Array(repeating: 0, count: t)
-        zeroTimeReplies = config.ops == nil && period == nil ? 100 * config.concurrency : .max
+        zeroTimeReplies = period == nil ? 100 * config.concurrency : .max
         var drivers: [ThreadDriver] = []
         for i in 0..<t {
             drivers.append(ThreadDriver(thread: i, config: config, control: control, oracle: oracle, pool: pool))
@@ -117,8 +117,9 @@ final class Simulation {
         }
         if period == nil && config.ops == nil { cluster.wake(at: end, token: Simulation.issueToken) }
         // Operations that take no virtual time (a coordinator answering from its own replica with w = 1 or r = 1,
-        // and no client delay) keep a closed loop at one instant: with `--ops` the run still ends (every figure
-        // zero time, and said so), over a `--duration` it never would. ``reply(_:_:)`` marks the run stalled when
+        // and no client delay) keep a closed loop at one instant: with `--ops` and no warm-up the run still ends
+        // (every figure zero time, and said so); a warm-up or a `--duration` never would (`--ops 50000` with the
+        // default 2 s warm-up ran on, its replica messages piling up, past 7 GB). ``reply(_:_:)`` marks the run stalled when
         // one instant has seen 100 operations finish per slot: a slot finishes a second one there only if it took
         // no time. (A count of events does not tell: an instant legitimately holds one event or more per slot,
         // 27,586 with 5,000 in flight when a stall released them, so any fixed limit cut large runs short.)
@@ -373,7 +374,7 @@ final class Simulation {
         }
         if now == replyInstant {
             repliesAtInstant += 1
-            if repliesAtInstant > zeroTimeReplies { stalled = true }
+            if repliesAtInstant > zeroTimeReplies && (config.ops == nil || now < origin) { stalled = true }
         } else {
             (replyInstant, repliesAtInstant) = (now, 1)
         }

@@ -195,7 +195,7 @@ public enum RunReport {
     /// Why a run was cut short (``RunResult/virtualTimeStalled``), and what to change: one line.
     public static let stalled = "virtual time stopped advancing: operations complete in zero time (no --delay-client, "
         + "and a coordinator that answers from its own replica), so the run was cut short. Give --delay-client (or "
-        + "--service-time), or count operations with --ops"
+        + "--service-time), or count operations with --ops and --warmup 0s"
 
     public static func markdown(_ r: RunResult, summary: [[String]]) -> String {
         let c = r.config

@@ -303,6 +303,14 @@ struct SimulationTests {
             c.duration = 200_000_000
         }).run()
         #expect(!moving.virtualTimeStalled && abs(moving.durationSeconds - 0.2) < 0.01, "\(moving.durationSeconds) s")
+        // --ops counts the measured operations, but a warm-up is virtual time, and it never ended either.
+        let warm = Runner(config: virtualConfig { c in
+            c.core.w = 1
+            c.core.r = 1
+            c.ops = 50_000
+            c.warmup = 2_000_000_000
+        }).run()
+        #expect(warm.virtualTimeStalled && warm.all.attempted == 0)
     }
 
     @Test("a crowded instant is not a stall: 30,000 reads in flight with equal delays finish together, each in 2 ms")
