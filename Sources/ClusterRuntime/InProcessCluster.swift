@@ -193,7 +193,7 @@ public final class InProcessCluster: @unchecked Sendable {
     }
 
     /// After ``stop()``: how far the replicas disagree (``Quiescence/divergence(of:ring:n:)``).
-    public func divergence() -> (keys: Int, trees: Int) { Quiescence.divergence(of: nodes, ring: ring, n: options.core.n) }
+    public func divergence() -> (keys: Set<UInt64>, trees: Int) { Quiescence.divergence(of: nodes, ring: ring, n: options.core.n) }
 
     /// Wakes every worker (after a change of faults).
     public func wakeAll() { for p in parkers { p.unpark() } }

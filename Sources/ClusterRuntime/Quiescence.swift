@@ -56,8 +56,8 @@ public enum Quiescence {
         return maxRounds
     }
 
-    /// How far the replicas disagree: `keys` whose replicas do not all hold the same versions, and Merkle roots
-    /// (`trees`) that differ between two replicas of a partition (anti-entropy on).
+    /// How far the replicas disagree: the `keys` whose replicas do not all hold the same versions, and how many
+    /// Merkle roots (`trees`) differ between two replicas of a partition (anti-entropy on).
     ///
     /// A key diverges when some node that holds it (a replica, or a fallback that kept it) holds other versions
     /// than one of its n replicas (a replica without the key holds none). Sameness being an equivalence, that
@@ -66,7 +66,7 @@ public enum Quiescence {
     /// fallback or the primary lacks the key (a miss in the key table alone): 2(n − 1) lookups a key of n holders
     /// instead of n², and a key's versions read once per replica. At 100,000 keys this check was a quarter of a
     /// short run.
-    public static func divergence(of nodes: [Node], ring: Ring, n: Int) -> (keys: Int, trees: Int) {
+    public static func divergence(of nodes: [Node], ring: Ring, n: Int) -> (keys: Set<UInt64>, trees: Int) {
         var keys = Set<UInt64>()
         for node in nodes {
             let store = node.store, me = node.id
@@ -90,7 +90,7 @@ public enum Quiescence {
                 }
             }
         }
-        return (keys.count, trees)
+        return (keys, trees)
     }
 
     /// What a wiped node held (data and hints), for ``ClusterOptions/onWipe``.

@@ -158,9 +158,10 @@ final class Simulation {
         result.counters = cluster.counters
         result.droppedMessages = cluster.droppedMessages
         result.partitionedMessages = cluster.partitionedMessages
-        (result.divergentKeys, result.divergentTrees) = Quiescence.divergence(of: cluster.nodes, ring: cluster.ring,
-                                                                              n: config.core.n)
-        Runner.checkLostWrites(&result, nodes: cluster.nodes, ring: cluster.ring, oracle: oracle, wiped: wiped)
+        let divergence = Quiescence.divergence(of: cluster.nodes, ring: cluster.ring, n: config.core.n)
+        (result.divergentKeys, result.divergentTrees) = (divergence.keys.count, divergence.trees)
+        Runner.checkLostWrites(&result, nodes: cluster.nodes, ring: cluster.ring, oracle: oracle,
+                               divergent: divergence.keys, wiped: wiped)
         result.simulatedEvents = cluster.events
         result.virtualTimeStalled = stalled
         // Counts of this run (its thread's, since it began); jemalloc's figures are the process's.

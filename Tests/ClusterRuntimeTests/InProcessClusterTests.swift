@@ -190,7 +190,7 @@ struct InProcessClusterTests {
         cluster.stop()
         cluster.settle()
         let divergence = cluster.divergence()
-        #expect(divergence.keys == 0 && divergence.trees == 0)
+        #expect(divergence.keys.isEmpty && divergence.trees == 0)
         #expect(cluster.nodes.allSatisfy { $0.hints.count == 0 })
         #expect(pool.statistics().buffersInUse == buffersHeld(by: cluster))
     }
