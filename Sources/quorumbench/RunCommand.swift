@@ -33,6 +33,7 @@ struct RunCommand: ParsableCommand {
         let tty = isatty(STDERR_FILENO) != 0
         if let warning = config.timeoutWarning { FileHandle.standardError.write("quorumbench: warning: \(warning)\n") }
         let runner = Runner(config: config)
+        runner.leaveForExit = true
         var lastPlain = 0.0
         if !quiet {
             runner.onPhase = { phase in
