@@ -119,9 +119,9 @@ final class Simulation {
         // Operations that take no virtual time (a coordinator answering from its own replica with w = 1 or r = 1,
         // and no client delay) keep a closed loop at one instant: with `--ops` and no warm-up the run still ends
         // (every figure zero time, and said so); a warm-up or a `--duration` never would (`--ops 50000` with the
-        // default 2 s warm-up ran on, its replica messages piling up, past 7 GB). ``reply(_:_:)`` marks the run stalled when
-        // one instant has seen 100 operations finish per slot: a slot finishes a second one there only if it took
-        // no time. (A count of events does not tell: an instant legitimately holds one event or more per slot,
+        // default 2 s warm-up ran on, its replica messages piling up, past 7 GB). ``reply(_:_:)`` marks the run
+        // stalled when one instant has seen 100 operations finish per slot: a slot finishes a second one there only
+        // if it took no time. (A count of events does not tell: an instant legitimately holds one event or more per slot,
         // 27,586 with 5,000 in flight when a stall released them, so any fixed limit cut large runs short.)
         // Anything else that keeps the clock still ends at 20 million events.
         var stuckSince = cluster.now, stuckEvents = 0
