@@ -283,33 +283,33 @@ struct SimulationTests {
         #expect(!reportText(open).contains("run open loop (`--rate`)"))
     }
 
-    @Test("over a duration, operations that take no virtual time cut the run short at once rather than hang")
+    @Test("over a duration or a warm-up, operations that take no virtual time cut the run short at once rather than hang")
     func zeroTimeDuration() {
         // Closed loop, w = r = 1, no client delay: the clock never reaches the end of the duration. Before the
         // limit, this ran on (its replica messages piling up in the calendar queue) for hours.
-        let cut = Runner(config: virtualConfig { c in
-            c.core.w = 1
-            c.core.r = 1
-            c.warmup = 0
-        }).run()
+        func run(_ edit: (inout RunConfig) -> Void) -> RunResult {
+            Runner(config: virtualConfig { c in
+                c.core.w = 1
+                c.core.r = 1
+                c.warmup = 0
+                edit(&c)
+            }).run()
+        }
+        let cut = run { _ in }
         #expect(cut.virtualTimeStalled)
         // Cut once 100 operations per slot (16 slots) finished at the one instant.
         #expect(cut.all.ok > 1_600 && cut.all.ok <= 1_616, "\(cut.all.ok) operations before the cut")
         // w = 2: a write waits for a remote ack, so time moves and the run lasts its duration.
-        let moving = Runner(config: virtualConfig { c in
+        let moving = run { c in
             c.core.w = 2
-            c.core.r = 1
-            c.warmup = 0
             c.duration = 200_000_000
-        }).run()
+        }
         #expect(!moving.virtualTimeStalled && abs(moving.durationSeconds - 0.2) < 0.01, "\(moving.durationSeconds) s")
         // --ops counts the measured operations, but a warm-up is virtual time, and it never ended either.
-        let warm = Runner(config: virtualConfig { c in
-            c.core.w = 1
-            c.core.r = 1
+        let warm = run { c in
             c.ops = 50_000
             c.warmup = 2_000_000_000
-        }).run()
+        }
         #expect(warm.virtualTimeStalled && warm.all.attempted == 0)
     }
 
