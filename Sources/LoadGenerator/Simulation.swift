@@ -42,8 +42,8 @@ final class Simulation {
     var phase = Phase.load
     /// Virtual time stopped advancing (operations that take no time, over a duration): the run was cut short.
     var stalled = false
-    /// Closed loop over a duration: operations finished at the current instant, and how many make a stall
-    /// (``run()``; `Int.max`: never).
+    /// Closed loop: operations finished at the current instant, and how many make a stall when the loop waits
+    /// for time to pass, over a `--duration` or before the measured phase (``run()``; `Int.max`, open loop: never).
     var replyInstant: UInt64 = .max
     var repliesAtInstant = 0
     let zeroTimeReplies: Int
@@ -121,8 +121,8 @@ final class Simulation {
         // (every figure zero time, and said so); a warm-up or a `--duration` never would (`--ops 50000` with the
         // default 2 s warm-up ran on, its replica messages piling up, past 7 GB). ``reply(_:_:)`` marks the run
         // stalled when one instant has seen 100 operations finish per slot: a slot finishes a second one there only
-        // if it took no time. (A count of events does not tell: an instant legitimately holds one event or more per slot,
-        // 27,586 with 5,000 in flight when a stall released them, so any fixed limit cut large runs short.)
+        // if it took no time. (A count of events does not tell: an instant legitimately holds one event or more per
+        // slot, 27,586 with 5,000 in flight when a stall released them, so any fixed limit cut large runs short.)
         // Anything else that keeps the clock still ends at 20 million events.
         var stuckSince = cluster.now, stuckEvents = 0
         while inFlight.contains(where: { $0 > 0 }) || stopping.contains(false) {
