@@ -294,10 +294,7 @@ public final class Coordinator {
                 state = [Version(dot: dot, context: context, stamp: lastStamp, value: request.value, tombstone: tombstone)]
             }
             p.dot = dot
-            var replyContext = context
-            // The client learns this one dot, not the actor's earlier ones: kept exact.
-            if config.versioning == .vv { replyContext.addExact(dot) }
-            p.context = replyContext
+            p.context = replyContext(sent: context, dot: dot)
             if localIndex == nil && sloppyStandIns { p.state = Siblings.copy(state, pool: pool) }
             let count = p.replicas.count
             let lastRemote = localIndex == count - 1 ? count - 2 : count - 1
@@ -319,6 +316,15 @@ public final class Coordinator {
                 recordAck(p, id: id, index: localIndex, tombstoneOnly: only, now: now, out: &out)
             }
         }
+    }
+
+    /// The context a put's reply gives its client: the one it sent and the write's dot. The client learns this
+    /// one dot, not the actor's earlier ones: kept exact.
+    @inline(__always)
+    func replyContext(sent context: CausalContext, dot: Dot) -> CausalContext {
+        var reply = context
+        if config.versioning == .vv { reply.addExact(dot) }
+        return reply
     }
 
     /// Whom to ask for `key`. With no peer suspected (the common case): its n replicas, no copy made. Otherwise,
