@@ -166,7 +166,7 @@ public final class VirtualCluster {
             nodeTimer(t.who, t.token)
         case Kind.clientTimer:
             let t = ticks.take(slot)
-            clientCoordinators?.with(t.who) { $0.timerFired(t.token, now: now, local: nil, out: &outbox) }
+            _ = clientCoordinators?.with(t.who) { $0.timerFired(t.token, now: now, local: nil, out: &outbox) }
             dispatch(from: .client(t.who))
         case Kind.wake: onWake(ticks.take(slot).token)
         default: apply(snapshots[slot])
