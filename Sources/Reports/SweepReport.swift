@@ -56,23 +56,39 @@ public enum SweepReport {
         return f
     }
 
-    /// The mean figures of each point over its repeats.
-    static func averaged(_ runs: [SweepRun]) -> [(point: Int, config: RunConfig, figures: Figures)] {
+    /// A point of the sweep: its configuration, the mean of each figure over its repeats and, with two repeats or
+    /// more, the standard error of that mean (the repeats' sample standard deviation / √repeats).
+    struct Point {
+        var point: Int
+        var config: RunConfig
+        var figures: Figures
+        var standardError: Figures?
+    }
+
+    static var allFigures: [WritableKeyPath<Figures, Double>] {
+        [\.availability, \.writeAvailability, \.readAvailability, \.readP99, \.writeP99, \.staleFraction, \.lostWrites]
+    }
+
+    /// Each point's figures over its repeats. The repeats differ only in their seed, so their spread is the
+    /// sampling error of the figure: within one run the failures and the hot keys make samples far from
+    /// independent, and a binomial error from one run's counts would understate it.
+    static func averaged(_ runs: [SweepRun]) -> [Point] {
         var byPoint: [Int: [SweepRun]] = [:]
         for r in runs { byPoint[r.point, default: []].append(r) }
         return byPoint.keys.sorted().map { p in
             let rs = byPoint[p]!
             let fs = rs.map { figures($0.result) }
-            func mean(_ key: KeyPath<Figures, Double>) -> Double { fs.reduce(0) { $0 + $1[keyPath: key] } / Double(fs.count) }
-            var f = Figures()
-            f.availability = mean(\.availability)
-            f.writeAvailability = mean(\.writeAvailability)
-            f.readAvailability = mean(\.readAvailability)
-            f.readP99 = mean(\.readP99)
-            f.writeP99 = mean(\.writeP99)
-            f.staleFraction = mean(\.staleFraction)
-            f.lostWrites = mean(\.lostWrites)
-            return (p, rs[0].result.config, f)
+            let k = Double(fs.count)
+            var mean = Figures(), error = Figures()
+            for key in allFigures {
+                let m = fs.reduce(0) { $0 + $1[keyPath: key] } / k
+                mean[keyPath: key] = m
+                if fs.count > 1 {
+                    let variance = fs.reduce(0) { $0 + ($1[keyPath: key] - m) * ($1[keyPath: key] - m) } / (k - 1)
+                    error[keyPath: key] = (variance / k).squareRoot()
+                }
+            }
+            return Point(point: p, config: rs[0].result.config, figures: mean, standardError: fs.count > 1 ? error : nil)
         }
     }
 
@@ -152,7 +168,7 @@ public enum SweepReport {
         Set(runs.filter(\.result.timeStoodStill).map(\.label)).sorted()
     }
 
-    static func markdown(_ points: [(point: Int, config: RunConfig, figures: Figures)], runs: [SweepRun],
+    static func markdown(_ points: [Point], runs: [SweepRun],
                          varying: Set<String>, command: String) -> String {
         var s = "# quorumbench sweep\n\n"
         s += "Command: `\(command)`\n\n"
@@ -164,7 +180,14 @@ public enum SweepReport {
             s += ", routing \(c.core.routing.rawValue), \(c.ops.map { "\($0) operations" } ?? "\(Distribution.formatDuration(Double(c.duration)))") per run.\n\n"
         }
         s += "Each table is one failure rate. **overlap** marks the choices with w + r > n (every read quorum meets every "
-        s += "write quorum); the others trade staleness for latency and availability. Figures are means over repeats. "
+        s += "write quorum); the others trade staleness for latency and availability. "
+        if points.contains(where: { $0.standardError != nil }) {
+            s += "Figures are means over the repeats ± their standard error (the repeats' standard deviation / √repeats): "
+            s += "a difference of less than about two of them between two choices is not one this sweep can tell. "
+        } else {
+            s += "One run per point, so no figure has an error bar: `--repeat K` (K ≥ 2) runs each point with K seeds "
+            s += "and gives each figure its standard error. "
+        }
         s += "Every run's folder is under `points/`.\n\n"
         let still = zeroTimePoints(runs)
         if !still.isEmpty {
@@ -176,10 +199,15 @@ public enum SweepReport {
             s += "| configuration | overlap | availability | write avail. | read avail. | p99 write (ms) | p99 read (ms) | stale fraction | lost writes |\n"
             s += "|---|:-:|---:|---:|---:|---:|---:|---:|---:|\n"
             for p in points where p.config.failureRate == rate {
-                let c = p.config, f = p.figures
+                let c = p.config
+                func cell(_ key: KeyPath<Figures, Double>, _ format: String) -> String {
+                    let m = String(format: format, p.figures[keyPath: key])
+                    return p.standardError.map { "\(m) ± \(String(format: format, $0[keyPath: key]))" } ?? m
+                }
                 s += "| \(lineName(c, varying: varying.union(["n"]))) | \(c.core.w + c.core.r > c.core.n ? "✓" : "") | "
-                s += String(format: "%.5f | %.5f | %.5f | %.3f | %.3f | %.5f | %g |\n", f.availability, f.writeAvailability,
-                            f.readAvailability, f.writeP99, f.readP99, f.staleFraction, f.lostWrites)
+                s += [cell(\.availability, "%.5f"), cell(\.writeAvailability, "%.5f"), cell(\.readAvailability, "%.5f"),
+                      cell(\.writeP99, "%.3f"), cell(\.readP99, "%.3f"), cell(\.staleFraction, "%.5f"),
+                      cell(\.lostWrites, "%g")].joined(separator: " | ") + " |\n"
             }
             s += "\n"
         }

@@ -369,4 +369,27 @@ struct SimulationTests {
                 "the same run twice: \(first.pool.acquires) then \(second.pool.acquires) acquires")
         #expect(second.pool.bytesInUse == first.pool.bytesInUse)
     }
+
+    @Test("sweep.md: with repeats, each figure is the mean over the seeds ± its standard error; one run gets none")
+    func sweepStandardErrors() {
+        let runs = (0..<4).map { i in
+            SweepRun(point: 0, label: "w2-r2", repeatIndex: i, result: Runner(config: virtualConfig(seed: UInt64(1 + i)) {
+                $0.ops = 2_000
+                $0.warmup = 0
+                $0.faults.failureRate = 0.2
+            }).run())
+        }
+        func line(_ md: String) -> String { md.split(separator: "\n").first { $0.hasPrefix("| n=3 w=2 r=2 ") }.map(String.init) ?? "" }
+        // The p99s differ from seed to seed: the mean and the sample standard deviation over √4, by hand.
+        let p99s = runs.map { SweepReport.figures($0.result).writeP99 }
+        let mean = p99s.reduce(0, +) / 4
+        let sd = (p99s.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 3).squareRoot()
+        #expect(sd > 0, "\(p99s)")
+        let md = SweepReport.markdown(SweepReport.averaged(runs), runs: runs, varying: [], command: "sweep")
+        #expect(line(md).contains(String(format: "| %.3f ± %.3f |", mean, sd / 2)), "\(line(md))")
+        #expect(md.contains("± their standard error"))
+        let one = SweepReport.markdown(SweepReport.averaged([runs[1]]), runs: [runs[1]], varying: [], command: "sweep")
+        #expect(!line(one).isEmpty && !one.contains("±") && one.contains("`--repeat K`"))
+        #expect(line(one).contains(String(format: "| %.3f |", p99s[1])))
+    }
 }
