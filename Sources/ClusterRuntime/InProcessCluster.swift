@@ -32,6 +32,9 @@ public struct ClusterOptions: Sendable {
     public var delays: Delays
     /// Probability that a message between nodes (or between a client-side coordinator and a replica) is lost.
     public var drop: Double
+    /// When set, `drop` applies only once it is opened (the load generator opens it when its records are loaded);
+    /// nil: from the start.
+    public var dropGate: Gate?
     public var seed: UInt64
     /// Slots of each single-producer lane.
     public var laneCapacity: Int
@@ -64,6 +67,14 @@ public struct ClusterOptions: Sendable {
         self.pool = pool
         self.faults = faults
     }
+}
+
+/// A switch other threads read: closed until some thread opens it, once.
+public final class Gate: Sendable {
+    let opened = Atomic<Bool>(false)
+    public init() {}
+    public func open() { opened.store(true, ordering: .releasing) }
+    @inline(__always) public var isOpen: Bool { opened.load(ordering: .relaxed) }
 }
 
 /// A message in flight between threads, with the time it may be delivered.
@@ -214,6 +225,8 @@ struct Router {
     let producer: Int
     let options: ClusterOptions
     let transmission: Transmission
+    /// Until ``ClusterOptions/dropGate`` opens: the same transmission without loss.
+    let lossless: Transmission?
     unowned(unsafe) var cluster: InProcessCluster! {
         didSet {
             // This producer's lane to each consumer, and the consumers' parkers, looked up once.
@@ -236,6 +249,8 @@ struct Router {
         self.options = options
         transmission = Transmission(drop: options.drop, delays: options.delays,
                                     slowDelays: options.faults?.slowDelays ?? [])
+        lossless = options.dropGate == nil || options.drop == 0 ? nil
+            : Transmission(drop: 0, delays: options.delays, slowDelays: options.faults?.slowDelays ?? [])
         rng = Xoshiro.derive(options.seed, 0x524F_5554 &+ UInt64(producer))
         dirty = Array(repeating: false, count: parties)
         overflow = Array(repeating: [], count: parties)
@@ -244,7 +259,8 @@ struct Router {
     /// The delivery time of `envelope` sent at `now`, or nil if it is lost.
     @inline(__always)
     mutating func schedule(_ envelope: Envelope, now: UInt64) -> UInt64? {
-        switch transmission.fate(of: envelope, now: now, rng: &rng, conditions: options.faults) {
+        let network = lossless != nil && !options.dropGate!.isOpen ? lossless! : transmission
+        switch network.fate(of: envelope, now: now, rng: &rng, conditions: options.faults) {
         case .deliver(let at): return at
         case .dropped: dropped += 1
         case .partitioned: partitioned += 1

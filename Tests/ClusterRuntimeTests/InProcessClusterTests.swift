@@ -155,6 +155,27 @@ struct InProcessClusterTests {
         #expect(cluster.droppedMessages > 0)
     }
 
+    @Test("--drop waits for its gate (the load generator opens it after the load): nothing lost before, all after")
+    func dropGate() throws {
+        var core = CoreConfig()
+        core.timeout = 20_000_000
+        // Every message between nodes is lost once dropping starts: each operation needs one (n = 3, w = r = 2).
+        func run(opening: Bool) -> InProcessCluster {
+            let gate = Gate()
+            if opening { gate.open() }
+            var options = ClusterOptions(core: core, workers: 2, clients: 1, drop: 1, seed: 9, pool: BufferPool())
+            options.dropGate = gate
+            let cluster = InProcessCluster(options: options)
+            cluster.start()
+            drive(cluster, history: History(), threads: 1, opsPerThread: 100, keys: 20, inFlight: 8, seed: 9)
+            cluster.stop()
+            return cluster
+        }
+        let closed = run(opening: false), open = run(opening: true)
+        #expect(closed.droppedMessages == 0 && closed.counters.failed == 0 && closed.counters.coordinated >= 100)
+        #expect(open.droppedMessages > 0 && open.counters.failed > 0, "\(open.droppedMessages) dropped")
+    }
+
     @Test("faults changing under load (down, wipe, stall, partition, slow): every request is answered, repair converges, no buffer leaks")
     func faultsUnderLoad() throws {
         let pool = BufferPool()
