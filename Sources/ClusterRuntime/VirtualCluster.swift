@@ -190,7 +190,6 @@ public final class VirtualCluster {
 
     // MARK: - Clients
 
-    /// Client `c` submits a request now.
     /// Loads one record without messages, at the current time: as a fault-free blind insert leaves it, coordinated by
     /// the key's first replica (where a server-side coordinator that is not a replica forwards a write), every
     /// replica holding it. Returns the context the put's reply gives its client.
@@ -200,11 +199,13 @@ public final class VirtualCluster {
     /// every figure. It also left what `--drop` lost during the load for the measured phase to repair.
     public func preload(key: UInt64, value: PoolBuffer?) -> CausalContext {
         let replicas = ring.replicas(of: Key(key), n: options.core.n)
-        let (copies, reply) = nodes[Int(replicas.first!)].preload(key: key, value: value, now: now, copies: replicas.count - 1)
+        let coordinator = nodes[Int(replicas.first!)]
+        let (copies, reply) = coordinator.preload(key: key, value: value, now: now, copies: replicas.count - 1)
         for (node, versions) in zip(replicas.dropFirst(), copies) { nodes[Int(node)].store.apply(key: key, versions) }
         return reply
     }
 
+    /// Client `c` submits a request now.
     public func submit(client c: Int, _ request: ClientRequest) {
         if let coordinators = clientCoordinators {
             coordinators.with(c) { $0.start(request, from: .client(c), now: now, local: nil, out: &outbox) }

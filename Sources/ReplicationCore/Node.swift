@@ -95,7 +95,9 @@ public final class Node {
     /// call a coordinated write makes. Returns copies of the key's versions for the other replicas (each merges
     /// them with ``VersionedStore/apply(key:_:)``, as a replica write does) and the context the put's reply
     /// gives its client. The simulator loads its records this way (``VirtualCluster/preload(key:value:)``).
-    public func preload(key: UInt64, value: PoolBuffer?, now: UInt64, copies: Int) -> (copies: [[Version]], reply: CausalContext) {
+    public func preload(
+        key: UInt64, value: PoolBuffer?, now: UInt64, copies: Int
+    ) -> (copies: [[Version]], reply: CausalContext) {
         guard let (state, dot) = store.coordinateWrite(
             key: key, actor: .replica(node: id, incarnation: incarnation), context: .empty, value: value,
             tombstone: false, now: now)
