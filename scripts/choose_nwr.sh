@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates reports/nwr/ — the sweep behind README's "Choosing n, w and r": n = 3, every w and r from 1 to 3, nodes
-# down 0%, 5% and 20% of the time, sloppy and strict quorums, in virtual time (release build), with a run folder per point.
+# down 0%, 5% and 20% of the time, sloppy and strict quorums, three seeds each (so sweep.md gives standard errors), in
+# virtual time (release build), with a run folder per run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/deps.sh
