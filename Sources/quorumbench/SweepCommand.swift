@@ -23,7 +23,7 @@ struct SweepCommand: ParsableCommand {
     )
 
     @OptionGroup var options: RunOptions
-    @Option(name: .customLong("repeat"), help: "Runs per point (seeds seed, seed+1, …).") var repeats: String?
+    @Option(name: .customLong("repeat"), help: "Runs per point (seeds seed, seed+1, …); with 2 or more, sweep.md gives each figure ± its standard error.") var repeats: String?
 
     static let gridKeys = ["nodes", "n", "w", "r", "quorum", "failure-rate", "drop"]
 
