@@ -48,6 +48,15 @@ public final class MerkleForest {
         stale = Array(repeating: false, count: mine.count)
     }
 
+    /// The depth that gives about one key a leaf: the smallest from 1 whose leaves, over all `partitions`, are at
+    /// least `keys`, and at most `limit`. A fixed depth of 8 took 4 KiB a partition whatever its keys: with 50
+    /// nodes of 4,096 vnodes each, 2.6 GB of trees for 2,000 keys.
+    public static func depth(keys: Int, partitions: Int, limit: Int) -> Int {
+        var depth = 1
+        while depth < limit && (1 << depth) * partitions < keys { depth += 1 }
+        return min(depth, limit)
+    }
+
     /// The digest of one key's state (0 for no state).
     @inlinable
     public static func digest(key: UInt64, _ state: [Version]) -> UInt64 {

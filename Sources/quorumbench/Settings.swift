@@ -223,6 +223,9 @@ struct Settings {
         if c.clock == "virtual" && c.delays.isEmpty && c.serviceTime == nil {
             throw UsageError("--clock virtual needs a --delay (or --delay-*, --service-time): with nothing taking time, virtual time would not advance")
         }
+        // Anti-entropy's trees sized by the records: about one a leaf, at most the core's default depth.
+        c.core.merkleDepth = MerkleForest.depth(keys: c.keys, partitions: c.core.nodes * c.core.vnodes,
+                                                limit: c.core.merkleDepth)
         c.settings = effectiveSettings(c)
         return c
     }
@@ -306,7 +309,7 @@ struct Settings {
             ("nodes", "\(c.core.nodes)"), ("n", "\(c.core.n)"), ("w", "\(c.core.w)"), ("r", "\(c.core.r)"),
             ("quorum", c.core.quorum.rawValue), ("routing", c.core.routing.rawValue), ("vnodes", "\(c.core.vnodes)"),
             ("versioning", c.core.versioning.rawValue), ("max-siblings", "\(c.core.maxSiblings)"), ("read-repair", c.core.readRepair ? "on" : "off"),
-            ("hinted-handoff", c.core.hintedHandoff ? "on" : "off"), ("anti-entropy", c.core.antiEntropy ? "on" : "off"),
+            ("hinted-handoff", c.core.hintedHandoff ? "on" : "off"), ("anti-entropy", c.core.antiEntropy ? "on, trees of depth \(c.core.merkleDepth)" : "off"),
             ("ae-interval", d(c.core.aeInterval)),
             ("timeout", d(c.core.timeout)), ("workload", c.workload.rawValue),
             ("mix (read/update/insert/rmw/delete)", c.proportions.map { String(format: "%g", $0) }.joined(separator: "/")),

@@ -159,6 +159,30 @@ struct FailureTests {
         #expect(costs[0] == costs[1])
     }
 
+    @Test("anti-entropy trees are sized by the records: about one key a leaf, at most the default depth")
+    func merkleDepthByKeys() {
+        // The smallest depth whose leaves over all partitions hold every key once, from 1 up to the limit.
+        for (keys, partitions) in [(10_000, 320), (2_000, 320), (1_000_000, 5 * 64), (2_000, 50 * 4096), (0, 320)] {
+            let d = MerkleForest.depth(keys: keys, partitions: partitions, limit: 8)
+            #expect(d >= 1 && d <= 8)
+            #expect(d == 8 || (1 << d) * partitions >= keys, "\(keys) keys, \(partitions) partitions: depth \(d)")
+            #expect(d == 1 || (1 << (d - 1)) * partitions < keys, "\(keys) keys, \(partitions) partitions: depth \(d)")
+        }
+        #expect(MerkleForest.depth(keys: 10_000, partitions: 320, limit: 8) == 5)
+        #expect(MerkleForest.depth(keys: 100_000, partitions: 320, limit: 8) == 8)
+        #expect(MerkleForest.depth(keys: 100_000, partitions: 320, limit: 0) == 0)
+        // 50 nodes of 4,096 vnodes and 2,000 keys: the trees of one node took 50 MB at depth 8.
+        var c = CoreConfig()
+        c.nodes = 50
+        c.vnodes = 4096
+        let ring = c.makeRing()
+        let depth = MerkleForest.depth(keys: 2_000, partitions: ring.partitionCount, limit: c.merkleDepth)
+        let sized = MerkleForest(ring: ring, node: 0, n: 3, depth: depth)
+        let fixed = MerkleForest(ring: ring, node: 0, n: 3, depth: c.merkleDepth)
+        #expect(sized.hashes.count * 8 < 1 << 20 && fixed.hashes.count * 8 > 40 << 20,
+                "\(sized.hashes.count * 8) bytes against \(fixed.hashes.count * 8)")
+    }
+
     @Test("a wiped node is rebuilt by anti-entropy, and by read repair")
     func wipedNodeRebuilt() {
         let pool = BufferPool()
