@@ -140,7 +140,7 @@ public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
         if i < entryCount && items[i].actor == dot.actor {
             if items[i].counter < dot.counter { items[i].counter = dot.counter }
         } else {
-            items.insert(dot, at: i)
+            insert(dot, at: i)
             entryCount += 1
         }
         // Exact dots the entry now covers are redundant.
@@ -150,12 +150,10 @@ public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Adds one event by itself, implying nothing about the actor's other events.
-    public mutating func addExact(_ dot: Dot) {
-        if covers(dot) { return }
-        var i = entryCount
-        while i < items.count && items[i] < dot { i += 1 }
-        // Appended and moved into place: `insert` goes through the generic `replaceSubrange` (~330 instructions).
+    /// `items.insert(dot, at: i)`, appended and moved into place: `insert` goes through the generic
+    /// `replaceSubrange` (~330 instructions; a read's clock adds a new actor's entry this way).
+    @inline(__always)
+    mutating func insert(_ dot: Dot, at i: Int) {
         items.append(dot)
         items.withUnsafeMutableBufferPointer { b in
             var k = b.count - 1
@@ -165,6 +163,14 @@ public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
             }
             b[i] = dot
         }
+    }
+
+    /// Adds one event by itself, implying nothing about the actor's other events.
+    public mutating func addExact(_ dot: Dot) {
+        if covers(dot) { return }
+        var i = entryCount
+        while i < items.count && items[i] < dot { i += 1 }
+        insert(dot, at: i)
         if items.count - entryCount > CausalContext.maxExactDots {
             // Forget the oldest (smallest counter).
             let oldest = (entryCount..<items.count).min { items[$0].counter < items[$1].counter }!
