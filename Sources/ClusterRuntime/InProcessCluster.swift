@@ -225,9 +225,8 @@ struct Router {
     let producer: Int
     let options: ClusterOptions
     let transmission: Transmission
-    /// Until ``ClusterOptions/dropGate`` opens (nil: no gate, or nothing to drop), the same transmission without loss.
+    /// ``ClusterOptions/dropGate`` when there is something to drop: no loss until it opens.
     let lossGate: Gate?
-    let lossless: Transmission
     unowned(unsafe) var cluster: InProcessCluster! {
         didSet {
             // This producer's lane to each consumer, and the consumers' parkers, looked up once.
@@ -251,7 +250,6 @@ struct Router {
         transmission = Transmission(drop: options.drop, delays: options.delays,
                                     slowDelays: options.faults?.slowDelays ?? [])
         lossGate = options.drop > 0 ? options.dropGate : nil
-        lossless = Transmission(drop: 0, delays: options.delays, slowDelays: options.faults?.slowDelays ?? [])
         rng = Xoshiro.derive(options.seed, 0x524F_5554 &+ UInt64(producer))
         dirty = Array(repeating: false, count: parties)
         overflow = Array(repeating: [], count: parties)
@@ -260,10 +258,8 @@ struct Router {
     /// The delivery time of `envelope` sent at `now`, or nil if it is lost.
     @inline(__always)
     mutating func schedule(_ envelope: Envelope, now: UInt64) -> UInt64? {
-        let fate = lossGate?.isOpen == false
-            ? lossless.fate(of: envelope, now: now, rng: &rng, conditions: options.faults)
-            : transmission.fate(of: envelope, now: now, rng: &rng, conditions: options.faults)
-        switch fate {
+        switch transmission.fate(of: envelope, now: now, rng: &rng, conditions: options.faults,
+                                 dropping: lossGate?.isOpen != false) {
         case .deliver(let at): return at
         case .dropped: dropped += 1
         case .partitioned: partitioned += 1

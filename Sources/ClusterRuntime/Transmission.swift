@@ -27,18 +27,23 @@ public struct Transmission: Sendable {
         self.slowDelays = slowDelays
     }
 
-    /// The fate of `envelope` sent at `now`; `conditions` nil: no faults. The caller releases what is lost.
+    /// The fate of `envelope` sent at `now`; `conditions` nil: no faults; `dropping` false: no `--drop` loss yet
+    /// (``ClusterOptions/dropGate``). The caller releases what is lost.
     @inline(__always)
-    public func fate<C: NodeConditions>(of envelope: Envelope, now: UInt64, rng: inout Xoshiro, conditions: C?) -> Fate {
-        fate(kind: envelope.message.kind, from: envelope.from, to: envelope.to, now: now, rng: &rng, conditions: conditions)
+    public func fate<C: NodeConditions>(
+        of envelope: Envelope, now: UInt64, rng: inout Xoshiro, conditions: C?, dropping: Bool = true
+    ) -> Fate {
+        fate(kind: envelope.message.kind, from: envelope.from, to: envelope.to, now: now, rng: &rng,
+             conditions: conditions, dropping: dropping)
     }
 
     /// The fate of a message of `kind` from `from` to `to`, sent at `now`.
     @inline(__always)
     public func fate<C: NodeConditions>(
-        kind: MessageKind, from: Endpoint, to: Endpoint, now: UInt64, rng: inout Xoshiro, conditions: C?
+        kind: MessageKind, from: Endpoint, to: Endpoint, now: UInt64, rng: inout Xoshiro, conditions: C?,
+        dropping: Bool = true
     ) -> Fate {
-        if drop > 0 && kind != .client && rng.nextDouble() < drop { return .dropped }
+        if drop > 0 && dropping && kind != .client && rng.nextDouble() < drop { return .dropped }
         var at = now
         at &+= UInt64(delays[kind.rawValue]?.sample(&rng) ?? 0)
         if let conditions, !from.isClient {

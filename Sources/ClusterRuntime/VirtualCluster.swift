@@ -195,13 +195,12 @@ public final class VirtualCluster {
     /// replica holding it. Returns the context the put's reply gives its client.
     ///
     /// Loading through messages cost ~14,000 instructions a record (the coordinator, n replica writes and their
-    /// acks, each an event with its delay draw, the reply): more than a measured operation, and all of it outside
+    /// acks, each an event with its delay draw, the reply): as much as a measured operation, and all of it outside
     /// every figure. It also left what `--drop` lost during the load for the measured phase to repair.
     public func preload(key: UInt64, value: PoolBuffer?) -> CausalContext {
         let replicas = ring.replicas(of: Key(key), n: options.core.n)
-        let coordinator = nodes[Int(replicas.first!)]
-        let (copies, reply) = coordinator.preload(key: key, value: value, now: now, copies: replicas.count - 1)
-        for (node, versions) in zip(replicas.dropFirst(), copies) { nodes[Int(node)].store.apply(key: key, versions) }
+        let (state, reply) = nodes[Int(replicas.first!)].preload(key: key, value: value, now: now)
+        for node in replicas.dropFirst() { nodes[Int(node)].store.apply(key: key, Siblings.copy(state, pool: options.pool)) }
         return reply
     }
 

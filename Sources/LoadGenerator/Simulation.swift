@@ -269,17 +269,14 @@ final class Simulation {
 
     /// Every thread's share of the records (key k is thread k mod threads', as in real time), loaded without
     /// messages and without virtual time passing (``VirtualCluster/preload(key:value:)``): the load phase is in no
-    /// figure, and through messages it cost more wall time than the operations of a 100,000-operation run. The
+    /// figure, and through messages 100,000 records cost as many instructions (1.46 G) as 100,000 operations. The
     /// oracle and the thread's context cache learn each insert as from its reply.
     func load() {
         for key in 0..<UInt64(config.keys) {
             let t = Int(key % UInt64(config.threads))
             driverRefs.with(t) { d in
-                let id = d.newWriteID()
-                oracle.wrote(id: id, key: key, saw: [])
-                let reply = cluster.preload(key: key, value: d.value(id: id))
-                oracle.acknowledged(id: id, key: key, at: cluster.now)
-                d.remember(key, CachedContext(context: reply, own: id))
+                let (id, value) = d.beginInsert(key)
+                d.inserted(key, id: id, context: cluster.preload(key: key, value: value), at: cluster.now)
             }
         }
     }

@@ -194,24 +194,37 @@ final class ThreadDriver: @unchecked Sendable {
         var ids: [UInt64: UInt64] = [:]
         while next < UInt64(config.keys) || inFlight > 0 {
             while inFlight < cap && next < UInt64(config.keys) {
-                let id = newWriteID()
-                oracle?.wrote(id: id, key: next, saw: [])
+                let (id, value) = beginInsert(next)
                 ids[next] = id
-                target.submit(ClientRequest(tag: next, op: .put, key: next, value: value(id: id)), now: monotonicNanos())
+                target.submit(ClientRequest(tag: next, op: .put, key: next, value: value), now: monotonicNanos())
                 inFlight += 1
                 next += step
             }
             let n = target.poll(now: monotonicNanos()) { reply in
                 inFlight -= 1
                 if reply.status == .ok, let id = ids.removeValue(forKey: reply.key) {
-                    oracle?.acknowledged(id: id, key: reply.key, at: monotonicNanos())
-                    remember(reply.key, CachedContext(context: reply.context, own: id))
+                    inserted(reply.key, id: id, context: reply.context, at: monotonicNanos())
                 } else {
                     ids[reply.key] = nil
                 }
             }
             if n == 0 { target.wait(until: monotonicNanos() &+ 1_000_000) }
         }
+    }
+
+    /// A record's insert begins: its write id (told to the oracle) and its value.
+    @inline(__always)
+    func beginInsert(_ key: UInt64) -> (id: UInt64, value: PoolBuffer) {
+        let id = newWriteID()
+        oracle?.wrote(id: id, key: key, saw: [])
+        return (id, value(id: id))
+    }
+
+    /// A record's insert was acknowledged at `time` with `context`: the oracle and the context cache learn it.
+    @inline(__always)
+    func inserted(_ key: UInt64, id: UInt64, context: CausalContext, at time: UInt64) {
+        oracle?.acknowledged(id: id, key: key, at: time)
+        remember(key, CachedContext(context: context, own: id))
     }
 
     @inline(__always)

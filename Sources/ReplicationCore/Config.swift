@@ -77,6 +77,12 @@ public struct CoreConfig: Sendable, Equatable {
         return nil
     }
 
+    /// Sizes anti-entropy's trees for about `keys` records: about one a leaf, at most the current depth
+    /// (``MerkleForest/depth(keys:partitions:limit:)``; the ring has nodes × vnodes partitions).
+    public mutating func sizeMerkleTrees(forKeys keys: Int) {
+        merkleDepth = MerkleForest.depth(keys: keys, partitions: nodes * vnodes, limit: merkleDepth)
+    }
+
     /// The ring every party of this configuration uses.
     public func makeRing() -> Ring { Ring(nodes: nodes, vnodes: vnodes, spacing: max(n, 4), seed: seed) }
 }

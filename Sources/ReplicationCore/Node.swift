@@ -92,18 +92,15 @@ public final class Node {
 
     /// A record of the load phase, written as a fault-free blind insert coordinated by this node (one of the key's
     /// replicas) leaves it here: a dot of this node's replica actor and its timestamp, merged by the same store
-    /// call a coordinated write makes. Returns copies of the key's versions for the other replicas (each merges
-    /// them with ``VersionedStore/apply(key:_:)``, as a replica write does) and the context the put's reply
-    /// gives its client. The simulator loads its records this way (``VirtualCluster/preload(key:value:)``).
-    public func preload(
-        key: UInt64, value: PoolBuffer?, now: UInt64, copies: Int
-    ) -> (copies: [[Version]], reply: CausalContext) {
+    /// call a coordinated write makes. Returns the key's state (not copied: the other replicas merge copies of it
+    /// with ``VersionedStore/apply(key:_:)``, as a replica write does) and the context the put's reply gives its
+    /// client. The simulator loads its records this way (``VirtualCluster/preload(key:value:)``).
+    public func preload(key: UInt64, value: PoolBuffer?, now: UInt64) -> (state: [Version], reply: CausalContext) {
         guard let (state, dot) = store.coordinateWrite(
             key: key, actor: .replica(node: id, incarnation: incarnation), context: .empty, value: value,
             tombstone: false, now: now)
         else { preconditionFailure("a write with no sibling limit is never refused") }
-        let versions = (0..<copies).map { _ in Siblings.copy(state, pool: store.pool) }
-        return (versions, coordinator.replyContext(sent: .empty, dot: dot))
+        return (state, coordinator.replyContext(sent: .empty, dot: dot))
     }
 
     // MARK: - Messages

@@ -223,9 +223,7 @@ struct Settings {
         if c.clock == "virtual" && c.delays.isEmpty && c.serviceTime == nil {
             throw UsageError("--clock virtual needs a --delay (or --delay-*, --service-time): with nothing taking time, virtual time would not advance")
         }
-        // Anti-entropy's trees sized by the records: about one a leaf, at most the core's default depth.
-        c.core.merkleDepth = MerkleForest.depth(keys: c.keys, partitions: c.core.nodes * c.core.vnodes,
-                                                limit: c.core.merkleDepth)
+        c.core.sizeMerkleTrees(forKeys: c.keys)
         c.settings = effectiveSettings(c)
         return c
     }
