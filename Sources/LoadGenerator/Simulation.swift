@@ -121,6 +121,9 @@ final class Simulation {
             }
         }
         if stopAt == 0 { stopAt = cluster.now }
+        // A run cut short in its warm-up measured nothing: its measured phase is empty, not negative (the difference
+        // wrapped to 584 years, and with --failure-rate the report's per-second rows of nodes up took all memory).
+        stopAt = max(stopAt, origin)
         return finish()
     }
 

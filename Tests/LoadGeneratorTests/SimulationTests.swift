@@ -311,6 +311,14 @@ struct SimulationTests {
             c.warmup = 2_000_000_000
         }
         #expect(warm.virtualTimeStalled && warm.all.attempted == 0)
+        #expect(warm.durationSeconds == 0, "cut short in its warm-up, the measured phase lasted \(warm.durationSeconds) s")
+        // The same with nodes failing: the report's per-second rows of nodes up once ran out of memory here.
+        let failing = run { c in
+            c.ops = 50_000
+            c.warmup = 2_000_000_000
+            c.faults.failureRate = 0.2
+        }
+        #expect(failing.virtualTimeStalled && failing.durationSeconds == 0 && failing.intervals.count < 10)
         // Cut by the zero-time rule, not by the 20-million-event backstop (which took minutes and gigabytes).
         #expect(warm.simulatedEvents < 1_000_000, "\(warm.simulatedEvents) events")
     }
