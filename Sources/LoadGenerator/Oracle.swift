@@ -27,6 +27,8 @@ public final class Oracle: @unchecked Sendable {
         var ackOrder: UInt64 = 0
         var sawStart: Int32
         var sawCount: Int32
+        /// A delete: its tombstone may be purged once every replica holds it alone (``missed(key:start:returned:)``).
+        var isDelete = false
     }
 
     struct Acked {
@@ -42,6 +44,7 @@ public final class Oracle: @unchecked Sendable {
         /// every entry before it in its list: threads time their acknowledgements before they reach the oracle,
         /// so neither list is quite in the order of its times.
         var latest: UInt64 = 0
+        var isDelete = false
     }
 
     /// Where a search for the writes reachable from some writes need look: below which writes a target (an
@@ -125,6 +128,15 @@ public final class Oracle: @unchecked Sendable {
             superseded.append(a)
         }
 
+        /// The deletes not superseded at `time`: what a read that began then and found the key empty (its
+        /// tombstones purged) returned.
+        func deletes(liveAt time: UInt64) -> [UInt64] {
+            var ids: [UInt64] = []
+            for a in frontier where a.isDelete && a.removed == 0 { ids.append(a.id) }
+            for a in superseded[expired...] where a.isDelete && a.supersededAt >= time { ids.append(a.id) }
+            return ids
+        }
+
         /// Drops superseded entries from the frontier once they are as many as the live ones (so it never holds
         /// more than twice those, and the common frontier of one or two writes stays that small), and the
         /// superseded writes no read in flight can have begun before `time - retention`.
@@ -200,23 +212,24 @@ public final class Oracle: @unchecked Sendable {
         return covered
     }
 
-    /// A write is about to be sent; `saw` are the writes its context stands for (it supersedes them).
-    public func wrote(id: UInt64, key: UInt64, saw: [UInt64]) {
-        register(id: id, key: key, count: saw.count) { $0.append(contentsOf: saw) }
+    /// A write (`delete`: a delete) is about to be sent; `saw` are the writes its context stands for (it
+    /// supersedes them).
+    public func wrote(id: UInt64, key: UInt64, saw: [UInt64], delete: Bool = false) {
+        register(id: id, key: key, count: saw.count, delete: delete) { $0.append(contentsOf: saw) }
     }
 
     /// A write is about to be sent whose context stands for one write, `saw` (the thread's own last one).
-    public func wrote(id: UInt64, key: UInt64, sawOne saw: UInt64) {
-        register(id: id, key: key, count: 1) { $0.append(saw) }
+    public func wrote(id: UInt64, key: UInt64, sawOne saw: UInt64, delete: Bool = false) {
+        register(id: id, key: key, count: 1, delete: delete) { $0.append(saw) }
     }
 
     @inline(__always)
-    func register(id: UInt64, key: UInt64, count: Int, _ append: (inout [UInt64]) -> Void) {
+    func register(id: UInt64, key: UInt64, count: Int, delete: Bool, _ append: (inout [UInt64]) -> Void) {
         let slot = table.make(id)
         withShard(key) { s in
             let start = Int32(s.saw.count)
             append(&s.saw)
-            let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(count))
+            let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(count), isDelete: delete)
             slot.pointee = w
             s.nextSeq += 1
         }
@@ -261,19 +274,30 @@ public final class Oracle: @unchecked Sendable {
             }
         }
         k.compact(at: time, retention: retention)
-        k.enter(Acked(id: id, ackedAt: time, seq: w.seq, entered: order))
+        k.enter(Acked(id: id, ackedAt: time, seq: w.seq, entered: order, isDelete: w.isDelete))
     }
 
     /// Classifies an ok read that started at `start` and returned `returned`: how many acknowledged writes it
     /// missed (0: fresh). A write counts if it was acknowledged before the read began and nothing acknowledged
     /// before the read began supersedes it.
     /// `returned`: the write ids the read returned (a `CollectionOfOne` for a read of one version, the common case,
-    /// which then allocates nothing).
+    /// which then allocates nothing; ``deletes(of:liveAt:)`` for a read that found the key empty).
     public func missed<R: Collection<UInt64>>(key: UInt64, start: UInt64, returned: R) -> Int {
         withShard(key) { s in
             // The key's lists in place: a copy of them cost a retain and a release of each on every read.
             guard let i = s.keys.index(forKey: FastKey(key)) else { return 0 }
             return missed(&s.keys.values[i], saw: s.saw, start: start, returned: returned)
+        }
+    }
+
+    /// What a read of `key` that began at `time` and found it empty returned: the key's deletes not superseded
+    /// then. A tombstone that every replica holds alone is purged after a grace period (Riak's `delete_mode`),
+    /// and "not found" is then how the store says "deleted"; a write that follows such a read supersedes those
+    /// deletes. Any other write the read owed is still missed.
+    public func deletes(of key: UInt64, liveAt time: UInt64) -> [UInt64] {
+        withShard(key) { s in
+            guard let i = s.keys.index(forKey: FastKey(key)) else { return [] }
+            return s.keys.values[i].deletes(liveAt: time)
         }
     }
 
@@ -331,7 +355,8 @@ public final class Oracle: @unchecked Sendable {
 
     /// Every key's lost writes, given a reader of all replicas: the acknowledged writes that are neither in what
     /// a read of all replicas of their key returns (`readAll`, called once for each key with an acknowledged
-    /// write) nor superseded by anything in it. Call when the run is quiescent.
+    /// write) nor superseded by anything in it. A key no replica holds returns its deletes nothing superseded (its
+    /// tombstones were purged). Call when the run is quiescent.
     ///
     /// One search per key from what `readAll` returns, with a mark per write (by its registration order in the
     /// shard) for what the searches reached: a set of ids per key cost a hash and often a probe per write reached,
@@ -345,8 +370,10 @@ public final class Oracle: @unchecked Sendable {
             shardRefs.objects[i].withLock { s in
                 var reached = [Bool](repeating: false, count: Int(s.nextSeq))
                 var stack: [UInt64] = []
-                for key in s.keys.keys {  // (the keys acknowledged writes made entries for)
-                    stack.append(contentsOf: readAll(key.raw))
+                for (key, k) in s.keys {  // (the keys acknowledged writes made entries for)
+                    let held = readAll(key.raw)
+                    // Nothing held: the key's tombstones were purged, and its deletes are what it returns.
+                    stack.append(contentsOf: held.isEmpty ? k.deletes(liveAt: .max) : held)
                     while let id = stack.popLast() {
                         guard let w = record(id)?.pointee, w.key == key.raw, !reached[Int(w.seq)] else { continue }
                         reached[Int(w.seq)] = true

@@ -399,13 +399,13 @@ final class ThreadDriver: @unchecked Sendable {
             if kind != .insert, let way = contexts.way(of: key) {
                 let own = contexts.ways[way].value.own
                 if own != 0 {
-                    oracle?.wrote(id: id, key: key, sawOne: own)
+                    oracle?.wrote(id: id, key: key, sawOne: own, delete: kind == .delete)
                 } else {
-                    oracle?.wrote(id: id, key: key, saw: contexts.ways[way].value.saw)
+                    oracle?.wrote(id: id, key: key, saw: contexts.ways[way].value.saw, delete: kind == .delete)
                 }
                 context = contexts.ways[way].value.context
             } else {
-                oracle?.wrote(id: id, key: key, saw: [])
+                oracle?.wrote(id: id, key: key, saw: [], delete: kind == .delete)
             }
             let op: ReplicationCore.Operation = kind == .delete ? .delete : .put
             target.submit(ClientRequest(tag: tag, op: op, key: key, value: value(id: id, tombstone: kind == .delete),
@@ -434,7 +434,7 @@ final class ThreadDriver: @unchecked Sendable {
                     k = oracle.missed(key: slot.key, start: slot.sent, returned: CollectionOfOne(id))
                     remember(slot.key, CachedContext(context: reply.context, own: id))
                 } else {
-                    let ids = writeIDs(reply.versions)
+                    let ids = returnedIDs(reply.versions, key: slot.key, start: slot.sent, oracle: oracle)
                     k = oracle.missed(key: slot.key, start: slot.sent, returned: ids)
                     remember(slot.key, CachedContext(context: reply.context, saw: ids))
                 }
@@ -444,7 +444,7 @@ final class ThreadDriver: @unchecked Sendable {
         case .rmw where slot.stage == 0:
             if ok {
                 // Read done: write back with the context it returned, as one operation.
-                let ids = writeIDs(reply.versions)
+                let ids = oracle.map { returnedIDs(reply.versions, key: slot.key, start: slot.sent, oracle: $0) } ?? []
                 Siblings.release(reply.versions, pool: pool)
                 let id = newWriteID()
                 slots[index].stage = 1
@@ -473,6 +473,12 @@ final class ThreadDriver: @unchecked Sendable {
 
 /// The write ids of the versions, read in place (iterating the versions copied each, a retain and a release of
 /// its context).
+/// The writes a read that began at `start` returned: a read that found the key empty returned its deletes
+/// (``Oracle/deletes(of:liveAt:)``: their tombstones were purged).
+func returnedIDs(_ versions: [Version], key: UInt64, start: UInt64, oracle: Oracle) -> [UInt64] {
+    versions.isEmpty ? oracle.deletes(of: key, liveAt: start) : writeIDs(versions)
+}
+
 func writeIDs(_ versions: [Version]) -> [UInt64] {
     versions.withUnsafeBufferPointer { vs in
         var ids: [UInt64] = []

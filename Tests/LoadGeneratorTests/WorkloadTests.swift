@@ -148,6 +148,38 @@ struct OracleTests {
         #expect(o.missed(key: 5, start: 35, returned: [1]) == 1)
     }
 
+    @Test("a key found empty after its tombstone was purged returns its deletes: fresh, nothing lost; a concurrent put is still owed")
+    func purgedTombstone() {
+        let o = Oracle()
+        o.wrote(id: 1, key: 3, saw: [])
+        o.acknowledged(id: 1, key: 3, at: 10)
+        o.wrote(id: 2, key: 3, sawOne: 1, delete: true)
+        o.acknowledged(id: 2, key: 3, at: 20)
+        // Not found: the delete's tombstone was purged, so the read returned the delete.
+        let empty = o.deletes(of: 3, liveAt: 30)
+        #expect(empty == [2])
+        #expect(o.missed(key: 3, start: 30, returned: empty) == 0)
+        #expect(o.lostWrites { _ in [] }.isEmpty)
+        // A read that began before the delete was acknowledged, and found the key empty: the delete stands for it.
+        #expect(o.deletes(of: 3, liveAt: 15) == [2] && o.missed(key: 3, start: 15, returned: [2]) == 0)
+        // A write after that read supersedes the delete; once acknowledged, "not found" misses it, and a delete
+        // superseded before a read began is not what that read's empty answer stands for.
+        o.wrote(id: 3, key: 3, saw: empty)
+        o.acknowledged(id: 3, key: 3, at: 40)
+        #expect(o.deletes(of: 3, liveAt: 50).isEmpty)
+        #expect(o.missed(key: 3, start: 50, returned: []) == 1)
+        #expect(o.deletes(of: 3, liveAt: 35) == [2])  // began before write 3's ack: the delete was still live
+        #expect(o.lostWrites { _ in [] }.map(\.write).sorted() == [1, 2, 3])  // nothing held reaches them
+        #expect(o.lostWrites { _ in [3] }.isEmpty)
+        // A put concurrent with a delete (neither saw the other) is owed by a read that finds the key empty.
+        o.wrote(id: 4, key: 8, saw: [])
+        o.wrote(id: 5, key: 8, saw: [], delete: true)
+        o.acknowledged(id: 4, key: 8, at: 10)
+        o.acknowledged(id: 5, key: 8, at: 11)
+        #expect(o.missed(key: 8, start: 20, returned: o.deletes(of: 8, liveAt: 20)) == 1)
+        #expect(o.lostWrites { $0 == 3 ? [3] : [] }.map(\.write) == [4])
+    }
+
     @Test("concurrent writes returned as siblings are not stale")
     func siblingsNotStale() {
         let o = Oracle()
