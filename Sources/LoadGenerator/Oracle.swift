@@ -27,8 +27,10 @@ public final class Oracle: @unchecked Sendable {
         var ackOrder: UInt64 = 0
         var sawStart: Int32
         var sawCount: Int32
-        /// A delete: its tombstone may be purged once every replica holds it alone (``missed(key:start:returned:)``).
+        /// A delete: its tombstone may be purged once every replica holds it alone (``deletes(of:liveAt:)``).
         var isDelete = false
+        /// When its client sent it.
+        var sentAt: UInt64 = 0
     }
 
     struct Acked {
@@ -166,22 +168,29 @@ public final class Oracle: @unchecked Sendable {
         var nextSeq: UInt64 = 1
         var nextAck: UInt64 = 1
         var keys: [FastKey: KeyWrites] = [:]
+        /// Deletes acknowledged (while there are none, a write looks for no purged tombstone).
+        var deletes = 0
     }
 
     /// Locked once per write, acknowledgement and read check (``Unretained``).
     let shardRefs: Unretained<Locked<Shard>>
     let mask: Int
     let retention: UInt64
+    let deleteGrace: UInt64
     let table = WriteTable()
 
-    /// - Parameter retention: how long a superseded write stays checkable: longer than any read can take
-    ///   (the request timeout plus delays).
-    public init(shards: Int = 64, retention: UInt64 = 2_000_000_000) {
+    /// - Parameters:
+    ///   - retention: how long a superseded write stays checkable: longer than any read can take (the request
+    ///     timeout plus delays).
+    ///   - deleteGrace: how long after a delete was sent its tombstone may be gone (``CoreConfig/tombstoneGrace``):
+    ///     a write sent later supersedes it (``wrote(id:key:saw:delete:at:)``).
+    public init(shards: Int = 64, retention: UInt64 = 2_000_000_000, deleteGrace: UInt64 = .max) {
         var c = 1
         while c < shards { c <<= 1 }
         shardRefs = Unretained((0..<c).map { _ in Locked(Shard()) })
         mask = c - 1
         self.retention = retention
+        self.deleteGrace = deleteGrace
     }
 
     /// Runs `body` under the lock of `key`'s shard.
@@ -212,24 +221,41 @@ public final class Oracle: @unchecked Sendable {
         return covered
     }
 
-    /// A write (`delete`: a delete) is about to be sent; `saw` are the writes its context stands for (it
-    /// supersedes them).
-    public func wrote(id: UInt64, key: UInt64, saw: [UInt64], delete: Bool = false) {
-        register(id: id, key: key, count: saw.count, delete: delete) { $0.append(contentsOf: saw) }
+    /// A write (`delete`: a delete) is about to be sent at `time`; `saw` are the writes its context stands for
+    /// (it supersedes them).
+    ///
+    /// It also supersedes the key's deletes acknowledged and not superseded that were sent at least `deleteGrace`
+    /// before: their tombstones may have been purged, and a write that finds the key gone starts it afresh, with
+    /// no sibling for the delete to survive in (Riak's `delete_mode`). Otherwise a client that had not seen a
+    /// delete, writing the key after its tombstone was purged, made the delete count as lost.
+    public func wrote(id: UInt64, key: UInt64, saw: [UInt64], delete: Bool = false, at time: UInt64 = 0) {
+        register(id: id, key: key, count: saw.count, delete: delete, at: time) { $0.append(contentsOf: saw) }
     }
 
     /// A write is about to be sent whose context stands for one write, `saw` (the thread's own last one).
-    public func wrote(id: UInt64, key: UInt64, sawOne saw: UInt64, delete: Bool = false) {
-        register(id: id, key: key, count: 1, delete: delete) { $0.append(saw) }
+    public func wrote(id: UInt64, key: UInt64, sawOne saw: UInt64, delete: Bool = false, at time: UInt64 = 0) {
+        register(id: id, key: key, count: 1, delete: delete, at: time) { $0.append(saw) }
     }
 
     @inline(__always)
-    func register(id: UInt64, key: UInt64, count: Int, delete: Bool, _ append: (inout [UInt64]) -> Void) {
+    func register(id: UInt64, key: UInt64, count: Int, delete: Bool, at time: UInt64,
+                  _ append: (inout [UInt64]) -> Void) {
         let slot = table.make(id)
         withShard(key) { s in
             let start = Int32(s.saw.count)
             append(&s.saw)
-            let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(count), isDelete: delete)
+            var count = count
+            if s.deletes > 0 && time >= deleteGrace, let i = s.keys.index(forKey: FastKey(key)) {
+                for a in s.keys.values[i].frontier where a.isDelete && a.removed == 0 {
+                    guard let d = record(a.id), d.pointee.sentAt <= time - deleteGrace,
+                        !s.saw[Int(start)...].contains(a.id)
+                    else { continue }
+                    s.saw.append(a.id)
+                    count += 1
+                }
+            }
+            let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(count), isDelete: delete,
+                              sentAt: time)
             slot.pointee = w
             s.nextSeq += 1
         }
@@ -240,6 +266,7 @@ public final class Oracle: @unchecked Sendable {
         withShard(key) { s in
             guard let p = record(id), p.pointee.ackOrder == 0 else { return }
             p.pointee.ackedAt = time
+            if p.pointee.isDelete { s.deletes += 1 }
             let order = s.nextAck
             s.nextAck += 1
             // Updated in place: a copy of the key's lists would be copied again on the first write.

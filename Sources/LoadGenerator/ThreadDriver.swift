@@ -399,13 +399,13 @@ final class ThreadDriver: @unchecked Sendable {
             if kind != .insert, let way = contexts.way(of: key) {
                 let own = contexts.ways[way].value.own
                 if own != 0 {
-                    oracle?.wrote(id: id, key: key, sawOne: own, delete: kind == .delete)
+                    oracle?.wrote(id: id, key: key, sawOne: own, delete: kind == .delete, at: now)
                 } else {
-                    oracle?.wrote(id: id, key: key, saw: contexts.ways[way].value.saw, delete: kind == .delete)
+                    oracle?.wrote(id: id, key: key, saw: contexts.ways[way].value.saw, delete: kind == .delete, at: now)
                 }
                 context = contexts.ways[way].value.context
             } else {
-                oracle?.wrote(id: id, key: key, saw: [], delete: kind == .delete)
+                oracle?.wrote(id: id, key: key, saw: [], delete: kind == .delete, at: now)
             }
             let op: ReplicationCore.Operation = kind == .delete ? .delete : .put
             target.submit(ClientRequest(tag: tag, op: op, key: key, value: value(id: id, tombstone: kind == .delete),
@@ -450,7 +450,7 @@ final class ThreadDriver: @unchecked Sendable {
                 slots[index].stage = 1
                 slots[index].writeID = id
                 slots[index].sent = now
-                oracle?.wrote(id: id, key: slot.key, saw: ids)
+                oracle?.wrote(id: id, key: slot.key, saw: ids, at: now)
                 followUps.append(ClientRequest(tag: reply.tag, op: .put, key: slot.key, value: value(id: id),
                                                context: reply.context))
                 return false

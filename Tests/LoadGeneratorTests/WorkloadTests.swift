@@ -180,6 +180,34 @@ struct OracleTests {
         #expect(o.lostWrites { $0 == 3 ? [3] : [] }.map(\.write) == [4])
     }
 
+    @Test("a write sent a tombstone grace after a delete was sent supersedes it (the tombstone may be purged); one sent sooner does not")
+    func writeAfterGrace() {
+        let o = Oracle(deleteGrace: 1_000)
+        o.wrote(id: 1, key: 4, saw: [], at: 0)
+        o.acknowledged(id: 1, key: 4, at: 10)
+        o.wrote(id: 2, key: 4, sawOne: 1, delete: true, at: 100)
+        o.acknowledged(id: 2, key: 4, at: 110)
+        // Blind writes from a client that never saw the delete: one inside the grace, one after it.
+        o.wrote(id: 3, key: 4, saw: [], at: 1_050)
+        o.acknowledged(id: 3, key: 4, at: 1_060)
+        #expect(o.missed(key: 4, start: 1_070, returned: [3]) == 1)  // the delete is a sibling it must return
+        #expect(o.missed(key: 4, start: 1_070, returned: [2, 3]) == 0)
+        o.wrote(id: 4, key: 4, saw: [], at: 1_100)
+        o.acknowledged(id: 4, key: 4, at: 1_110)
+        // Write 4 superseded the delete (and through it write 1), not write 3, which it did not see.
+        #expect(o.missed(key: 4, start: 1_120, returned: [4]) == 1)
+        #expect(o.missed(key: 4, start: 1_120, returned: [3, 4]) == 0)
+        #expect(o.lostWrites { _ in [3, 4] }.isEmpty)
+        #expect(o.lostWrites { _ in [4] }.map(\.write) == [3])
+        // Without a grace (the default) the delete stays owed whatever came later.
+        let strict = Oracle()
+        strict.wrote(id: 1, key: 4, saw: [], delete: true, at: 0)
+        strict.acknowledged(id: 1, key: 4, at: 10)
+        strict.wrote(id: 2, key: 4, saw: [], at: 1_000_000_000_000)
+        strict.acknowledged(id: 2, key: 4, at: 1_000_000_000_010)
+        #expect(strict.lostWrites { _ in [2] }.map(\.write) == [1])
+    }
+
     @Test("concurrent writes returned as siblings are not stale")
     func siblingsNotStale() {
         let o = Oracle()
