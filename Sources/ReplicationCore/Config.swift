@@ -111,6 +111,9 @@ public struct CoreCounters: Sendable, Equatable, Codable {
     /// Purges sent by coordinators, tombstones removed by replicas.
     public var purgesSent = 0
     public var tombstonesPurged = 0
+    /// Versions that reached a replica after their key's tombstone, which had superseded them, was purged there:
+    /// dropped, not resurrected (``VersionedStore``).
+    public var lateVersionsDropped = 0
     /// Bad input ignored: an unknown or non-replica sender, a misdirected write, a message of the wrong kind.
     public var ignored = 0
     /// A second reply from the same replica to one request.
@@ -148,6 +151,7 @@ public struct CoreCounters: Sendable, Equatable, Codable {
         readsSame += o.readsSame
         purgesSent += o.purgesSent
         tombstonesPurged += o.tombstonesPurged
+        lateVersionsDropped += o.lateVersionsDropped
         ignored += o.ignored
         duplicateReplies += o.duplicateReplies
         lateReplies += o.lateReplies

@@ -52,6 +52,7 @@ public final class Node {
     public var counters: CoreCounters {
         var c = coordinator.counters
         c.add(replicaCounters)
+        c.lateVersionsDropped += store.lateVersionsDropped
         return c
     }
 

@@ -22,6 +22,14 @@ public final class VersionedStore {
     @exclusivity(unchecked) public private(set) var lastStamp: UInt64 = 0
     /// Tombstones removed under the purge rule.
     @exclusivity(unchecked) public private(set) var purged = 0
+    /// Per purged key, what its purged tombstones had seen (their contexts, merged). A version they superseded
+    /// that arrives after the purge — a hint handed off after a partition longer than the grace, a message delayed
+    /// past it — is dropped instead of bringing the deleted key back (the resurrection Riak's `delete_mode` and
+    /// Cassandra's `gc_grace_seconds` warn of). A tombstone's own dot is not in it: a replica that missed the
+    /// purge hands the tombstone back through repair, and the replicas converge on it.
+    @exclusivity(unchecked) var purgedHistory: [FastKey: CausalContext] = [:]
+    /// Versions dropped because a purged tombstone of their key had superseded them.
+    @exclusivity(unchecked) public private(set) var lateVersionsDropped = 0
     /// Anti-entropy's Merkle trees, kept up to date on every change (nil: anti-entropy off).
     public var merkle: MerkleForest?
 
@@ -113,6 +121,15 @@ public final class VersionedStore {
     /// state changed.
     public func apply(key: UInt64, _ versions: [Version], limit: Int) -> Bool? {
         if versions.isEmpty { return false }
+        var versions = versions
+        if !purgedHistory.isEmpty, let seen = purgedHistory[FastKey(key)],
+            versions.contains(where: { seen.covers($0.dot) }) {
+            let late = versions.filter { seen.covers($0.dot) }
+            lateVersionsDropped += late.count
+            Siblings.release(late, pool: pool)
+            versions.removeAll { seen.covers($0.dot) }
+            if versions.isEmpty { return false }
+        }
         var didChange: Bool? = false
         withEntry(key) { e in
             if mode == .vv && limit > 0 && Siblings.exceeds(limit, merging: versions, into: e.versions) {
@@ -138,6 +155,7 @@ public final class VersionedStore {
             state.count == dots.count, state.allSatisfy({ v in dots.contains(v.dot) })
         else { return false }
         merkle?.update(hash: Key(key).hash, old: e.digest, new: 0)
+        for v in state { purgedHistory[FastKey(key), default: .empty].merge(v.context) }
         Siblings.release(state, pool: pool)
         data[FastKey(key)] = nil
         purged += 1
@@ -148,6 +166,7 @@ public final class VersionedStore {
     public func wipe() {
         for (_, e) in data { Siblings.release(e.versions, pool: pool) }
         data.removeAll()
+        purgedHistory.removeAll()
         merkle?.reset()
         lastCounter = 0  // as a process that starts empty: only the node's new incarnation keeps its dots unique
     }

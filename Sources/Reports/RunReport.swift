@@ -325,7 +325,7 @@ public enum RunReport {
         s += "| anti-entropy keys sent | \(k.aeKeysSent) |\n| anti-entropy keys repaired | \(k.aeKeysRepaired) |\n"
         s += "| anti-entropy bytes sent | \(k.aeBytesSent) |\n"
         s += "| peers suspected / pings sent | \(k.suspicions) / \(k.pings) |\n"
-        s += "| tombstones purged | \(k.tombstonesPurged) |\n"
+        s += "| tombstones purged / late versions of purged keys dropped | \(k.tombstonesPurged) / \(k.lateVersionsDropped) |\n"
         s += "| messages dropped (`--drop`) | \(r.droppedMessages) |\n| messages lost to partitions | \(r.partitionedMessages) |\n"
         s += "| bad input ignored | \(k.ignored) |\n\n"
         if c.target == .cluster {

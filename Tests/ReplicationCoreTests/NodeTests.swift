@@ -266,6 +266,39 @@ struct NodeTests {
         net.discardAll()
     }
 
+    @Test("a version its purged tombstone superseded, arriving late, is dropped, not resurrected; the tombstone itself may return")
+    func noResurrectionAfterPurge() {
+        let pool = BufferPool()
+        var c = config()
+        c.tombstoneGrace = 1_000_000
+        let net = ManualNetwork(config: c, pool: pool)
+        let k = key(replicatedOn: 0, in: net)
+        let put = net.submit(.put, key: k, value: WriteTag.value(id: 1, pool: pool), to: 0)
+        net.deliverAll()
+        // What a hint or a delayed message would carry to a replica later: write 1's version.
+        let late = Siblings.copy(net.nodes[0].store.state(of: k), pool: pool)
+        net.submit(.delete, key: k, value: WriteTag.value(id: 2, pool: pool), context: net.reply(put)!.context, to: 0)
+        net.deliverAll()
+        let tombstone = Siblings.copy(net.nodes[0].store.state(of: k), pool: pool)
+        net.advance(by: 2_000_000)
+        net.deliverAll()
+        let replica = net.replicas(of: k).first { $0 != 0 }!
+        let store = net.nodes[replica].store
+        #expect(store.state(of: k).isEmpty)
+        // Write 1 arrives after the purge: the delete had superseded it, so it stays deleted.
+        #expect(store.apply(key: k, late) == false)
+        #expect(store.state(of: k).isEmpty && !store.holds(k) && store.lateVersionsDropped == 1)
+        // The tombstone itself (from a replica that missed the purge) is taken back, so repair converges.
+        #expect(store.apply(key: k, tombstone) == true)
+        #expect(store.state(of: k).compactMap(WriteTag.id(of:)) == [2])
+        // A write the delete did not see is a new version, kept.
+        let fresh = net.submit(.put, key: k, value: WriteTag.value(id: 3, pool: pool), to: 0)
+        net.deliverAll()
+        #expect(net.reply(fresh)?.status == .ok)
+        #expect(net.nodes[0].store.state(of: k).compactMap(WriteTag.id(of:)) == [3])
+        net.discardAll()
+    }
+
     @Test("a request without its quorum fails at the timeout")
     func timeout() {
         let pool = BufferPool()
