@@ -130,10 +130,14 @@ public final class Oracle: @unchecked Sendable {
             superseded.append(a)
         }
 
-        /// The deletes not superseded at `time`: what a read that began then and found the key empty (its
-        /// tombstones purged) returned.
+        /// Deletes sent and not acknowledged (yet, or ever: a delete its client gave up on may still be applied,
+        /// and purged).
+        var unacknowledgedDeletes: [UInt64] = []
+
+        /// The deletes not superseded at `time`, and those not acknowledged: what a read that began then and found
+        /// the key empty (its tombstones purged) returned.
         func deletes(liveAt time: UInt64) -> [UInt64] {
-            var ids: [UInt64] = []
+            var ids = unacknowledgedDeletes
             for a in frontier where a.isDelete && a.removed == 0 { ids.append(a.id) }
             for a in superseded[expired...] where a.isDelete && a.supersededAt >= time { ids.append(a.id) }
             return ids
@@ -168,7 +172,7 @@ public final class Oracle: @unchecked Sendable {
         var nextSeq: UInt64 = 1
         var nextAck: UInt64 = 1
         var keys: [FastKey: KeyWrites] = [:]
-        /// Deletes acknowledged (while there are none, a write looks for no purged tombstone).
+        /// Deletes sent (while there are none, a write looks for no purged tombstone).
         var deletes = 0
     }
 
@@ -224,8 +228,8 @@ public final class Oracle: @unchecked Sendable {
     /// A write (`delete`: a delete) is about to be sent at `time`; `saw` are the writes its context stands for
     /// (it supersedes them).
     ///
-    /// It also supersedes the key's deletes acknowledged and not superseded that were sent at least `deleteGrace`
-    /// before: their tombstones may have been purged, and a write that finds the key gone starts it afresh, with
+    /// It also supersedes the key's deletes not superseded (or not acknowledged) that were sent at least
+    /// `deleteGrace` before: their tombstones may have been purged, and a write that finds the key gone starts it afresh, with
     /// no sibling for the delete to survive in (Riak's `delete_mode`). Otherwise a client that had not seen a
     /// delete, writing the key after its tombstone was purged, made the delete count as lost.
     public func wrote(id: UInt64, key: UInt64, saw: [UInt64], delete: Bool = false, at time: UInt64 = 0) {
@@ -246,13 +250,16 @@ public final class Oracle: @unchecked Sendable {
             append(&s.saw)
             var count = count
             if s.deletes > 0 && time >= deleteGrace, let i = s.keys.index(forKey: FastKey(key)) {
-                for a in s.keys.values[i].frontier where a.isDelete && a.removed == 0 {
-                    guard let d = record(a.id), d.pointee.sentAt <= time - deleteGrace,
-                        !s.saw[Int(start)...].contains(a.id)
+                for d in s.keys.values[i].deletes(liveAt: .max) {
+                    guard let r = record(d), r.pointee.sentAt <= time - deleteGrace, !s.saw[Int(start)...].contains(d)
                     else { continue }
-                    s.saw.append(a.id)
+                    s.saw.append(d)
                     count += 1
                 }
+            }
+            if delete {
+                s.deletes += 1
+                s.keys[FastKey(key), default: KeyWrites()].unacknowledgedDeletes.append(id)
             }
             let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(count), isDelete: delete,
                               sentAt: time)
@@ -266,7 +273,10 @@ public final class Oracle: @unchecked Sendable {
         withShard(key) { s in
             guard let p = record(id), p.pointee.ackOrder == 0 else { return }
             p.pointee.ackedAt = time
-            if p.pointee.isDelete { s.deletes += 1 }
+            if p.pointee.isDelete, let i = s.keys.index(forKey: FastKey(key)),
+                let j = s.keys.values[i].unacknowledgedDeletes.firstIndex(of: id) {
+                s.keys.values[i].unacknowledgedDeletes.remove(at: j)
+            }
             let order = s.nextAck
             s.nextAck += 1
             // Updated in place: a copy of the key's lists would be copied again on the first write.
@@ -318,7 +328,7 @@ public final class Oracle: @unchecked Sendable {
     }
 
     /// What a read of `key` that began at `time` and found it empty returned: the key's deletes not superseded
-    /// then. A tombstone that every replica holds alone is purged after a grace period (Riak's `delete_mode`),
+    /// then, and those not acknowledged (a delete its client gave up on may have been applied). A tombstone that every replica holds alone is purged after a grace period (Riak's `delete_mode`),
     /// and "not found" is then how the store says "deleted"; a write that follows such a read supersedes those
     /// deletes. Any other write the read owed is still missed.
     public func deletes(of key: UInt64, liveAt time: UInt64) -> [UInt64] {
@@ -382,8 +392,8 @@ public final class Oracle: @unchecked Sendable {
 
     /// Every key's lost writes, given a reader of all replicas: the acknowledged writes that are neither in what
     /// a read of all replicas of their key returns (`readAll`, called once for each key with an acknowledged
-    /// write) nor superseded by anything in it. A key no replica holds returns its deletes nothing superseded (its
-    /// tombstones were purged). Call when the run is quiescent.
+    /// write) nor superseded by anything in it. A key no replica holds returns its deletes nothing superseded, and
+    /// those never acknowledged (its tombstones were purged). Call when the run is quiescent.
     ///
     /// One search per key from what `readAll` returns, with a mark per write (by its registration order in the
     /// shard) for what the searches reached: a set of ids per key cost a hash and often a probe per write reached,

@@ -180,6 +180,27 @@ struct OracleTests {
         #expect(o.lostWrites { $0 == 3 ? [3] : [] }.map(\.write) == [4])
     }
 
+    @Test("a delete its client gave up on may still have been applied and purged: an empty read returns it too")
+    func unacknowledgedDelete() {
+        let o = Oracle(deleteGrace: 1_000)
+        o.wrote(id: 1, key: 6, saw: [], at: 0)
+        o.acknowledged(id: 1, key: 6, at: 10)
+        o.wrote(id: 2, key: 6, sawOne: 1, delete: true, at: 100)  // times out at its client, never acknowledged
+        #expect(o.deletes(of: 6, liveAt: 2_000) == [2])
+        #expect(o.missed(key: 6, start: 2_000, returned: o.deletes(of: 6, liveAt: 2_000)) == 0)
+        #expect(o.lostWrites { _ in [] }.isEmpty)
+        // A blind write sent past the grace finds the key gone and supersedes the delete, and through it write 1.
+        o.wrote(id: 3, key: 6, saw: [], at: 1_200)
+        o.acknowledged(id: 3, key: 6, at: 1_210)
+        #expect(o.missed(key: 6, start: 1_300, returned: [3]) == 0)
+        #expect(o.lostWrites { _ in [3] }.isEmpty)
+        // Acknowledged after all, it moves from the deletes not acknowledged to the frontier (listed once), where
+        // write 3, acknowledged before it, still covers it.
+        o.acknowledged(id: 2, key: 6, at: 1_500)
+        #expect(o.deletes(of: 6, liveAt: 2_000) == [2])
+        #expect(o.missed(key: 6, start: 2_000, returned: [3]) == 0)
+    }
+
     @Test("a write sent a tombstone grace after a delete was sent supersedes it (the tombstone may be purged); one sent sooner does not")
     func writeAfterGrace() {
         let o = Oracle(deleteGrace: 1_000)
