@@ -121,15 +121,19 @@ public final class VersionedStore {
     /// state changed.
     public func apply(key: UInt64, _ versions: [Version], limit: Int) -> Bool? {
         if versions.isEmpty { return false }
-        var versions = versions
         if !purgedHistory.isEmpty, let seen = purgedHistory[FastKey(key)],
             versions.contains(where: { seen.covers($0.dot) }) {
             let late = versions.filter { seen.covers($0.dot) }
             lateVersionsDropped += late.count
             Siblings.release(late, pool: pool)
-            versions.removeAll { seen.covers($0.dot) }
-            if versions.isEmpty { return false }
+            let kept = versions.filter { !seen.covers($0.dot) }
+            return kept.isEmpty ? false : merge(key: key, kept, limit: limit)
         }
+        return merge(key: key, versions, limit: limit)  // (a copy of `versions` to filter cost a retain and a release)
+    }
+
+    @inline(__always)
+    func merge(key: UInt64, _ versions: [Version], limit: Int) -> Bool? {
         var didChange: Bool? = false
         withEntry(key) { e in
             if mode == .vv && limit > 0 && Siblings.exceeds(limit, merging: versions, into: e.versions) {
