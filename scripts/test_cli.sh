@@ -76,6 +76,11 @@ printf 'faults:\n  - {at: 1s, for: 1s, partition: [[1, 2], [2, 3]]}\n' >"$TMP/f5
 expect_usage "two partition groups" run --scenario "$TMP/f5.yaml"
 printf 'faults: 3\n' >"$TMP/f6.yaml"
 expect_usage "must be a list" run --scenario "$TMP/f6.yaml"
+# `faults:` with every entry commented out is no faults.
+printf 'faults:\n#  - {at: 1s, for: 1s, kill: [1]}\n' >"$TMP/f7.yaml"
+cases=$((cases + 1))
+"$BIN" run --scenario "$TMP/f7.yaml" --clock virtual --delay "exp(mean=1ms)" --keys 100 --ops 1000 --out "$TMP/f7" --quiet \
+    >/dev/null 2>"$TMP/err" || { echo "FAIL: an empty faults list: $(cat "$TMP/err")"; fails=$((fails + 1)); }
 
 cases=$((cases + 1))
 if ! "$BIN" --help >/dev/null 2>&1 || ! "$BIN" --version | grep -q quorumbench || ! "$BIN" run --help | grep -q -- "--delay-write-ack"; then

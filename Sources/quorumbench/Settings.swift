@@ -49,7 +49,8 @@ struct Settings {
         }
         for (key, value) in map.sorted(by: { $0.key < $1.key }) {
             if key == "faults" {
-                guard let list = value as? [Any] else {
+                // `faults:` with every entry commented out is no faults, not an error.
+                guard let list = value as? [Any] ?? (value is NSNull ? [] : nil) else {
                     throw UsageError("scenario '\(path)': 'faults' must be a list of {at:, for:, kill|stall|partition|slow:}")
                 }
                 faults = list
