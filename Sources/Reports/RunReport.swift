@@ -197,6 +197,19 @@ public enum RunReport {
         + "and a coordinator that answers from its own replica), so the run was cut short. Give --delay-client (or "
         + "--service-time), or count operations with --ops and --warmup 0s"
 
+    /// The check a run must pass, failed: acknowledged writes lost under `vv` with nodes that keep their data
+    /// (SPEC.md: "Under vv this must be 0"). One line naming an example and how to replay it; nil if it held.
+    public static func failedCheck(_ r: RunResult) -> String? {
+        let c = r.config
+        guard c.target == .cluster, c.core.versioning == .vv, c.faults.crashMode == .pause, r.lostWrites > 0
+        else { return nil }
+        let example = r.lostWriteSamples.first.map { " (e.g. write \($0.write) of key \($0.key))" } ?? ""
+        let replay = c.clock == "virtual"
+            ? "seed \(c.seed): the same command replays it exactly"
+            : "seed \(c.seed); real time does not replay exactly, the same flags with --clock virtual may show it"
+        return "check failed: \(r.lostWrites) acknowledged write(s) lost under vv\(example); \(replay)"
+    }
+
     public static func markdown(_ r: RunResult, summary: [[String]]) -> String {
         let c = r.config
         let all = r.all

@@ -70,6 +70,10 @@ struct RunCommand: ParsableCommand {
                      result.timeStoodStill ? "no rate (zero virtual time)" : String(format: "%.0f ops/s", result.rate(all.ok)), p99,
                      all.attempted > 0 ? 100 * Double(all.ok) / Double(all.attempted) : 100, result.staleReads,
                      result.lostWrites, result.bound.map { " (\($0.rawValue.uppercased()))" } ?? "", outPath))
+        if let failed = RunReport.failedCheck(result) {
+            FileHandle.standardError.write("quorumbench: \(failed)\n")
+            throw ExitCode(1)
+        }
     }
 
     /// The run (or sweep) folder must be creatable and writable before anything runs.

@@ -134,10 +134,13 @@ struct SweepCommand: ParsableCommand {
             FileHandle.standardError.write("quorumbench: cannot write the sweep folder \(outPath): \(error.localizedDescription)\n")
             throw ExitCode(1)
         }
+        let failed = runs.compactMap { run in RunReport.failedCheck(run.result).map { "\(run.label): \($0)" } }
+        for line in failed { FileHandle.standardError.write("quorumbench: \(line)\n") }
         let still = SweepReport.zeroTimePoints(runs)
         if !still.isEmpty {
             FileHandle.standardError.write("quorumbench: warning: in \(still.joined(separator: ", ")): \(RunReport.stoodStill)\n")
         }
         print("sweep: \(points.count) points × \(repeatCount) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s — \(outPath)/sweep.md")
+        if !failed.isEmpty { throw ExitCode(1) }
     }
 }

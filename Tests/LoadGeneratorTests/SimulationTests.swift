@@ -369,6 +369,28 @@ struct SimulationTests {
         #expect(r.all.ok >= 30_000 && abs(r.durationSeconds - 0.004) < 0.001, "\(r.all.ok) ok in \(r.durationSeconds) s")
     }
 
+    @Test("a write lost under vv fails the run's check, naming an example and the seed that replays it")
+    func failedCheck() {
+        var r = Runner(config: virtualConfig(seed: 42) { c in
+            c.ops = 2_000
+            c.warmup = 0
+        }).run()
+        #expect(r.lostWrites == 0 && RunReport.failedCheck(r) == nil)
+        r.lostWrites = 3
+        r.lostWriteSamples = [Oracle.Loss(write: 77, key: 9)]
+        let message = RunReport.failedCheck(r) ?? ""
+        #expect(message.contains("3 acknowledged write(s) lost under vv") && message.contains("write 77 of key 9"))
+        #expect(message.contains("seed 42") && message.contains("replays it exactly"))
+        r.config.clock = "real"
+        #expect(RunReport.failedCheck(r)?.contains("does not replay exactly") == true)
+        // Losses are expected where the store is allowed them: lww, or nodes that come back empty.
+        var lww = r
+        lww.config.core.versioning = .lww
+        var wiped = r
+        wiped.config.faults.crashMode = .wipe
+        #expect(RunReport.failedCheck(lww) == nil && RunReport.failedCheck(wiped) == nil)
+    }
+
     @Test("a run whose virtual time does not advance reports no rate, not a division by zero")
     func zeroTime() {
         // w = r = 1, server routing: the coordinator is one of the key's replicas and answers from itself; with no
