@@ -134,12 +134,22 @@ public final class Oracle: @unchecked Sendable {
         /// and purged).
         var unacknowledgedDeletes: [UInt64] = []
 
+        /// The deletes not superseded, and those not acknowledged (the superseded list, which holds every write
+        /// of the last `retention`, is not read: a hot key's was most of a run's time when each write read it).
+        func liveDeletes() -> [UInt64] {
+            var ids = unacknowledgedDeletes
+            for a in frontier where a.isDelete && a.removed == 0 { ids.append(a.id) }
+            return ids
+        }
+
         /// The deletes not superseded at `time`, and those not acknowledged: what a read that began then and found
         /// the key empty (its tombstones purged) returned.
         func deletes(liveAt time: UInt64) -> [UInt64] {
-            var ids = unacknowledgedDeletes
-            for a in frontier where a.isDelete && a.removed == 0 { ids.append(a.id) }
-            for a in superseded[expired...] where a.isDelete && a.supersededAt >= time { ids.append(a.id) }
+            var ids = liveDeletes()
+            for a in superseded[expired...].reversed() {
+                if a.latest < time { break }  // (ordered by `latest`, as in ``Oracle/missed(_:saw:start:returned:)``)
+                if a.isDelete && a.supersededAt >= time { ids.append(a.id) }
+            }
             return ids
         }
 
@@ -172,7 +182,7 @@ public final class Oracle: @unchecked Sendable {
         var nextSeq: UInt64 = 1
         var nextAck: UInt64 = 1
         var keys: [FastKey: KeyWrites] = [:]
-        /// Deletes sent (while there are none, a write looks for no purged tombstone).
+        /// Deletes sent, with a `deleteGrace` (while there are none, nothing looks for purged tombstones).
         var deletes = 0
     }
 
@@ -180,15 +190,18 @@ public final class Oracle: @unchecked Sendable {
     let shardRefs: Unretained<Locked<Shard>>
     let mask: Int
     let retention: UInt64
-    let deleteGrace: UInt64
+    let deleteGrace: UInt64?
     let table = WriteTable()
 
     /// - Parameters:
     ///   - retention: how long a superseded write stays checkable: longer than any read can take (the request
     ///     timeout plus delays).
     ///   - deleteGrace: how long after a delete was sent its tombstone may be gone (``CoreConfig/tombstoneGrace``):
-    ///     a write sent later supersedes it (``wrote(id:key:saw:delete:at:)``).
-    public init(shards: Int = 64, retention: UInt64 = 2_000_000_000, deleteGrace: UInt64 = .max) {
+    ///     a write sent later supersedes it (``wrote(id:key:saw:delete:at:)``), and a read that finds the key
+    ///     empty returns it (``deletes(of:liveAt:)``). nil: deletes are writes like any other (`lww`, where every
+    ///     write that loses stays unsuperseded for good: a delete among them would draw every later write's
+    ///     search through the key's whole history, and a 3 s run took minutes).
+    public init(shards: Int = 64, retention: UInt64 = 2_000_000_000, deleteGrace: UInt64? = nil) {
         var c = 1
         while c < shards { c <<= 1 }
         shardRefs = Unretained((0..<c).map { _ in Locked(Shard()) })
@@ -249,15 +262,15 @@ public final class Oracle: @unchecked Sendable {
             let start = Int32(s.saw.count)
             append(&s.saw)
             var count = count
-            if s.deletes > 0 && time >= deleteGrace, let i = s.keys.index(forKey: FastKey(key)) {
-                for d in s.keys.values[i].deletes(liveAt: .max) {
-                    guard let r = record(d), r.pointee.sentAt <= time - deleteGrace, !s.saw[Int(start)...].contains(d)
+            if let grace = deleteGrace, s.deletes > 0, time >= grace, let i = s.keys.index(forKey: FastKey(key)) {
+                for d in s.keys.values[i].liveDeletes() {
+                    guard let r = record(d), r.pointee.sentAt <= time - grace, !s.saw[Int(start)...].contains(d)
                     else { continue }
                     s.saw.append(d)
                     count += 1
                 }
             }
-            if delete {
+            if delete && deleteGrace != nil {
                 s.deletes += 1
                 s.keys[FastKey(key), default: KeyWrites()].unacknowledgedDeletes.append(id)
             }
@@ -273,9 +286,11 @@ public final class Oracle: @unchecked Sendable {
         withShard(key) { s in
             guard let p = record(id), p.pointee.ackOrder == 0 else { return }
             p.pointee.ackedAt = time
-            if p.pointee.isDelete, let i = s.keys.index(forKey: FastKey(key)),
-                let j = s.keys.values[i].unacknowledgedDeletes.firstIndex(of: id) {
-                s.keys.values[i].unacknowledgedDeletes.remove(at: j)
+            if s.deletes > 0, let i = s.keys.index(forKey: FastKey(key)), !s.keys.values[i].unacknowledgedDeletes.isEmpty {
+                // Acknowledged, or superseded by a write acknowledged (which now covers what it saw): off the list,
+                // which a delete its client gave up on and nothing superseded stays on.
+                let w = p.pointee, saw = s.saw[Int(w.sawStart)..<Int(w.sawStart + w.sawCount)]
+                s.keys.values[i].unacknowledgedDeletes.removeAll { $0 == id || saw.contains($0) }
             }
             let order = s.nextAck
             s.nextAck += 1
@@ -333,7 +348,7 @@ public final class Oracle: @unchecked Sendable {
     /// deletes. Any other write the read owed is still missed.
     public func deletes(of key: UInt64, liveAt time: UInt64) -> [UInt64] {
         withShard(key) { s in
-            guard let i = s.keys.index(forKey: FastKey(key)) else { return [] }
+            guard deleteGrace != nil, let i = s.keys.index(forKey: FastKey(key)) else { return [] }
             return s.keys.values[i].deletes(liveAt: time)
         }
     }
@@ -393,7 +408,7 @@ public final class Oracle: @unchecked Sendable {
     /// Every key's lost writes, given a reader of all replicas: the acknowledged writes that are neither in what
     /// a read of all replicas of their key returns (`readAll`, called once for each key with an acknowledged
     /// write) nor superseded by anything in it. A key no replica holds returns its deletes nothing superseded, and
-    /// those never acknowledged (its tombstones were purged). Call when the run is quiescent.
+    /// those never acknowledged (its tombstones were purged; with a `deleteGrace`). Call when the run is quiescent.
     ///
     /// One search per key from what `readAll` returns, with a mark per write (by its registration order in the
     /// shard) for what the searches reached: a set of ids per key cost a hash and often a probe per write reached,
@@ -410,7 +425,7 @@ public final class Oracle: @unchecked Sendable {
                 for (key, k) in s.keys {  // (the keys acknowledged writes made entries for)
                     let held = readAll(key.raw)
                     // Nothing held: the key's tombstones were purged, and its deletes are what it returns.
-                    stack.append(contentsOf: held.isEmpty ? k.deletes(liveAt: .max) : held)
+                    stack.append(contentsOf: held.isEmpty && deleteGrace != nil ? k.liveDeletes() : held)
                     while let id = stack.popLast() {
                         guard let w = record(id)?.pointee, w.key == key.raw, !reached[Int(w.seq)] else { continue }
                         reached[Int(w.seq)] = true

@@ -79,6 +79,10 @@ public struct RunConfig: Sendable {
     public var probeTimes: [UInt64] = Array(stride(from: 0, through: 100_000_000, by: 1_000_000))
     /// Test hook: record the write ids every wiped node held, to explain losses (``RunResult/unexplainedLosses``).
     public var traceWipes = false
+
+    /// What the oracle takes a delete's tombstone purge for (``Oracle/init(shards:retention:deleteGrace:)``): the
+    /// store's grace under `vv`; under `lww` a purged delete is lost like any write lww drops.
+    public var oracleDeleteGrace: UInt64? { core.versioning == .vv ? core.tombstoneGrace : nil }
     /// The effective configuration as text, flag name → value, for the report and run.json.
     public var settings: [(String, String)] = []
 

@@ -174,7 +174,7 @@ public final class Runner {
         }
         let poolStart = pool.statistics()
         let control = RunControl(keys: config.keys, threads: config.threads, ops: config.ops)
-        let oracle = config.target == .cluster ? Oracle(deleteGrace: config.core.tombstoneGrace) : nil
+        let oracle = config.target == .cluster ? Oracle(deleteGrace: config.oracleDeleteGrace) : nil
         var cluster: InProcessCluster?
         let faults = config.target == .cluster && !config.faults.isEmpty
             ? FaultState(nodes: config.core.nodes, slowDelays: config.faults.slowDelays, crashMode: config.faults.crashMode)

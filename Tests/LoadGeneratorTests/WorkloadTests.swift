@@ -150,7 +150,7 @@ struct OracleTests {
 
     @Test("a key found empty after its tombstone was purged returns its deletes: fresh, nothing lost; a concurrent put is still owed")
     func purgedTombstone() {
-        let o = Oracle()
+        let o = Oracle(deleteGrace: .max)
         o.wrote(id: 1, key: 3, saw: [])
         o.acknowledged(id: 1, key: 3, at: 10)
         o.wrote(id: 2, key: 3, sawOne: 1, delete: true)
@@ -220,7 +220,7 @@ struct OracleTests {
         #expect(o.missed(key: 4, start: 1_120, returned: [3, 4]) == 0)
         #expect(o.lostWrites { _ in [3, 4] }.isEmpty)
         #expect(o.lostWrites { _ in [4] }.map(\.write) == [3])
-        // Without a grace (the default) the delete stays owed whatever came later.
+        // Without a grace (the default, and lww) a delete is a write like any other: owed whatever came later.
         let strict = Oracle()
         strict.wrote(id: 1, key: 4, saw: [], delete: true, at: 0)
         strict.acknowledged(id: 1, key: 4, at: 10)
