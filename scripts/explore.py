@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Random search for broken invariants, as a simulator is meant to be used (TigerBeetle's VOPR, FoundationDB).
+
+    scripts/explore.py [--bin PATH] [--runs N] [--seed S] [--duration D] [--clock virtual|real] [--out DIR]
+
+Each run draws a configuration from its seed (nodes, n, w, r, quorum, routing, versioning, repair switches,
+workload with deletes, delays, drops, failure rate, service time, open or closed loop, and a scenario of kills,
+stalls, partitions and slow nodes), runs it, and checks what must hold whatever the configuration:
+
+  - the run exits 0, and loses no acknowledged write under vv (every run here keeps its nodes' data:
+    --crash-mode pause; quorumbench itself then exits 1);
+  - with anti-entropy on, every replica of every key holds the same versions after repair;
+  - under vv with a strict quorum and w + r > n, no read is stale.
+
+A failure prints the command (and keeps the scenario file and run folder) that replays it; in virtual time the
+same command gives the same run. Exit 0 if every run passed, 1 otherwise.
+"""
+import argparse, csv, json, os, random, shlex, shutil, subprocess, sys, time
+
+DELAYS = ["exp(mean=1ms)", "const(1ms)", "uniform(0.1ms,3ms)", "pareto(xm=0.5ms,alpha=3)",
+          "lognormal(median=1ms,sigma=0.5)", "mix(0.9*exp(mean=1ms),0.1*const(20ms))"]
+
+
+def draw(rnd, seed, duration, clock):
+    """One configuration: the command's arguments and its scenario text."""
+    n = rnd.choice([1, 2, 3, 3, 3, 4, 5])
+    nodes = n + rnd.choice([0, 0, 1, 2, 4])
+    w, r = rnd.randint(1, n), rnd.randint(1, n)
+    faults = []
+    for _ in range(rnd.randint(0, 4)):
+        at, length = rnd.uniform(0, duration * 0.8), rnd.uniform(0.05, duration * 0.5)
+        kind = rnd.choice(["kill", "stall", "partition", "slow"])
+        head = f"  - {{at: {at:.3f}s, for: {length:.3f}s, "
+        if kind == "partition":
+            if nodes < 2:
+                continue
+            order = list(range(1, nodes + 1))
+            rnd.shuffle(order)
+            cut = rnd.randint(1, nodes - 1)
+            faults.append(head + f"partition: [{order[:cut]}, {order[cut:]}]}}")
+        else:
+            which = sorted(rnd.sample(range(1, nodes + 1), rnd.randint(1, nodes)))
+            tail = ", delay: exp(mean=5ms)" if kind == "slow" else ""
+            faults.append(head + f"{kind}: {which}{tail}}}")
+    scenario = "faults:\n" + "\n".join(faults) + "\n"
+    args = ["run", "--clock", clock, "--quiet", "--seed", str(seed),
+            "--nodes", str(nodes), "--n", str(n), "--w", str(w), "--r", str(r),
+            "--quorum", rnd.choice(["sloppy", "strict"]), "--routing", rnd.choice(["server", "client"]),
+            "--versioning", rnd.choice(["vv", "vv", "vv", "lww"]),
+            "--read-repair", rnd.choice(["on", "off"]), "--hinted-handoff", rnd.choice(["on", "on", "off"]),
+            "--anti-entropy", rnd.choice(["on", "on", "off"]), "--ae-interval", rnd.choice(["100ms", "1s"]),
+            "--workload", rnd.choice("abcdf"), "--distribution", rnd.choice(["uniform", "zipfian", "latest", "hotspot"]),
+            "--keys", str(rnd.choice([10, 200, 2000])), "--delay", rnd.choice(DELAYS),
+            "--delay-client", "exp(mean=0.1ms)", "--failure-rate", str(rnd.choice([0, 0, 0.05, 0.2])),
+            "--drop", str(rnd.choice([0, 0, 0.01])), "--mttr", rnd.choice(["50ms", "500ms"]), "--crash-mode", "pause",
+            "--timeout", rnd.choice(["20ms", "100ms"]), "--duration", f"{duration}s",
+            "--warmup", rnd.choice(["0s", "300ms"]), "--concurrency", str(rnd.choice([4, 8, 64])),
+            "--threads", str(rnd.choice([1, 2, 4]))]
+    if rnd.random() < 0.5:
+        args += ["--delete-proportion", str(rnd.choice([0.05, 0.3]))]
+    if clock == "virtual" and rnd.random() < 0.3:
+        args += ["--service-time", rnd.choice(["exp(mean=20us)", "const(100us)"])]
+    if rnd.random() < 0.3:
+        args += ["--rate", str(rnd.choice([1000, 20000]))]
+    return args, scenario
+
+
+def flag(args, name):
+    return args[args.index(name) + 1]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--bin", default=os.environ.get("QUORUMBENCH", ".build/release/quorumbench"))
+    p.add_argument("--runs", type=int, default=100)
+    p.add_argument("--seed", type=int, default=1, help="first run's seed; run i uses seed + i")
+    p.add_argument("--duration", type=float, default=3.0, help="measured phase of each run, seconds")
+    p.add_argument("--clock", choices=["virtual", "real"], default="virtual")
+    p.add_argument("--out", default="reports/explore", help="where failing runs are kept")
+    o = p.parse_args()
+    failures, started = 0, time.time()
+    for seed in range(o.seed, o.seed + o.runs):
+        args, scenario = draw(random.Random(seed), seed, o.duration, o.clock)
+        folder = os.path.join(o.out, f"{o.clock}-{seed}")
+        os.makedirs(folder, exist_ok=True)
+        scenario_path = os.path.join(folder, "scenario.yaml")
+        with open(scenario_path, "w") as f:
+            f.write(scenario)
+        args += ["--scenario", scenario_path, "--out", os.path.join(folder, "run")]
+        problem = None
+        try:
+            done = subprocess.run([o.bin] + args, capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired:
+            problem = "did not finish in 300 s"
+        else:
+            if done.returncode != 0:
+                problem = f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''}"
+            else:
+                run = os.path.join(folder, "run")
+                counters = json.load(open(os.path.join(run, "run.json")))["counters"]
+                total = list(csv.DictReader(open(os.path.join(run, "summary.csv"))))[-1]
+                n, w, r = (int(flag(args, k)) for k in ("--n", "--w", "--r"))
+                if flag(args, "--versioning") == "vv" and int(total["lost_writes"]) > 0:
+                    problem = f"{total['lost_writes']} acknowledged writes lost under vv"
+                elif flag(args, "--anti-entropy") == "on" and counters["divergent_keys_after_repair"] > 0:
+                    problem = f"{counters['divergent_keys_after_repair']} keys differ between replicas after repair"
+                elif (flag(args, "--versioning") == "vv" and flag(args, "--quorum") == "strict" and w + r > n
+                      and int(total["stale_reads"]) > 0):
+                    problem = f"{total['stale_reads']} stale reads with a strict quorum and w + r > n"
+        if problem:
+            failures += 1
+            print(f"FAIL seed {seed}: {problem}\n  {shlex.quote(o.bin)} {' '.join(shlex.quote(a) for a in args)}",
+                  flush=True)
+        else:
+            shutil.rmtree(folder)
+    if os.path.isdir(o.out) and not os.listdir(o.out):
+        os.rmdir(o.out)
+    print(f"explore: {o.runs} {o.clock}-time runs from seed {o.seed}, {failures} failed "
+          f"({time.time() - started:.0f} s)")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
