@@ -241,10 +241,10 @@ public final class Oracle: @unchecked Sendable {
     /// A write (`delete`: a delete) is about to be sent at `time`; `saw` are the writes its context stands for
     /// (it supersedes them).
     ///
-    /// It also supersedes the key's deletes not superseded (or not acknowledged) that were sent at least
-    /// `deleteGrace` before: their tombstones may have been purged, and a write that finds the key gone starts it afresh, with
-    /// no sibling for the delete to survive in (Riak's `delete_mode`). Otherwise a client that had not seen a
-    /// delete, writing the key after its tombstone was purged, made the delete count as lost.
+    /// With a `deleteGrace`, it also supersedes the key's deletes not superseded (or not acknowledged) that were
+    /// sent at least that long before: their tombstones may have been purged, and a write that finds the key gone
+    /// starts it afresh, with no sibling for the delete to survive in (Riak's `delete_mode`). Otherwise a client
+    /// that had not seen a delete, writing the key after its tombstone was purged, made the delete count as lost.
     public func wrote(id: UInt64, key: UInt64, saw: [UInt64], delete: Bool = false, at time: UInt64 = 0) {
         register(id: id, key: key, count: saw.count, delete: delete, at: time) { $0.append(contentsOf: saw) }
     }
@@ -286,7 +286,8 @@ public final class Oracle: @unchecked Sendable {
         withShard(key) { s in
             guard let p = record(id), p.pointee.ackOrder == 0 else { return }
             p.pointee.ackedAt = time
-            if s.deletes > 0, let i = s.keys.index(forKey: FastKey(key)), !s.keys.values[i].unacknowledgedDeletes.isEmpty {
+            if s.deletes > 0, let i = s.keys.index(forKey: FastKey(key)),
+                !s.keys.values[i].unacknowledgedDeletes.isEmpty {
                 // Acknowledged, or superseded by a write acknowledged (which now covers what it saw): off the list,
                 // which a delete its client gave up on and nothing superseded stays on.
                 let w = p.pointee, saw = s.saw[Int(w.sawStart)..<Int(w.sawStart + w.sawCount)]
@@ -343,9 +344,10 @@ public final class Oracle: @unchecked Sendable {
     }
 
     /// What a read of `key` that began at `time` and found it empty returned: the key's deletes not superseded
-    /// then, and those not acknowledged (a delete its client gave up on may have been applied). A tombstone that every replica holds alone is purged after a grace period (Riak's `delete_mode`),
-    /// and "not found" is then how the store says "deleted"; a write that follows such a read supersedes those
-    /// deletes. Any other write the read owed is still missed.
+    /// then, and those not acknowledged (a delete its client gave up on may have been applied). A tombstone that
+    /// every replica holds alone is purged after a grace period (Riak's `delete_mode`), and "not found" is then how
+    /// the store says "deleted"; a write that follows such a read supersedes those deletes. Any other write the
+    /// read owed is still missed. Without a `deleteGrace`: nothing.
     public func deletes(of key: UInt64, liveAt time: UInt64) -> [UInt64] {
         withShard(key) { s in
             guard deleteGrace != nil, let i = s.keys.index(forKey: FastKey(key)) else { return [] }
@@ -422,7 +424,7 @@ public final class Oracle: @unchecked Sendable {
             shardRefs.objects[i].withLock { s in
                 var reached = [Bool](repeating: false, count: Int(s.nextSeq))
                 var stack: [UInt64] = []
-                for (key, k) in s.keys {  // (the keys acknowledged writes made entries for)
+                for (key, k) in s.keys {  // (the keys acknowledged writes and deletes made entries for)
                     let held = readAll(key.raw)
                     // Nothing held: the key's tombstones were purged, and its deletes are what it returns.
                     stack.append(contentsOf: held.isEmpty && deleteGrace != nil ? k.liveDeletes() : held)

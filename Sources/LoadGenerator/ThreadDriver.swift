@@ -471,14 +471,14 @@ final class ThreadDriver: @unchecked Sendable {
 
 }
 
-/// The write ids of the versions, read in place (iterating the versions copied each, a retain and a release of
-/// its context).
 /// The writes a read that began at `start` returned: a read that found the key empty returned its deletes
 /// (``Oracle/deletes(of:liveAt:)``: their tombstones were purged).
 func returnedIDs(_ versions: [Version], key: UInt64, start: UInt64, oracle: Oracle) -> [UInt64] {
     versions.isEmpty ? oracle.deletes(of: key, liveAt: start) : writeIDs(versions)
 }
 
+/// The write ids of the versions, read in place (iterating the versions copied each, a retain and a release of
+/// its context).
 func writeIDs(_ versions: [Version]) -> [UInt64] {
     versions.withUnsafeBufferPointer { vs in
         var ids: [UInt64] = []
