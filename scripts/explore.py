@@ -10,7 +10,9 @@ stalls, partitions and slow nodes), runs it, and checks what must hold whatever 
   - the run exits 0, and loses no acknowledged write under vv (every run here keeps its nodes' data:
     --crash-mode pause; quorumbench itself then exits 1);
   - with anti-entropy on, every replica of every key holds the same versions after repair;
-  - under vv with a strict quorum and w + r > n, no read is stale.
+  - under vv with a strict quorum and w + r > n, no read is stale;
+  - with --replay (virtual time), a second run of the same command writes byte-identical summary.csv,
+    timeseries.csv and latency.hlog.
 
 A failure prints the command (and keeps the scenario file and run folder) that replays it; in virtual time the
 same command gives the same run. Exit 0 if every run passed, 1 otherwise.
@@ -77,6 +79,7 @@ def main():
     p.add_argument("--duration", type=float, default=3.0, help="measured phase of each run, seconds")
     p.add_argument("--clock", choices=["virtual", "real"], default="virtual")
     p.add_argument("--out", default="reports/explore", help="where failing runs are kept")
+    p.add_argument("--replay", action="store_true", help="run each configuration twice and compare the files")
     o = p.parse_args()
     failures, started = 0, time.time()
     for seed in range(o.seed, o.seed + o.runs):
@@ -107,6 +110,13 @@ def main():
                 elif (flag(args, "--versioning") == "vv" and flag(args, "--quorum") == "strict" and w + r > n
                       and int(total["stale_reads"]) > 0):
                     problem = f"{total['stale_reads']} stale reads with a strict quorum and w + r > n"
+                elif o.replay and o.clock == "virtual":
+                    again = os.path.join(folder, "again")
+                    subprocess.run([o.bin] + args[:-1] + [again], capture_output=True, timeout=300)
+                    differ = [f for f in ("summary.csv", "timeseries.csv", "latency.hlog")
+                              if open(os.path.join(run, f), "rb").read() != open(os.path.join(again, f), "rb").read()]
+                    if differ:
+                        problem = f"the same seed wrote a different {', '.join(differ)} (run/ and again/)"
         if problem:
             failures += 1
             print(f"FAIL seed {seed}: {problem}\n  {shlex.quote(o.bin)} {' '.join(shlex.quote(a) for a in args)}",
