@@ -17,7 +17,9 @@ struct RunCommand: ParsableCommand {
             keys of 256 B, zipfian keys, 64 requests in flight, 2 s warm-up and 10 s measured, into reports/latest. \
             Durations take units ns us ms s m. Distributions: const(1ms), uniform(1ms,5ms), exp(mean=2ms), \
             pareto(xm=0.5ms,alpha=3), lognormal(median=1ms,sigma=0.5), normal(mean=2ms,sd=0.5ms), \
-            mix(0.9*DIST,0.1*DIST).
+            mix(0.9*DIST,0.1*DIST), hlog(FILE[,TAG]). Exit status: 0; 64 for a bad flag, value or scenario; 1 when \
+            the run cannot go on, or when it lost an acknowledged write under vv with --crash-mode pause (the line \
+            names the write and the seed that replays it).
             """
     )
 
