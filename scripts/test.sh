@@ -16,8 +16,8 @@ qb_stage tests 1200 swift test --skip-build --no-parallel
 qb_stage command-line 900 scripts/test_cli.sh
 # Forty random virtual-time configurations with faults and deletes (seeds 1-40: the same runs every time), checked
 # for lost writes, replicas that differ after repair, and stale reads where quorums overlap.
-qb_stage explore 900 python3 scripts/explore.py --bin "$(swift build --show-bin-path)/quorumbench" --runs 40 --duration 1
+BIN="$(swift build --show-bin-path)/quorumbench"
+qb_stage explore 900 python3 scripts/explore.py --bin "$BIN" --runs 40 --duration 1
 # Ten more, each run twice: the same seed must write the same files.
-qb_stage replay 600 python3 scripts/explore.py --bin "$(swift build --show-bin-path)/quorumbench" --runs 10 --seed 41 \
-    --duration 1 --replay
+qb_stage replay 600 python3 scripts/explore.py --bin "$BIN" --runs 10 --seed 41 --duration 1 --replay
 qb_stage thread-sanitizer 1500 scripts/tsan.sh

@@ -123,10 +123,15 @@ public final class VersionedStore {
         if versions.isEmpty { return false }
         if !purgedHistory.isEmpty, let seen = purgedHistory[FastKey(key)],
             versions.contains(where: { seen.covers($0.dot) }) {
-            let late = versions.filter { seen.covers($0.dot) }
-            lateVersionsDropped += late.count
-            Siblings.release(late, pool: pool)
-            let kept = versions.filter { !seen.covers($0.dot) }
+            var kept: [Version] = []
+            for v in versions {
+                if !seen.covers(v.dot) {
+                    kept.append(v)
+                } else {
+                    lateVersionsDropped += 1
+                    pool.releaseValue(of: v)
+                }
+            }
             return kept.isEmpty ? false : merge(key: key, kept, limit: limit)
         }
         return merge(key: key, versions, limit: limit)  // (a copy of `versions` to filter cost a retain and a release)
@@ -159,7 +164,9 @@ public final class VersionedStore {
             state.count == dots.count, state.allSatisfy({ v in dots.contains(v.dot) })
         else { return false }
         merkle?.update(hash: Key(key).hash, old: e.digest, new: 0)
-        for v in state { purgedHistory[FastKey(key), default: .empty].merge(v.context) }
+        var seen = purgedHistory[FastKey(key)] ?? .empty
+        for v in state { seen.merge(v.context) }
+        purgedHistory[FastKey(key)] = seen
         Siblings.release(state, pool: pool)
         data[FastKey(key)] = nil
         purged += 1

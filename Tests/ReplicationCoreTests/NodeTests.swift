@@ -217,8 +217,9 @@ struct NodeTests {
         #expect(pool.statistics().buffersInUse == 1)
     }
 
-    @Test("a tombstone hides the key, and is purged once every replica holds it")
-    func tombstonePurge() {
+    /// A network that purges tombstones 1 ms after every replica holds them, and a key of node 0 with write 1 on
+    /// every replica: what the purge tests start from, with the context the put's reply gave.
+    func written() -> (pool: BufferPool, net: ManualNetwork, key: UInt64, context: CausalContext) {
         let pool = BufferPool()
         var c = config()
         c.tombstoneGrace = 1_000_000
@@ -226,7 +227,12 @@ struct NodeTests {
         let k = key(replicatedOn: 0, in: net)
         let put = net.submit(.put, key: k, value: WriteTag.value(id: 1, pool: pool), to: 0)
         net.deliverAll()
-        let context = net.reply(put)!.context
+        return (pool, net, k, net.reply(put)!.context)
+    }
+
+    @Test("a tombstone hides the key, and is purged once every replica holds it")
+    func tombstonePurge() {
+        let (pool, net, k, context) = written()
         let del = net.submit(.delete, key: k, value: WriteTag.value(id: 2, pool: pool), context: context, to: 0)
         net.deliverAll()
         #expect(net.reply(del)?.status == .ok)
@@ -246,15 +252,8 @@ struct NodeTests {
 
     @Test("no purge while a replica lacks the tombstone")
     func noPurgeWithoutAllReplicas() {
-        let pool = BufferPool()
-        var c = config()
-        c.tombstoneGrace = 1_000_000
-        let net = ManualNetwork(config: c, pool: pool)
-        let k = key(replicatedOn: 0, in: net)
+        let (_, net, k, context) = written()
         let lagging = net.replicas(of: k).first { $0 != 0 }!
-        let put = net.submit(.put, key: k, value: WriteTag.value(id: 1, pool: pool), to: 0)
-        net.deliverAll()
-        let context = net.reply(put)!.context
         net.submit(.delete, key: k, context: context, to: 0)
         net.deliverAll(keep: { !($0.to == .node(lagging)) })
         net.advance(by: 200_000_000)  // past the timeout and the grace period
@@ -268,16 +267,10 @@ struct NodeTests {
 
     @Test("a version its purged tombstone superseded, arriving late, is dropped, not resurrected; the tombstone itself may return")
     func noResurrectionAfterPurge() {
-        let pool = BufferPool()
-        var c = config()
-        c.tombstoneGrace = 1_000_000
-        let net = ManualNetwork(config: c, pool: pool)
-        let k = key(replicatedOn: 0, in: net)
-        let put = net.submit(.put, key: k, value: WriteTag.value(id: 1, pool: pool), to: 0)
-        net.deliverAll()
+        let (pool, net, k, context) = written()
         // What a hint or a delayed message would carry to a replica later: write 1's version.
         let late = Siblings.copy(net.nodes[0].store.state(of: k), pool: pool)
-        net.submit(.delete, key: k, value: WriteTag.value(id: 2, pool: pool), context: net.reply(put)!.context, to: 0)
+        net.submit(.delete, key: k, value: WriteTag.value(id: 2, pool: pool), context: context, to: 0)
         net.deliverAll()
         let tombstone = Siblings.copy(net.nodes[0].store.state(of: k), pool: pool)
         net.advance(by: 2_000_000)
