@@ -326,9 +326,11 @@ final class Simulation {
             }
             if done(t) {
                 stop(t)
-            } else if inFlight[t] < d.cap && wakeAt[t] != UInt64(nextIntended[t]) {
-                // One wake-up per thread at a time, for its next intended start.
-                wakeAt[t] = UInt64(nextIntended[t])
+            } else if inFlight[t] < d.cap && wakeAt[t] != UInt64(nextIntended[t].rounded(.up)) {
+                // One wake-up per thread at a time, for its next intended start: at the first whole nanosecond not
+                // before it. (Woken at the one before a fractional start — any Poisson gap, or a rate that does not
+                // divide a second — the loop above issued nothing and set the same wake-up again, forever.)
+                wakeAt[t] = UInt64(nextIntended[t].rounded(.up))
                 cluster.wake(at: wakeAt[t], token: Simulation.issueToken | UInt64(t))
             }
         } else {

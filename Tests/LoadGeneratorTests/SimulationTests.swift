@@ -199,6 +199,38 @@ struct SimulationTests {
         #expect(r.all.attempted == 100)
     }
 
+    @Test("open loop with fractional gaps: a rate that does not divide a second, and Poisson arrivals, both run")
+    func fractionalGaps() {
+        // 7 threads at 3,000 ops/s in all: each sends every 2,333,333.3 ns. Woken at the nanosecond before such a
+        // start, the simulator issued nothing and woke itself there again until the stall guard cut the run.
+        let constant = Runner(config: virtualConfig { c in
+            c.threads = 7
+            c.rate = 3_000
+            c.warmup = 0
+        }).run()
+        #expect(constant.virtualTimeStalled == false)
+        // (Counted by completion: the last few finish after the second they were sent in.)
+        let seconds = constant.intervals.filter { $0.index >= 0 }.map { $0.ok.reduce(0, +) + $0.failed.reduce(0, +) }
+        #expect(constant.all.attempted == 6_000 && seconds.prefix(2).allSatisfy { abs($0 - 3_000) <= 10 }, "\(seconds)")
+
+        // Poisson at 1,000 ops/s for 20 s: 20,000 ± 141 arrivals, and per-second counts as dispersed as a Poisson
+        // count's (variance / mean near 1: its 99.9% range over 20 seconds is 0.32–2.3), where constant arrivals
+        // give exactly 1,000 every second.
+        let poisson = Runner(config: virtualConfig { c in
+            c.rate = 1_000
+            c.arrival = .poisson
+            c.warmup = 0
+            c.duration = 20_000_000_000
+        }).run()
+        #expect(poisson.virtualTimeStalled == false)
+        #expect(abs(Double(poisson.all.attempted) - 20_000) < 4 * 141, "\(poisson.all.attempted)")
+        let counts = poisson.intervals.filter { $0.index >= 0 && $0.index < 20 }
+            .map { Double($0.ok.reduce(0, +) + $0.failed.reduce(0, +)) }
+        let mean = counts.reduce(0, +) / Double(counts.count)
+        let variance = counts.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(counts.count - 1)
+        #expect(counts.count == 20 && variance / mean > 0.32 && variance / mean < 2.3, "\(counts)")
+    }
+
     @Test("virtual time: an open loop short of slots is slot-bound, not generator-bound (the generator never lags)")
     func slotBound() {
         let r = Runner(config: virtualConfig { c in
