@@ -4,13 +4,14 @@
     scripts/explore.py [--bin PATH] [--runs N] [--seed S] [--duration D] [--clock virtual|real] [--out DIR]
 
 Each run draws a configuration from its seed (nodes, n, w, r, quorum, routing, versioning, repair switches,
-workload with deletes, delays, drops, failure rate, service time, open or closed loop, and a scenario of kills,
-stalls, partitions and slow nodes), runs it, and checks what must hold whatever the configuration:
+workload with deletes or the PBS probe, delays per message kind, drops, failure rate, crash mode, service time,
+open or closed loop with constant or Poisson arrivals, sibling limit, virtual nodes, value sizes, and a scenario of
+kills, stalls, partitions and slow nodes), runs it, and checks what must hold whatever the configuration:
 
-  - the run exits 0, and loses no acknowledged write under vv (every run here keeps its nodes' data:
-    --crash-mode pause; quorumbench itself then exits 1);
+  - the run exits 0, and loses no acknowledged write under vv when nodes keep their data (--crash-mode pause;
+    quorumbench itself then exits 1; with wipe, losses are what the run measures);
   - with anti-entropy on, every replica of every key holds the same versions after repair;
-  - under vv with a strict quorum and w + r > n, no read is stale;
+  - under vv with a strict quorum, w + r > n and no node wiped, no read is stale;
   - with --replay (virtual time), a second run of the same command writes byte-identical summary.csv,
     timeseries.csv and latency.hlog.
 
@@ -64,6 +65,23 @@ def draw(rnd, seed, duration, clock):
         args += ["--service-time", rnd.choice(["exp(mean=20us)", "const(100us)"])]
     if rnd.random() < 0.3:
         args += ["--rate", str(rnd.choice([1000, 20000]))]
+    # Drawn after everything above, so that each seed's earlier choices stay what they were.
+    if "--rate" in args and rnd.random() < 0.5:
+        args += ["--arrival", "poisson"]
+    if rnd.random() < 0.2:
+        args += ["--max-siblings", str(rnd.choice([0, 2, 5]))]
+    if rnd.random() < 0.15:
+        args[args.index("--crash-mode") + 1] = "wipe"
+    if rnd.random() < 0.2:
+        args += ["--vnodes", str(rnd.choice([1, 4, 256]))]
+    if rnd.random() < 0.2:
+        args += ["--value-size", rnd.choice(["0", "8", "uniform(1,4000)", "20000"])]
+    if rnd.random() < 0.2:
+        for direction in ("write", "write-ack", "read", "read-response"):
+            if rnd.random() < 0.5:
+                args += [f"--delay-{direction}", rnd.choice(DELAYS)]
+    if rnd.random() < 0.1:
+        args[args.index("--workload") + 1] = "visibility"
     return args, scenario
 
 
@@ -103,11 +121,13 @@ def main():
                 counters = json.load(open(os.path.join(run, "run.json")))["counters"]
                 total = list(csv.DictReader(open(os.path.join(run, "summary.csv"))))[-1]
                 n, w, r = (int(flag(args, k)) for k in ("--n", "--w", "--r"))
-                if flag(args, "--versioning") == "vv" and int(total["lost_writes"]) > 0:
+                # A wiped node forgets what it acknowledged: losses and stale reads are then the run's findings.
+                kept = flag(args, "--crash-mode") == "pause"
+                if kept and flag(args, "--versioning") == "vv" and int(total["lost_writes"]) > 0:
                     problem = f"{total['lost_writes']} acknowledged writes lost under vv"
                 elif flag(args, "--anti-entropy") == "on" and counters["divergent_keys_after_repair"] > 0:
                     problem = f"{counters['divergent_keys_after_repair']} keys differ between replicas after repair"
-                elif (flag(args, "--versioning") == "vv" and flag(args, "--quorum") == "strict" and w + r > n
+                elif (kept and flag(args, "--versioning") == "vv" and flag(args, "--quorum") == "strict" and w + r > n
                       and int(total["stale_reads"]) > 0):
                     problem = f"{total['stale_reads']} stale reads with a strict quorum and w + r > n"
                 elif o.replay and o.clock == "virtual":
