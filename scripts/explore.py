@@ -80,7 +80,7 @@ def draw(rnd, seed, duration, clock):
         for direction in ("write", "write-ack", "read", "read-response"):
             if rnd.random() < 0.5:
                 args += [f"--delay-{direction}", rnd.choice(DELAYS)]
-    if rnd.random() < 0.1:
+    if rnd.random() < 0.1 and clock == "virtual":  # (the probe runs in virtual time only)
         args[args.index("--workload") + 1] = "visibility"
     return args, scenario
 
