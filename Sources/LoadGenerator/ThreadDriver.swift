@@ -59,7 +59,7 @@ struct ContextCache {
         return nil
     }
 
-    mutating func store(_ key: UInt64, _ value: CachedContext) {
+    mutating func store(_ key: UInt64, _ value: consuming CachedContext) {
         let s = set(of: key)
         var way = ways[s * 2].key == key ? 0 : (ways[s * 2 + 1].key == key ? 1 : -1)
         if way < 0 { way = 1 - Int(recent[s]) }
@@ -228,7 +228,7 @@ final class ThreadDriver: @unchecked Sendable {
     }
 
     @inline(__always)
-    func remember(_ key: UInt64, _ c: CachedContext) { contexts.store(key, c) }
+    func remember(_ key: UInt64, _ c: consuming CachedContext) { contexts.store(key, c) }
 
     /// Start of the measured phase.
     var origin: UInt64 = 0

@@ -124,7 +124,7 @@ public enum Siblings {
 
     /// `vv` mode: adds `v`, which nothing in `state` covers, dropping the versions its context covers.
     @inlinable
-    public static func supersede(_ state: inout [Version], by v: Version, pool: BufferPool) {
+    public static func supersede(_ state: inout [Version], by v: consuming Version, pool: BufferPool) {
         var i = 0
         while i < state.count {
             if state.withUnsafeBufferPointer({ v.context.covers($0[i].dot) }) {
