@@ -100,7 +100,15 @@ final class Simulation {
             nextIntended[t] = period.map { drivers[t].firstIntended(from: warmStart, period: $0) } ?? Double(warmStart)
             issueMore(t)
         }
-        if period == nil && config.ops == nil { cluster.wake(at: end, token: Simulation.issueToken) }
+        // Over a duration the measured phase ends at `end` exactly. (Open loop, a thread stopped at its first event
+        // after it: at 0.5 ops/s that was its next start, and a 5 s run measured 6 s.)
+        if config.ops == nil {
+            if period == nil {
+                cluster.wake(at: end, token: Simulation.issueToken)
+            } else {
+                for t in 0..<config.threads { cluster.wake(at: end, token: Simulation.issueToken | UInt64(t)) }
+            }
+        }
         // Operations that take no virtual time (a coordinator answering from its own replica with w = 1 or r = 1,
         // and no client delay) keep a closed loop at one instant: with `--ops` and no warm-up the run still ends
         // (every figure zero time, and said so); a warm-up or a `--duration` never would (`--ops 50000` with the

@@ -24,6 +24,8 @@ public enum RunReport {
 
     static func us(_ ns: UInt64) -> String { String(format: "%.1f", Double(ns) / 1000) }
     static func num(_ v: Double, _ digits: Int = 1) -> String { String(format: "%.\(digits)f", v) }
+    /// A rate in ops/s: whole numbers, with a decimal below 100 (a run at 0.5 ops/s said "0 ops/s").
+    public static func ops(_ v: Double) -> String { num(v, v < 100 ? 1 : 0) }
 
     /// One summary row per kind in the mix, plus `all`.
     public static func summaryRows(_ r: RunResult) -> [[String]] {
@@ -219,12 +221,12 @@ public enum RunReport {
             verdict = "Target `noop`: every request completes at once, so these figures are the load generator's own ceiling."
         } else if r.bound == .slots {
             verdict = "**Slot-bound**: all \(c.concurrency) slots (--concurrency) were busy, so requests waited for one "
-                + "and the run achieved \(num(r.achievedRate, 0)) of \(num(c.rate ?? 0, 0)) ops/s. The figures below are what "
+                + "and the run achieved \(ops(r.achievedRate)) of \(ops(c.rate ?? 0)) ops/s. The figures below are what "
                 + "the slots let through (and what waited in their queue), not what the system can deliver: give more --concurrency."
         } else if r.generatorBound {
             verdict = "**Generator-bound**: the load generator could not keep its schedule (schedule lag p99 "
-                + "\(us(HistogramCounts(r.scheduleLag).value(atPercentile: 99))) µs, achieved \(num(r.achievedRate, 0)) of "
-                + "\(num(c.rate ?? 0, 0)) ops/s). The throughput below is what the generator sent, not what the system can deliver."
+                + "\(us(HistogramCounts(r.scheduleLag).value(atPercentile: 99))) µs, achieved \(ops(r.achievedRate)) of "
+                + "\(ops(c.rate ?? 0)) ops/s). The throughput below is what the generator sent, not what the system can deliver."
         } else if r.timeStoodStill {
             verdict = "**" + stoodStill + "** The latencies are what the model gives (zero); throughput_ops_s is written as 0."
         } else {
@@ -234,7 +236,7 @@ public enum RunReport {
         let counts = HistogramCounts(h)
         func ms(_ q: Double) -> String { h.totalCount > 0 ? String(format: "%.3f ms", Double(counts.value(atPercentile: q)) / 1e6) : "–" }
         s += r.timeStoodStill ? "**no rate: virtual time did not advance**"
-            : "**\(num(r.rate(all.ok), 0)) ops/s** over \(num(r.durationSeconds, 2)) s"
+            : "**\(ops(r.rate(all.ok))) ops/s** over \(num(r.durationSeconds, 2)) s"
         s += " · p50 \(ms(50)) · p99 \(ms(99)) · p99.9 \(ms(99.9))"
         s += " · availability \(String(format: "%.4f%%", all.attempted > 0 ? 100 * Double(all.ok) / Double(all.attempted) : 100))"
         let readOK = r.totals[OpKind.read.rawValue].ok
@@ -358,7 +360,7 @@ public enum RunReport {
             s += (moving > 0 ? " (and \(moving) being handed over)" : "") + ".\n\n"
         }
         if c.rate != nil {
-            s += "## Schedule\n\nOpen loop at \(num(c.rate!, 0)) ops/s (\(c.arrival.rawValue) arrivals): achieved \(num(r.achievedRate, 0)) ops/s; "
+            s += "## Schedule\n\nOpen loop at \(ops(c.rate!)) ops/s (\(c.arrival.rawValue) arrivals): achieved \(ops(r.achievedRate)) ops/s; "
             let lag = r.scheduleLag
             let ps = HistogramCounts(lag).values(atPercentiles: [50, 99])
             s += lag.totalCount > 0

@@ -69,7 +69,7 @@ struct RunCommand: ParsableCommand {
         let p99 = Double(HistogramCounts(all.histogram).value(atPercentile: 99)) / 1e6
         print(String(format: "%@: %@, p99 %.3f ms, availability %.4f%%, stale reads %d, lost writes %d%@ — %@/report.md",
                      config.target == .noop ? "noop" : "cluster",
-                     result.timeStoodStill ? "no rate (zero virtual time)" : String(format: "%.0f ops/s", result.rate(all.ok)), p99,
+                     result.timeStoodStill ? "no rate (zero virtual time)" : RunReport.ops(result.rate(all.ok)) + " ops/s", p99,
                      all.attempted > 0 ? 100 * Double(all.ok) / Double(all.attempted) : 100, result.staleReads,
                      result.lostWrites, result.bound.map { " (\($0.rawValue.uppercased()))" } ?? "", outPath))
         if let failed = RunReport.failedCheck(result) {

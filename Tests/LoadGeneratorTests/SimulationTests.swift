@@ -231,6 +231,19 @@ struct SimulationTests {
         #expect(counts.count == 20 && variance / mean > 0.32 && variance / mean < 2.3, "\(counts)")
     }
 
+    @Test("open loop over a duration measures that duration, however far past it the next start lies")
+    func openLoopEndsOnTime() {
+        // 0.5 ops/s from 2 threads: starts at 0, 2 and 4 s. The run stopped at the next one (6 s) and reported
+        // 3 operations over 6 s; they were sent in 5.
+        let r = Runner(config: virtualConfig { c in
+            c.rate = 0.5
+            c.warmup = 0
+            c.duration = 5_000_000_000
+        }).run()
+        #expect(r.all.attempted == 3 && r.durationSeconds == 5, "\(r.all.attempted) over \(r.durationSeconds) s")
+        #expect(reportText(r).contains("**0.6 ops/s** over 5.00 s"))
+    }
+
     @Test("virtual time: an open loop short of slots is slot-bound, not generator-bound (the generator never lags)")
     func slotBound() {
         let r = Runner(config: virtualConfig { c in
