@@ -60,6 +60,9 @@ public struct RunResult: @unchecked Sendable {
     /// Virtual clock: events the simulation handled, and whether virtual time stopped advancing (zero delays).
     public var simulatedEvents = 0
     public var virtualTimeStalled = false
+    /// Of a stalled run: nothing completed in zero time, yet virtual time stood still for 20,000,000 events — the
+    /// simulator's fault, not the input's.
+    public var virtualTimeSpun = false
     /// `--workload visibility`: P(consistent read | t after commit), per probe offset.
     public var visibility: [VisibilityPoint] = []
     /// With `RunConfig.traceWipes`: lost writes that neither a wiped node held nor a write superseding them.

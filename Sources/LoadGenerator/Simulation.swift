@@ -37,6 +37,8 @@ final class Simulation {
     var wakeAt: [UInt64]
     /// Virtual time stopped advancing (operations that take no time, over a duration): the run was cut short.
     var stalled = false
+    /// Virtual time stood still for 20,000,000 events while nothing completed in zero time: a bug, not the input.
+    var spun = false
     /// Closed loop: operations finished at the current instant, and how many make a stall when the loop waits
     /// for time to pass, over a `--duration` or before the measured phase (``run()``; `Int.max`, open loop: never).
     var replyInstant: UInt64 = .max
@@ -122,7 +124,8 @@ final class Simulation {
             guard cluster.step() else { break }
             if cluster.now == stuckSince {
                 stuckEvents += 1
-                if stalled || stuckEvents > 20_000_000 { stalled = true; break }
+                if stalled { break }
+                if stuckEvents > 20_000_000 { (stalled, spun) = (true, true); break }
             } else {
                 stuckSince = cluster.now
                 stuckEvents = 0
@@ -160,6 +163,7 @@ final class Simulation {
                                divergent: divergence.keys, wiped: wiped)
         result.simulatedEvents = cluster.events
         result.virtualTimeStalled = stalled
+        result.virtualTimeSpun = spun
         // Counts of this run (its thread's, since it began); jemalloc's figures are the process's.
         result.pool = pool.statistics().withCounts(of: pool.threadStatistics().since(poolStart))
         return result

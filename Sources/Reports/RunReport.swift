@@ -199,6 +199,15 @@ public enum RunReport {
         + "and a coordinator that answers from its own replica), so the run was cut short. Give --delay-client (or "
         + "--service-time), or count operations with --ops and --warmup 0s"
 
+    /// Why a stalled run (``RunResult/virtualTimeStalled``) was cut short: the line above, or — when nothing completed
+    /// in zero time and the clock still stood still — that it is a bug. (A Poisson open loop once spun in place
+    /// and was told to add the --delay-client it had.)
+    public static func stallLine(_ r: RunResult) -> String {
+        guard r.virtualTimeSpun else { return stalled }
+        return "virtual time stood still for 20,000,000 events, although no operation completed in zero time: a "
+            + "simulator bug, so the run was cut short. Please report this command; its --seed \(r.config.seed) replays it"
+    }
+
     /// The check a run must pass, failed: acknowledged writes lost under `vv` with nodes that keep their data
     /// (SPEC.md: "Under vv this must be 0"). One line naming an example and how to replay it; nil if it held.
     public static func failedCheck(_ r: RunResult) -> String? {

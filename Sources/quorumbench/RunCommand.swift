@@ -61,7 +61,7 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(1)
         }
         if result.virtualTimeStalled {
-            FileHandle.standardError.write("quorumbench: \(RunReport.stalled)\n")
+            FileHandle.standardError.write("quorumbench: \(RunReport.stallLine(result))\n")
             throw ExitCode(1)
         }
         if result.timeStoodStill { FileHandle.standardError.write("quorumbench: warning: \(RunReport.stoodStill)\n") }

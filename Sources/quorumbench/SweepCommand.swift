@@ -101,7 +101,7 @@ struct SweepCommand: ParsableCommand {
                 let result = Runner(config: config).run()
                 let name = repeatCount > 1 ? "\(labels[job.point])-seed\(config.seed)" : labels[job.point]
                 if result.virtualTimeStalled {
-                    failure.withLock { $0 = "\(name): \(RunReport.stalled)" }
+                    failure.withLock { $0 = "\(name): \(RunReport.stallLine(result))" }
                     return
                 }
                 do {

@@ -364,8 +364,13 @@ struct SimulationTests {
             c.faults.failureRate = 0.2
         }
         #expect(failing.virtualTimeStalled && failing.durationSeconds == 0 && failing.intervals.count < 10)
-        // Cut by the zero-time rule, not by the 20-million-event backstop (which took minutes and gigabytes).
+        // Cut by the zero-time rule, not by the 20-million-event backstop (which took minutes and gigabytes), and
+        // the line says what to change; the backstop's says it is a bug, with the seed.
         #expect(warm.simulatedEvents < 1_000_000, "\(warm.simulatedEvents) events")
+        #expect(!warm.virtualTimeSpun && RunReport.stallLine(warm) == RunReport.stalled)
+        var spun = warm
+        spun.virtualTimeSpun = true
+        #expect(RunReport.stallLine(spun).contains("simulator bug") && RunReport.stallLine(spun).contains("--seed 1"))
     }
 
     @Test("deletes whose tombstones are purged make no stale read and no lost write, with one thread or four")
