@@ -307,7 +307,16 @@ final class Simulation {
     func stop(_ t: Int) {
         guard !stopping[t] else { return }
         stopping[t] = true
-        if stopAt == 0 { stopAt = cluster.now }
+        // Closed loop, the first thread to stop ends the measured phase; open loop, the last one (every thread
+        // keeps its own schedule to the end: with --ops, the first to send its share did so up to a period before
+        // the others, or at the phase's first instant when each had one operation to send). A thread with no share
+        // of --ops (fewer operations than threads) ends nothing.
+        guard opsShare[t] != 0 else { return }
+        if period != nil {
+            stopAt = max(stopAt, cluster.now)
+        } else if stopAt == 0 {
+            stopAt = cluster.now
+        }
     }
 
     /// Issues what the schedule allows: closed loop fills the free slots; open loop sends every request whose

@@ -247,12 +247,18 @@ final class ThreadDriver: @unchecked Sendable {
         var recorder = ThreadRecorder(thread: thread, mailbox: control.mailbox, origin: origin, now: monotonicNanos())
         let warmStart = origin &- config.warmup
         let end = origin &+ config.duration
-        // The measured operations this thread has taken from --ops and not issued yet (no --ops: no end).
-        var opsTaken = config.ops == nil ? Int.max : 0
+        // The measured operations this thread has taken from --ops and not issued yet (no --ops: no end). Closed
+        // loop, threads take them from a common pool as they go (16 at a time); open loop, each thread sends its
+        // own share on its own schedule, as in the simulator. (Taking from the pool, the first thread to find it
+        // empty ended the measured phase while others still held operations due later: 200 operations at
+        // 100 ops/s measured 1.91 s.)
+        let ownShare = config.rate == nil ? nil
+            : config.ops.map { $0 / config.threads + (thread < $0 % config.threads ? 1 : 0) }
+        var opsTaken = config.ops == nil ? Int.max : ownShare ?? 0
         /// Whether one more operation may be issued: a measured one only while --ops lasts.
         func mayIssue(measured: Bool) -> Bool {
             guard measured else { return true }
-            if opsTaken == 0 { opsTaken = control.takeOps(16) }
+            if opsTaken == 0 && ownShare == nil { opsTaken = control.takeOps(16) }
             return opsTaken > 0
         }
         // Open loop: each thread keeps its share of the rate on its own schedule.
@@ -277,7 +283,13 @@ final class ThreadDriver: @unchecked Sendable {
                 if done {
                     stopping = true
                     drainDeadline = now &+ config.core.timeout &+ 5_000_000_000
-                    _ = control.stopAt.compareExchange(expected: 0, desired: now, ordering: .acquiringAndReleasing)
+                    // Closed loop, the first thread to stop ends the measured phase; open loop, the last (see
+                    // `Simulation.stop`). A thread with no share of --ops ends nothing.
+                    if period != nil {
+                        if ownShare != 0 { _ = control.stopAt.max(now, ordering: .relaxed) }
+                    } else {
+                        _ = control.stopAt.compareExchange(expected: 0, desired: now, ordering: .acquiringAndReleasing)
+                    }
                 }
             }
             if stopping && (inFlight == 0 || now >= drainDeadline) { break }

@@ -242,6 +242,16 @@ struct SimulationTests {
         }).run()
         #expect(r.all.attempted == 3 && r.durationSeconds == 5, "\(r.all.attempted) over \(r.durationSeconds) s")
         #expect(reportText(r).contains("**0.6 ops/s** over 5.00 s"))
+        // With --ops the phase lasts until the last thread has sent its share: 6 operations from 8 threads at
+        // 800 ops/s are due 1.25 ms apart, the last 6.25 ms in. The first thread to send its one ended the phase at
+        // its first instant (no rate at all), and a thread with none ended it before it began.
+        let few = Runner(config: virtualConfig { c in
+            c.threads = 8
+            c.rate = 800
+            c.ops = 6
+            c.warmup = 100_000_000
+        }).run()
+        #expect(few.all.attempted == 6 && few.durationSeconds == 0.00625, "\(few.all.attempted) over \(few.durationSeconds) s")
     }
 
     @Test("virtual time: an open loop short of slots is slot-bound, not generator-bound (the generator never lags)")
