@@ -20,8 +20,6 @@ public final class VersionedStore {
     @exclusivity(unchecked) public private(set) var lastCounter: UInt64 = 0
     /// Last timestamp this node gave a version: stamps are strictly increasing per node.
     @exclusivity(unchecked) public private(set) var lastStamp: UInt64 = 0
-    /// Tombstones removed under the purge rule.
-    @exclusivity(unchecked) public private(set) var purged = 0
     /// Per purged key, what its purged tombstones had seen (their contexts, merged). A version they superseded
     /// that arrives after the purge — a hint handed off after a partition longer than the grace, a message delayed
     /// past it — is dropped instead of bringing the deleted key back (the resurrection Riak's `delete_mode` and
@@ -169,7 +167,6 @@ public final class VersionedStore {
         purgedHistory[FastKey(key)] = seen
         Siblings.release(state, pool: pool)
         data[FastKey(key)] = nil
-        purged += 1
         return true
     }
 
