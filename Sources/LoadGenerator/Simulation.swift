@@ -152,7 +152,7 @@ final class Simulation {
         var result = Runner.result(config: config, reporter: reporter, timeline: timeline, measured: stopAt &- origin,
                                    duration: stopAt &- origin, control: control)
         result.startTime = 0  // virtual: nothing in the run folder depends on the wall clock
-        if let rate = config.rate { result.generatorBound = result.achievedRate < 0.95 * rate }
+        if let rate = config.rate { result.generatorBound = result.shortOfSchedule(rate: rate) }
         result.settleRounds = Quiescence.settle(cluster.nodes, core: config.core, pool: pool, now: cluster.now)
         result.counters = cluster.counters
         result.droppedMessages = cluster.droppedMessages

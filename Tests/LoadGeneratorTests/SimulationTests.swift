@@ -270,6 +270,27 @@ struct SimulationTests {
         #expect(fine.bound == nil)
     }
 
+    @Test("Poisson arrivals: a count that falls short by chance is not slot-bound; one short of slots still is")
+    func poissonNotBound() {
+        // 10 ops/s for 2 s: 20 ± 4.5 arrivals. Held to 95% of 20, seeds 1, 2, 3, 4 and 6 of these were slot-bound.
+        for seed in UInt64(1)...8 {
+            let r = Runner(config: virtualConfig(seed: seed) { c in
+                c.rate = 10
+                c.arrival = .poisson
+                c.warmup = 0
+            }).run()
+            #expect(r.bound == nil, "seed \(seed): \(r.all.attempted) sent")
+        }
+        let starved = Runner(config: virtualConfig { c in
+            c.rate = 100_000
+            c.arrival = .poisson
+            c.concurrency = 10
+            c.duration = 1_000_000_000
+            c.warmup = 0
+        }).run()
+        #expect(starved.bound == .slots)
+    }
+
     @Test("--max-siblings bounds the siblings of writes whose clients never learn a context")
     func siblingLimit() {
         // --timeout 100 µs against 1 ms delays: nearly every request times out, so clients write blind and each
