@@ -103,6 +103,14 @@ public struct RunResult: @unchecked Sendable {
     /// time, or with Poisson arrivals more than 4 standard deviations of that count (√(rate × time)) if that is
     /// more: a Poisson schedule's own count varies, and at 10 ops/s over 2 s five seeds in eight fell 5% short and
     /// were called slot-bound.
+    /// Real time, open loop: whether the generator could not keep its schedule — its sends' lag behind their
+    /// intended starts has a p99 over `lagLimit`, judged on 100 sends at least (over fewer, p99 is the largest
+    /// one: a 0.5 ops/s run was "generator-bound" because its first send waited 1.1 ms for its thread to start),
+    /// or it sent too few (``shortOfSchedule(rate:)``).
+    public func behindSchedule(rate: Double, lagLimit: UInt64) -> Bool {
+        scheduleLag.totalCount >= 100 && scheduleLag.valueAtPercentile(99) > lagLimit || shortOfSchedule(rate: rate)
+    }
+
     public func shortOfSchedule(rate: Double) -> Bool {
         let expected = rate * durationSeconds
         var slack = 0.05 * expected
@@ -302,9 +310,7 @@ public final class Runner {
         let shares = control.balancer.shares.withLock { $0 }
         if shares.allSatisfy({ $0 > 0 }) { result.threadShares = shares }  // (set by threads that balanced)
         if let rate = config.rate {
-            result.generatorBound = result.scheduleLag.totalCount > 0
-                && result.scheduleLag.valueAtPercentile(99) > config.generatorBoundLag
-                || result.shortOfSchedule(rate: rate)
+            result.generatorBound = result.behindSchedule(rate: rate, lagLimit: config.generatorBoundLag)
         }
         if let cluster {
             onPhase?("checking for lost writes")

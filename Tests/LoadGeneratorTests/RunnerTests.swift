@@ -71,6 +71,21 @@ struct RunnerTests {
         #expect(result.scheduleLag.totalCount > 0 && result.scheduleLag.valueAtPercentile(99) > 0)
     }
 
+    @Test("the schedule-lag verdict needs 100 sends: over fewer, p99 is the one slowest send")
+    func lagVerdictSamples() {
+        var r = Runner(config: noopConfig(rate: 1_000, duration: 0.2)).run()
+        let rate = Double(r.all.attempted) / r.durationSeconds  // what was sent: never short of it
+        var few = makeLatencyHistogram()
+        for lag: UInt64 in [10_000, 20_000, 1_500_000] { few.record(lag) }
+        r.scheduleLag = few
+        #expect(!r.behindSchedule(rate: rate, lagLimit: 1_000_000))
+        var many = makeLatencyHistogram()
+        for i in 0..<1_000 { many.record(i % 50 == 0 ? 2_000_000 : 10_000) }  // 2% of sends 2 ms late
+        r.scheduleLag = many
+        #expect(r.behindSchedule(rate: rate, lagLimit: 1_000_000))
+        #expect(!r.behindSchedule(rate: rate, lagLimit: 5_000_000))
+    }
+
     @Test("coordinated omission: a 1 s stall in a 10 s constant-rate run reaches p99.9, closed loop hides it")
     func coordinatedOmission() {
         var open = noopConfig(rate: 2_000, duration: 10, concurrency: 4096)
