@@ -75,6 +75,25 @@ public struct RunResult: @unchecked Sendable {
     /// Virtual time did not advance over the measured phase: latencies are real (zero), a rate is not defined.
     public var timeStoodStill: Bool { durationSeconds == 0 && all.attempted > 0 }
 
+    /// Real time, open loop: whether the generator could not keep its schedule — its sends' lag behind their
+    /// intended starts has a p99 over `lagLimit`, judged on 100 sends at least (over fewer, p99 is the largest
+    /// one: a 0.5 ops/s run was "generator-bound" because its first send waited 1.1 ms for its thread to start),
+    /// or it sent too few (``shortOfSchedule(rate:)``).
+    public func behindSchedule(rate: Double, lagLimit: UInt64) -> Bool {
+        scheduleLag.totalCount >= 100 && scheduleLag.valueAtPercentile(99) > lagLimit || shortOfSchedule(rate: rate)
+    }
+
+    /// Open loop: whether the requests sent fall short of the schedule — more than 5% below `--rate` × the measured
+    /// time, or with Poisson arrivals more than 4 standard deviations of that count (√(rate × time)) if that is
+    /// more: a Poisson schedule's own count varies, and at 10 ops/s over 2 s five seeds in eight fell 5% short and
+    /// were called slot-bound.
+    public func shortOfSchedule(rate: Double) -> Bool {
+        let expected = rate * durationSeconds
+        var slack = 0.05 * expected
+        if config.arrival == .poisson { slack = max(slack, 4 * expected.squareRoot()) }
+        return Double(all.attempted) < expected - slack
+    }
+
     /// `count` operations per second of the measured phase; 0 when no time passed, where no rate is defined
     /// (dividing by a floor of a nanosecond reported 20,000 operations as 2·10¹³ ops/s).
     public func rate(_ count: Int) -> Double { durationSeconds > 0 ? Double(count) / durationSeconds : 0 }
@@ -99,24 +118,6 @@ public struct RunResult: @unchecked Sendable {
     /// Closed loop with several threads: each thread's share of `--concurrency` at the end (``SlotBalancer``).
     public var threadShares: [Int] = []
     public var achievedRate: Double = 0
-    /// Open loop: whether the requests sent fall short of the schedule — more than 5% below `--rate` × the measured
-    /// time, or with Poisson arrivals more than 4 standard deviations of that count (√(rate × time)) if that is
-    /// more: a Poisson schedule's own count varies, and at 10 ops/s over 2 s five seeds in eight fell 5% short and
-    /// were called slot-bound.
-    /// Real time, open loop: whether the generator could not keep its schedule — its sends' lag behind their
-    /// intended starts has a p99 over `lagLimit`, judged on 100 sends at least (over fewer, p99 is the largest
-    /// one: a 0.5 ops/s run was "generator-bound" because its first send waited 1.1 ms for its thread to start),
-    /// or it sent too few (``shortOfSchedule(rate:)``).
-    public func behindSchedule(rate: Double, lagLimit: UInt64) -> Bool {
-        scheduleLag.totalCount >= 100 && scheduleLag.valueAtPercentile(99) > lagLimit || shortOfSchedule(rate: rate)
-    }
-
-    public func shortOfSchedule(rate: Double) -> Bool {
-        let expected = rate * durationSeconds
-        var slack = 0.05 * expected
-        if config.arrival == .poisson { slack = max(slack, 4 * expected.squareRoot()) }
-        return Double(all.attempted) < expected - slack
-    }
     public var pool = BufferPoolStatistics()
     /// Versions per key at the end of the run (siblings under vv), over the written keys: the most and the mean.
     public var maxSiblings = 0
