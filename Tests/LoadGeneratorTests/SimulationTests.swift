@@ -8,6 +8,11 @@ import Testing
 /// A run's report.md, as the run folder gets it.
 func reportText(_ r: RunResult) -> String { RunReport.markdown(r, summary: RunReport.summaryRows(r)) }
 
+/// Operations that finished in each second of the measured phase (ok or failed).
+func perSecond(_ r: RunResult) -> [Int] {
+    r.intervals.filter { $0.index >= 0 }.map { $0.ok.reduce(0, +) + $0.failed.reduce(0, +) }
+}
+
 /// A virtual-time run configuration.
 func virtualConfig(seed: UInt64 = 1, _ edit: (inout RunConfig) -> Void = { _ in }) -> RunConfig {
     var c = RunConfig()
@@ -194,8 +199,8 @@ struct SimulationTests {
             c.warmup = 0
             c.duration = 10_000_000_000
         }).run()
-        let perSecond = r.intervals.filter { $0.index >= 0 }.map { $0.ok.reduce(0, +) + $0.failed.reduce(0, +) }
-        #expect(perSecond.count == 10 && perSecond.allSatisfy { $0 == 10 }, "\(perSecond)")
+        let seconds = perSecond(r)
+        #expect(seconds.count == 10 && seconds.allSatisfy { $0 == 10 }, "\(seconds)")
         #expect(r.all.attempted == 100)
     }
 
@@ -210,7 +215,7 @@ struct SimulationTests {
         }).run()
         #expect(constant.virtualTimeStalled == false)
         // (Counted by completion: the last few finish after the second they were sent in.)
-        let seconds = constant.intervals.filter { $0.index >= 0 }.map { $0.ok.reduce(0, +) + $0.failed.reduce(0, +) }
+        let seconds = perSecond(constant)
         #expect(constant.all.attempted == 6_000 && seconds.prefix(2).allSatisfy { abs($0 - 3_000) <= 10 }, "\(seconds)")
 
         // Poisson at 1,000 ops/s for 20 s: 20,000 ± 141 arrivals, and per-second counts as dispersed as a Poisson
@@ -224,8 +229,7 @@ struct SimulationTests {
         }).run()
         #expect(poisson.virtualTimeStalled == false)
         #expect(abs(Double(poisson.all.attempted) - 20_000) < 4 * 141, "\(poisson.all.attempted)")
-        let counts = poisson.intervals.filter { $0.index >= 0 && $0.index < 20 }
-            .map { Double($0.ok.reduce(0, +) + $0.failed.reduce(0, +)) }
+        let counts = perSecond(poisson).prefix(20).map(Double.init)
         let mean = counts.reduce(0, +) / Double(counts.count)
         let variance = counts.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(counts.count - 1)
         #expect(counts.count == 20 && variance / mean > 0.32 && variance / mean < 2.3, "\(counts)")
