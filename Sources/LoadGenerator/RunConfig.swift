@@ -88,6 +88,12 @@ public struct RunConfig: Sendable {
 
     public init() {}
 
+    /// Thread `thread`'s own share of `--ops` (nil: no --ops), the remainder going to the first threads: what each
+    /// open-loop thread sends on its own schedule, in either clock, and each simulated thread's in closed loop too.
+    public func opsShare(of thread: Int) -> Int? {
+        ops.map { $0 / threads + (thread < $0 % threads ? 1 : 0) }
+    }
+
     /// The value-size distribution as written.
     public var valueSizeText: String {
         if case .constant(let v) = valueSize { return String(Int(v)) }

@@ -66,7 +66,7 @@ final class Simulation {
         inFlight = Array(repeating: 0, count: t)
         stopping = Array(repeating: false, count: t)
         measuredIssued = Array(repeating: 0, count: t)
-        opsShare = (0..<t).map { i in config.ops.map { $0 / t + (i < $0 % t ? 1 : 0) } }
+        opsShare = (0..<t).map { config.opsShare(of: $0) }
         nextIntended = Array(repeating: 0, count: t)
         slotFreedAt = Array(repeating: 0, count: t)
         period = config.rate.map { Double(t) * 1e9 / $0 }
@@ -347,12 +347,15 @@ final class Simulation {
             }
             if done(t) {
                 stop(t)
-            } else if inFlight[t] < d.cap && wakeAt[t] != UInt64(nextIntended[t].rounded(.up)) {
+            } else if inFlight[t] < d.cap {
                 // One wake-up per thread at a time, for its next intended start: at the first whole nanosecond not
                 // before it. (Woken at the one before a fractional start — any Poisson gap, or a rate that does not
                 // divide a second — the loop above issued nothing and set the same wake-up again, forever.)
-                wakeAt[t] = UInt64(nextIntended[t].rounded(.up))
-                cluster.wake(at: wakeAt[t], token: Simulation.issueToken | UInt64(t))
+                let due = UInt64(nextIntended[t].rounded(.up))
+                if wakeAt[t] != due {
+                    wakeAt[t] = due
+                    cluster.wake(at: due, token: Simulation.issueToken | UInt64(t))
+                }
             }
         } else {
             while inFlight[t] < d.cap && !done(t) { issue(t, d, intended: now) }

@@ -252,8 +252,7 @@ final class ThreadDriver: @unchecked Sendable {
         // own share on its own schedule, as in the simulator. (Taking from the pool, the first thread to find it
         // empty ended the measured phase while others still held operations due later: 200 operations at
         // 100 ops/s measured 1.91 s.)
-        let ownShare = config.rate == nil ? nil
-            : config.ops.map { $0 / config.threads + (thread < $0 % config.threads ? 1 : 0) }
+        let ownShare = config.rate == nil ? nil : config.opsShare(of: thread)
         var opsTaken = config.ops == nil ? Int.max : ownShare ?? 0
         /// Whether one more operation may be issued: a measured one only while --ops lasts.
         func mayIssue(measured: Bool) -> Bool {
