@@ -410,13 +410,14 @@ public final class Oracle: @unchecked Sendable {
     /// Every key's lost writes, given a reader of all replicas: the acknowledged writes that are neither in what
     /// a read of all replicas of their key returns (`readAll`, called once for each key with an acknowledged
     /// write) nor superseded by anything in it. A key no replica holds returns its deletes nothing superseded, and
-    /// those never acknowledged (its tombstones were purged; with a `deleteGrace`). Call when the run is quiescent.
+    /// those never acknowledged (its tombstones were purged; with a `deleteGrace`). `purged` gives a key's deletes
+    /// whose tombstones some replica purged: applied, whatever the key holds now. Call when the run is quiescent.
     ///
     /// One search per key from what `readAll` returns, with a mark per write (by its registration order in the
     /// shard) for what the searches reached: a set of ids per key cost a hash and often a probe per write reached,
     /// and grouping the acknowledged writes by key cost as much again. A write supersedes only writes of its own
     /// key, so the searches never meet and one mark array serves a shard.
-    public func lostWrites(readAll: (UInt64) -> [UInt64]) -> [Loss] {
+    public func lostWrites(readAll: (UInt64) -> [UInt64], purged: (UInt64) -> [UInt64] = { _ in [] }) -> [Loss] {
         var losses: [Loss] = []
         var acknowledged = Array(repeating: [(id: UInt64, key: UInt64, seq: UInt64)](), count: shardRefs.count)
         table.forEach { id, w in if w.ackOrder != 0 { acknowledged[shardIndex(w.key)].append((id, w.key, w.seq)) } }
@@ -428,6 +429,11 @@ public final class Oracle: @unchecked Sendable {
                     let held = readAll(key.raw)
                     // Nothing held: the key's tombstones were purged, and its deletes are what it returns.
                     stack.append(contentsOf: held.isEmpty && deleteGrace != nil ? k.liveDeletes() : held)
+                    // A delete whose tombstone was purged took effect, and so did what it superseded, even when a
+                    // write that had not seen it reached the key afterwards and started it afresh (Riak's
+                    // delete_mode): that write, sent within the grace, can arrive after the purge when faults or
+                    // queues hold it back. Unless the key holds a write the delete superseded: then it came back.
+                    for d in purged(key.raw) where !supersedes(d, anyOf: held, s.saw) { stack.append(d) }
                     while let id = stack.popLast() {
                         guard let w = record(id)?.pointee, w.key == key.raw, !reached[Int(w.seq)] else { continue }
                         reached[Int(w.seq)] = true
@@ -438,6 +444,21 @@ public final class Oracle: @unchecked Sendable {
             }
         }
         return losses
+    }
+
+    /// Whether `id` supersedes one of `writes` (a write its context's history holds). Only writes registered after
+    /// the oldest of `writes` are searched: a write supersedes only writes registered before it.
+    func supersedes(_ id: UInt64, anyOf writes: [UInt64], _ saw: [UInt64]) -> Bool {
+        guard let w = record(id)?.pointee else { return false }
+        let floor = writes.compactMap { record($0)?.pointee.seq }.min() ?? .max
+        var seen = Set<UInt64>()
+        var stack = Array(saw[Int(w.sawStart)..<Int(w.sawStart + w.sawCount)])
+        while let next = stack.popLast() {
+            if writes.contains(next) { return true }
+            guard seen.insert(next).inserted, let v = record(next)?.pointee, v.seq > floor else { continue }
+            stack.append(contentsOf: saw[Int(v.sawStart)..<Int(v.sawStart + v.sawCount)])
+        }
+        return false
     }
 
     /// How many of `losses` no write in `held` explains: a loss is explained when the lost write itself, or a

@@ -205,6 +205,7 @@ public final class Runner {
         let horizon = config.ops == nil ? config.duration : max(config.duration, 3_600_000_000_000)
         let timeline = faults == nil ? [] : config.faults.timeline(nodes: config.core.nodes, horizon: horizon, seed: config.seed)
         let wiped = Locked<Set<UInt64>>([])
+        var purged: PurgedDeletes?
         let dropGate = Gate()
         if config.target == .cluster {
             var options = ClusterOptions(
@@ -222,6 +223,7 @@ public final class Runner {
                 }
             }
             let c = InProcessCluster(options: options)
+            purged = PurgedDeletes(watching: c.nodes)
             c.start()
             cluster = c
         }
@@ -322,9 +324,9 @@ public final class Runner {
             result.counters = cluster.counters
             result.droppedMessages = cluster.droppedMessages
             result.partitionedMessages = cluster.partitionedMessages
-            if let oracle {
+            if let oracle, let purged {
                 Runner.checkLostWrites(&result, nodes: cluster.nodes, ring: cluster.ring, oracle: oracle,
-                                       divergent: divergence.keys, wiped: wiped.withLock { $0 })
+                                       divergent: divergence.keys, wiped: wiped.withLock { $0 }, purged: purged)
             }
         }
         result.pool = pool.statistics().since(poolStart)  // this run's counts (a sweep runs several in one process)
@@ -342,9 +344,10 @@ public final class Runner {
     /// its primary alone is read: a third of the cold lookups at n = 3. Were a divergent key missing from the set,
     /// the check would read fewer versions and report more losses, never fewer.
     static func checkLostWrites(_ result: inout RunResult, nodes: [Node], ring: Ring, oracle: Oracle,
-                                divergent: Set<UInt64>, wiped: Set<UInt64>) {
+                                divergent: Set<UInt64>, wiped: Set<UInt64>, purged: PurgedDeletes) {
         let n = result.config.core.n
         var keysSeen = 0, versionsSeen = 0, maxSiblings = 0
+        let purged = purged.byKey.withLock { $0 }
         let losses = oracle.lostWrites { key in
             var ids: [UInt64] = []
             ids.reserveCapacity(2 * n)
@@ -360,12 +363,28 @@ public final class Runner {
             // Distinct writes held (a handful: a quadratic count beats hashing them into a Set).
             for i in ids.indices where !ids[..<i].contains(ids[i]) { versionsSeen += 1 }
             return ids
-        }
+        } purged: { purged[$0] ?? [] }
         result.maxSiblings = maxSiblings
         result.meanSiblings = keysSeen > 0 ? Double(versionsSeen) / Double(keysSeen) : 0
         result.lostWrites = losses.count
         result.lostWriteSamples = Array(losses.sorted { ($0.key, $0.write) < ($1.key, $1.write) }.prefix(20))
         if result.config.traceWipes { result.unexplainedLosses = oracle.unexplained(losses, by: wiped).count }
+    }
+
+    /// The deletes whose tombstones the purge rule removed, by key, as the nodes report them (from their workers in
+    /// real time): the lost-write check counts them applied.
+    final class PurgedDeletes: Sendable {
+        let byKey = Locked<[UInt64: [UInt64]]>([:])
+
+        /// Watches the stores of `nodes` (before they start).
+        init(watching nodes: [Node]) {
+            for node in nodes {
+                node.store.onPurge = { [byKey] key, tombstones in
+                    let ids = tombstones.compactMap(\.writeID)
+                    byKey.withLock { $0[key, default: []].append(contentsOf: ids) }
+                }
+            }
+        }
     }
 
     /// What every runtime reports the same way once its measured phase is over: totals and intervals (with

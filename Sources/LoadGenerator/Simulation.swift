@@ -21,6 +21,7 @@ final class Simulation {
     var targets: [SimTarget] = []
     var inFlight: [Int]
     var wiped = Set<UInt64>()
+    let purged: Runner.PurgedDeletes
     let timeline: [(at: UInt64, conditions: [NodeCondition])]
 
     /// Measured phase.
@@ -78,6 +79,7 @@ final class Simulation {
             targets.append(SimTarget(cluster: cluster, client: i))
         }
         driverRefs = Unretained(drivers)
+        purged = Runner.PurgedDeletes(watching: cluster.nodes)
         cluster.onReply = { [unowned self] c, reply in self.reply(c, reply) }
         cluster.onWake = { [unowned self] token in self.wake(token) }
         if config.traceWipes {
@@ -160,7 +162,7 @@ final class Simulation {
         let divergence = Quiescence.divergence(of: cluster.nodes, ring: cluster.ring, n: config.core.n)
         (result.divergentKeys, result.divergentTrees) = (divergence.keys.count, divergence.trees)
         Runner.checkLostWrites(&result, nodes: cluster.nodes, ring: cluster.ring, oracle: oracle,
-                               divergent: divergence.keys, wiped: wiped)
+                               divergent: divergence.keys, wiped: wiped, purged: purged)
         result.simulatedEvents = cluster.events
         result.virtualTimeStalled = stalled
         result.virtualTimeSpun = spun

@@ -30,6 +30,9 @@ public final class VersionedStore {
     @exclusivity(unchecked) public private(set) var lateVersionsDropped = 0
     /// Anti-entropy's Merkle trees, kept up to date on every change (nil: anti-entropy off).
     public var merkle: MerkleForest?
+    /// Called with a key and its tombstones as the purge rule removes them (``purge(key:dots:)``): the run's
+    /// lost-write check counts a purged delete as applied, whatever was written to the key afterwards.
+    public var onPurge: ((_ key: UInt64, _ tombstones: [Version]) -> Void)?
 
     public init(mode: Versioning, pool: BufferPool) {
         self.mode = mode
@@ -165,6 +168,7 @@ public final class VersionedStore {
         var seen = purgedHistory[FastKey(key)] ?? .empty
         for v in state { seen.merge(v.context) }
         purgedHistory[FastKey(key)] = seen
+        onPurge?(key, state)
         Siblings.release(state, pool: pool)
         data[FastKey(key)] = nil
         return true

@@ -229,6 +229,25 @@ struct OracleTests {
         #expect(strict.lostWrites { _ in [2] }.map(\.write) == [1])
     }
 
+    @Test("a purged delete took effect whatever came after it, unless a write it superseded is back")
+    func purgedDeleteApplied() {
+        let o = Oracle(deleteGrace: 1_000)
+        o.wrote(id: 1, key: 5, saw: [], at: 0)
+        o.acknowledged(id: 1, key: 5, at: 10)
+        o.wrote(id: 2, key: 5, sawOne: 1, delete: true, at: 100)
+        o.acknowledged(id: 2, key: 5, at: 110)
+        // Sent inside the grace, not having seen the delete; held back until after the tombstone's purge, it
+        // started the key afresh.
+        o.wrote(id: 3, key: 5, sawOne: 1, at: 500)
+        o.acknowledged(id: 3, key: 5, at: 2_000)
+        #expect(o.lostWrites { _ in [3] }.map(\.write) == [2])  // without word of the purge: the delete looks lost
+        #expect(o.lostWrites(readAll: { _ in [3] }, purged: { $0 == 5 ? [2] : [] }).isEmpty)
+        // Write 1 held again (a replica the tombstone never reached, say): the delete did not take, purge or not.
+        #expect(o.lostWrites(readAll: { _ in [1, 3] }, purged: { $0 == 5 ? [2] : [] }).map(\.write) == [2])
+        // A purge of another key's delete says nothing about this one.
+        #expect(o.lostWrites(readAll: { _ in [3] }, purged: { $0 == 6 ? [2] : [] }).map(\.write) == [2])
+    }
+
     @Test("concurrent writes returned as siblings are not stale")
     func siblingsNotStale() {
         let o = Oracle()
