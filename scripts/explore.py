@@ -4,9 +4,9 @@
     scripts/explore.py [--bin PATH] [--runs N] [--seed S] [--duration D] [--clock virtual|real] [--out DIR]
 
 Each run draws a configuration from its seed (nodes, n, w, r, quorum, routing, versioning, repair switches,
-workload with deletes or the PBS probe, delays per message kind, drops, failure rate, crash mode, service time,
-open or closed loop with constant or Poisson arrivals, sibling limit, virtual nodes, value sizes, and a scenario of
-kills, stalls, partitions and slow nodes), runs it, and checks what must hold whatever the configuration:
+workload with deletes or the PBS probe or a mix of its own, delays per message kind, drops, failure rate, crash
+mode, service time, open or closed loop with constant or Poisson arrivals, a duration or a count of operations,
+sibling limit, virtual nodes, value sizes, and a scenario of kills, stalls, partitions and slow nodes), runs it, and checks what must hold whatever the configuration:
 
   - the run exits 0, and loses no acknowledged write under vv when nodes keep their data (--crash-mode pause;
     quorumbench itself then exits 1; with wipe, losses are what the run measures);
@@ -84,6 +84,20 @@ def draw(rnd, seed, duration, clock):
                 args += [f"--delay-{direction}", rnd.choice(DELAYS)]
     if rnd.random() < 0.1 and clock == "virtual":  # (the probe runs in virtual time only)
         args[args.index("--workload") + 1] = "visibility"
+    if rnd.random() < 0.15:  # a count of operations instead of a duration
+        i = args.index("--duration")
+        args[i:i + 2] = ["--ops", str(rnd.choice([1, 7, 500, 20000]))]
+    if rnd.random() < 0.15:  # a mix of its own (an insert-only or rmw-only one among them)
+        for kind in ("read", "update", "insert", "rmw", "delete"):
+            name, value = f"--{kind}-proportion", str(rnd.choice([0, 0, 0.1, 0.5, 1]))
+            if name in args:
+                args[args.index(name) + 1] = value
+            else:
+                args += [name, value]
+        if all(flag(args, f"--{k}-proportion") == "0" for k in ("read", "update", "insert", "rmw", "delete")):
+            args[args.index("--read-proportion") + 1] = "1"
+    if rnd.random() < 0.1:
+        args[args.index("--delay-client") + 1] = rnd.choice(["const(0ms)", "pareto(xm=0.5ms,alpha=3)", "normal(mean=1ms,sd=1ms)"])
     return args, scenario
 
 
@@ -130,7 +144,7 @@ def main():
                 # delete. Riak's delete_mode anomaly, counted as stale, not a bug (seed 90231: sent 0.85 s after
                 # the delete, held 0.6 s by a stall).
                 held = any(k in scenario for k in ("stall", "partition", "kill")) or flag(args, "--failure-rate") != "0"
-                purged_race = "--delete-proportion" in args and held
+                purged_race = "--delete-proportion" in args and flag(args, "--delete-proportion") != "0" and held
                 if kept and flag(args, "--versioning") == "vv" and int(total["lost_writes"]) > 0:
                     problem = f"{total['lost_writes']} acknowledged writes lost under vv"
                 elif flag(args, "--anti-entropy") == "on" and counters["divergent_keys_after_repair"] > 0:

@@ -311,11 +311,11 @@ final class Simulation {
         stopping[t] = true
         // Closed loop, the first thread to stop ends the measured phase; open loop, the last one (every thread
         // keeps its own schedule to the end: with --ops, the first to send its share did so up to a period before
-        // the others, or at the phase's first instant when each had one operation to send). A thread with no share
-        // of --ops (fewer operations than threads) ends nothing.
+        // the others), and with --ops one interval of the schedule after its last send. A thread with no share of
+        // --ops (fewer operations than threads) ends nothing.
         guard opsShare[t] != 0 else { return }
         if period != nil {
-            stopAt = max(stopAt, cluster.now)
+            stopAt = max(stopAt, config.ops == nil ? cluster.now : config.openLoopEnd(lastSent: cluster.now))
         } else if stopAt == 0 {
             stopAt = cluster.now
         }

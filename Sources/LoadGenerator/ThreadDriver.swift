@@ -265,6 +265,7 @@ final class ThreadDriver: @unchecked Sendable {
         var nextIntended = period.map { firstIntended(from: warmStart, period: $0) } ?? Double(warmStart)
         var slotFreedAt: UInt64 = 0
         var inFlight = 0
+        var lastSent: UInt64 = 0  // open loop: when the last measured request was sent (or expired unsent)
         var stopping = false
         var drainDeadline: UInt64 = 0
         var lastSweep = monotonicNanos()
@@ -285,7 +286,8 @@ final class ThreadDriver: @unchecked Sendable {
                     // Closed loop, the first thread to stop ends the measured phase; open loop, the last (see
                     // `Simulation.stop`). A thread with no share of --ops ends nothing.
                     if period != nil {
-                        if ownShare != 0 { _ = control.stopAt.max(now, ordering: .relaxed) }
+                        let stop = config.ops == nil ? now : config.openLoopEnd(lastSent: lastSent)
+                        if ownShare != 0 { _ = control.stopAt.max(stop, ordering: .relaxed) }
                     } else {
                         _ = control.stopAt.compareExchange(expected: 0, desired: now, ordering: .acquiringAndReleasing)
                     }
@@ -308,7 +310,7 @@ final class ThreadDriver: @unchecked Sendable {
                             issue(&target, intended: intended, now: now)
                             inFlight += 1
                         }
-                        if intended >= origin { opsTaken -= 1 }
+                        if intended >= origin { (opsTaken, lastSent) = (opsTaken - 1, now) }
                         nextIntended += config.arrival == .poisson ? -period * log(1 - rng.nextDouble()) : period
                     }
                 } else {

@@ -246,16 +246,26 @@ struct SimulationTests {
         }).run()
         #expect(r.all.attempted == 3 && r.durationSeconds == 5, "\(r.all.attempted) over \(r.durationSeconds) s")
         #expect(reportText(r).contains("**0.6 ops/s** over 5.00 s"))
-        // With --ops the phase lasts until the last thread has sent its share: 6 operations from 8 threads at
-        // 800 ops/s are due 1.25 ms apart, the last 6.25 ms in. The first thread to send its one ended the phase at
-        // its first instant (no rate at all), and a thread with none ended it before it began.
+        // With --ops the phase lasts until the last thread has sent its share, and one interval of the schedule
+        // more: 6 operations from 8 threads at 800 ops/s are due 1.25 ms apart, the last 6.25 ms in, and span
+        // 7.5 ms. The first thread to send its one ended the phase at its first instant (no rate at all), a thread
+        // with none ended it before it began, and ending at the last send measured 6.25 ms (960 ops/s).
         let few = Runner(config: virtualConfig { c in
             c.threads = 8
             c.rate = 800
             c.ops = 6
             c.warmup = 100_000_000
         }).run()
-        #expect(few.all.attempted == 6 && few.durationSeconds == 0.00625, "\(few.all.attempted) over \(few.durationSeconds) s")
+        #expect(few.all.attempted == 6 && few.durationSeconds == 0.0075, "\(few.all.attempted) over \(few.durationSeconds) s")
+        // Whatever the count, the rate asked for: a single operation measured no time ("no rate").
+        for ops in [1, 2, 7, 500] {
+            let r = Runner(config: virtualConfig { c in
+                c.rate = 1_000
+                c.ops = ops
+            }).run()
+            #expect(r.all.attempted == ops && r.durationSeconds == Double(ops) / 1_000, "\(ops): \(r.durationSeconds) s")
+            #expect(abs(r.rate(r.all.attempted) - 1_000) < 1e-6)
+        }
     }
 
     @Test("virtual time: an open loop short of slots is slot-bound, not generator-bound (the generator never lags)")
