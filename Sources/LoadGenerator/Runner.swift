@@ -382,8 +382,12 @@ public final class Runner {
         init(watching nodes: [Node]) {
             for node in nodes {
                 node.store.onPurge = { [byKey] key, tombstones in
-                    let ids = tombstones.compactMap(\.writeID)
-                    byKey.withLock { $0[key, default: []].append(contentsOf: ids) }
+                    byKey.withLock { byKey in
+                        // Each replica purges the same tombstones, mostly one after another: listed once.
+                        for id in tombstones.compactMap(\.writeID) where byKey[key]?.last != id {
+                            byKey[key, default: []].append(id)
+                        }
+                    }
                 }
             }
         }
