@@ -191,6 +191,8 @@ public final class Oracle: @unchecked Sendable {
     let mask: Int
     let retention: UInt64
     let deleteGrace: UInt64?
+    /// Used from one thread only (the simulator's): the shards are not locked.
+    let singleThreaded: Bool
     let table = WriteTable()
 
     /// - Parameters:
@@ -201,19 +203,23 @@ public final class Oracle: @unchecked Sendable {
     ///     empty returns it (``deletes(of:liveAt:)``). nil: deletes are writes like any other (`lww`, where every
     ///     write that loses stays unsuperseded for good: a delete among them would draw every later write's
     ///     search through the key's whole history, and a 3 s run took minutes).
-    public init(shards: Int = 64, retention: UInt64 = 2_000_000_000, deleteGrace: UInt64? = nil) {
+    ///   - singleThreaded: every call comes from one thread (the simulator): the shards' locks are not taken (a
+    ///     pair of uncontended `pthread_mutex` calls on every write, acknowledgement and read check).
+    public init(shards: Int = 64, retention: UInt64 = 2_000_000_000, deleteGrace: UInt64? = nil,
+                singleThreaded: Bool = false) {
         var c = 1
         while c < shards { c <<= 1 }
         shardRefs = Unretained((0..<c).map { _ in Locked(Shard()) })
         mask = c - 1
         self.retention = retention
         self.deleteGrace = deleteGrace
+        self.singleThreaded = singleThreaded
     }
 
-    /// Runs `body` under the lock of `key`'s shard.
+    /// Runs `body` under the lock of `key`'s shard (none when ``singleThreaded``).
     @inline(__always)
     func withShard<R>(_ key: UInt64, _ body: (inout Shard) -> R) -> R {
-        shardRefs.with(shardIndex(key)) { $0.withLock(body) }
+        shardRefs.with(shardIndex(key)) { singleThreaded ? $0.withoutLocking(body) : $0.withLock(body) }
     }
 
     @inline(__always)

@@ -56,7 +56,7 @@ final class Simulation {
         self.config = config
         self.pool = pool
         control = RunControl(keys: config.keys, threads: config.threads, ops: nil)
-        oracle = Oracle(shards: 16, deleteGrace: config.oracleDeleteGrace)
+        oracle = Oracle(shards: 16, deleteGrace: config.oracleDeleteGrace, singleThreaded: true)
         cluster = VirtualCluster(
             options: ClusterOptions(core: config.core, workers: 1, clients: config.threads, delays: config.delays,
                                     drop: config.drop, seed: config.seed, pool: pool),
