@@ -191,13 +191,13 @@ public enum RunReport {
 
     /// What a run whose virtual time did not advance means, and what to change.
     public static let stoodStill = "Virtual time did not advance: every operation completed in zero time (no "
-        + "--delay-client, and a coordinator that answered from its own replica), so no rate is defined. "
-        + "Give --delay-client (or --service-time) for one."
+        + "client delay, and a coordinator that answered from its own replica), so no rate is defined. "
+        + "Give a --delay-client above zero (or --service-time) for one."
 
     /// Why a run was cut short (``RunResult/virtualTimeStalled``), and what to change: one line.
-    public static let stalled = "virtual time stopped advancing: operations complete in zero time (no --delay-client, "
-        + "and a coordinator that answers from its own replica), so the run was cut short. Give --delay-client (or "
-        + "--service-time), or count operations with --ops and --warmup 0s"
+    public static let stalled = "virtual time stopped advancing: operations complete in zero time (no client delay, "
+        + "and a coordinator that answers from its own replica), so the run was cut short. Give a --delay-client above "
+        + "zero (or --service-time), or count operations with --ops and --warmup 0s"
 
     /// Why a stalled run (``RunResult/virtualTimeStalled``) was cut short: the line above, or — when nothing completed
     /// in zero time and the clock still stood still — that it is a bug. (A Poisson open loop once spun in place
