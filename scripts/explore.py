@@ -6,7 +6,8 @@
 Each run draws a configuration from its seed (nodes, n, w, r, quorum, routing, versioning, repair switches,
 workload with deletes or the PBS probe or a mix of its own, delays per message kind, drops, failure rate, crash
 mode, service time, open or closed loop with constant or Poisson arrivals, a duration or a count of operations,
-sibling limit, virtual nodes, value sizes, and a scenario of kills, stalls, partitions and slow nodes), runs it, and checks what must hold whatever the configuration:
+sibling limit, virtual nodes, value sizes, and a scenario of kills, stalls, partitions and slow nodes), runs it,
+and checks what must hold whatever the configuration:
 
   - the run exits 0, and loses no acknowledged write under vv when nodes keep their data (--crash-mode pause;
     quorumbench itself then exits 1; with wipe, losses are what the run measures);
