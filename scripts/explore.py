@@ -9,7 +9,8 @@ mode, service time, open or closed loop with constant or Poisson arrivals, a dur
 sibling limit, virtual nodes, value sizes, and a scenario of kills, stalls, partitions and slow nodes), runs it,
 and checks what must hold whatever the configuration:
 
-  - the run exits 0, and loses no acknowledged write under vv when nodes keep their data (--crash-mode pause;
+  - the run exits 0 (with a zero client delay and no service time it may instead stop, exit 1, saying operations
+    take no time), and loses no acknowledged write under vv when nodes keep their data (--crash-mode pause;
     quorumbench itself then exits 1; with wipe, losses are what the run measures);
   - with anti-entropy on, every replica of every key holds the same versions after repair;
   - under vv with a strict quorum, w + r > n and no node wiped, no read is stale (unless deletes meet faults that
