@@ -83,7 +83,11 @@ cases=$((cases + 1))
     >/dev/null 2>"$TMP/err" || { echo "FAIL: an empty faults list: $(cat "$TMP/err")"; fails=$((fails + 1)); }
 
 cases=$((cases + 1))
-if ! "$BIN" --help >/dev/null 2>&1 || ! "$BIN" --version | grep -q quorumbench || ! "$BIN" run --help | grep -q -- "--delay-write-ack"; then
+# (Outputs captured before grep: under pipefail, `grep -q` leaving at its first match could kill the writer with
+# SIGPIPE and fail the pipeline — now and then, for the longer `run --help`.)
+version="$("$BIN" --version 2>&1)"
+run_help="$("$BIN" run --help 2>&1)"
+if ! "$BIN" --help >/dev/null 2>&1 || ! grep -q quorumbench <<<"$version" || ! grep -q -- "--delay-write-ack" <<<"$run_help"; then
     echo "FAIL: --help / --version"
     fails=$((fails + 1))
 fi
