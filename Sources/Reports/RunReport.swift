@@ -96,14 +96,17 @@ public enum RunReport {
         return rows
     }
 
-    /// The measured intervals as HdrHistogram log intervals, one per second per kind, tag = kind.
+    /// The measured intervals as HdrHistogram log intervals, one per second per kind, tag = kind, as
+    /// timeseries.csv has a row for each: a second in which a kind completed nothing ok (every request failed, as
+    /// through an outage) has an empty histogram, not no interval (a run whose every request failed wrote a log of
+    /// no intervals at all).
     public static func hlog(_ r: RunResult) -> String {
         var intervals: [HistogramLog.Interval] = []
         for interval in r.intervals where interval.index >= 0 {
             for k in kinds(r) {
-                guard let h = interval.histograms[k.rawValue], h.totalCount > 0 else { continue }
                 intervals.append(HistogramLog.Interval(
-                    tag: k.name, start: r.warmupSeconds + Double(interval.index), length: 1, histogram: h))
+                    tag: k.name, start: r.warmupSeconds + Double(interval.index), length: 1,
+                    histogram: interval.histograms[k.rawValue] ?? makeLatencyHistogram()))
             }
         }
         return HistogramLog.write(intervals: intervals, startTime: r.startTime, generator: "quorumbench")

@@ -373,6 +373,27 @@ struct SimulationTests {
         #expect(!reportText(open).contains("run open loop (`--rate`)"))
     }
 
+    @Test("a run whose every request failed writes an HdrHistogram log of empty intervals, one per second per kind")
+    func hlogOfFailures() throws {
+        // w = 3 with two of the three nodes down for the whole measured phase: nothing completes ok. The log had
+        // a header and no interval at all, where timeseries.csv has a row for every second and kind.
+        let r = Runner(config: virtualConfig { c in
+            c.core.nodes = 3
+            c.core.w = 3
+            c.core.r = 3
+            c.rate = 1_000
+            c.duration = 2_000_000_000
+            c.faults.scripted = [ScriptedFault(at: 0, for: 10_000_000_000, .kill([1, 2]))]
+        }).run()
+        #expect(r.all.attempted > 1_000 && r.all.ok == 0, "\(r.all.ok) of \(r.all.attempted) ok")
+        let log = RunReport.hlog(r)
+        let lines = log.split(separator: "\n").filter { $0.hasPrefix("Tag=") }
+        let rows = RunReport.timeseriesRows(r).filter { $0[1] == "measured" && $0[2] != "all" }
+        #expect(lines.count == rows.count && rows.count >= 4, "\(lines.count) intervals, \(rows.count) rows")
+        let read = try HistogramLog.read(log)  // (HdrHistogram's own reader decodes them too: scripts/check_hlog.py)
+        #expect(read.values.isEmpty && read.intervals == lines.count)
+    }
+
     @Test("over a duration or a warm-up, operations that take no virtual time cut the run short at once rather than hang")
     func zeroTimeDuration() {
         // Closed loop, w = r = 1, no client delay: the clock never reaches the end of the duration. Before the
