@@ -227,12 +227,27 @@ public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
                     }
                     // Past the bound, the oldest go (smallest counter, the first in order among equals: as
                     // ``addExact(_:)`` evicts). Usually a few past it (what the other side had new), each found
-                    // by a scan.
-                    for _ in 0..<max(0, n - entries - CausalContext.maxExactDots) {
-                        var oldest = entries
-                        for k in entries + 1..<n where r[k].counter < r[oldest].counter { oldest = k }
-                        for k in oldest..<n - 1 { r[k] = r[k + 1] }
-                        n -= 1
+                    // by a scan; many (two contexts of 64 client dots each, as a read's clock of a key with many
+                    // siblings merges them) by one sort: a scan and a shift per dot made such a clock quadratic.
+                    let excess = max(0, n - entries - CausalContext.maxExactDots)
+                    if excess <= 4 {
+                        for _ in 0..<excess {
+                            var oldest = entries
+                            for k in entries + 1..<n where r[k].counter < r[oldest].counter { oldest = k }
+                            for k in oldest..<n - 1 { r[k] = r[k + 1] }
+                            n -= 1
+                        }
+                    } else {
+                        var order = Array(entries..<n)
+                        order.sort { r[$0].counter != r[$1].counter ? r[$0].counter < r[$1].counter : $0 < $1 }
+                        var gone = [Bool](repeating: false, count: n)
+                        for k in order.prefix(excess) { gone[k] = true }
+                        var kept = entries
+                        for k in entries..<n where !gone[k] {
+                            r[kept] = r[k]
+                            kept += 1
+                        }
+                        n = kept
                     }
                     count = n
                 }
