@@ -94,13 +94,14 @@ public struct RunConfig: Sendable {
         ops.map { $0 / threads + (thread < $0 % threads ? 1 : 0) }
     }
 
-    /// Open loop with `--ops`, when a thread that sent its last measured request at `sent` ends the measured phase
-    /// (the latest such time of the threads does): one mean interval of the schedule (1 / rate) later, where it
-    /// would have sent the next one. The phase then spans exactly the intervals of the requests sent: 500
-    /// operations at 1,000 ops/s measure 0.5 s (ending at the last send it was 0.499 s, and a single operation
-    /// measured no time at all).
-    public func openLoopEnd(lastSent sent: UInt64) -> UInt64 {
-        sent &+ UInt64((1e9 / (rate ?? 1e9)).rounded(.up))
+    /// Open loop, when a thread that stops at `now`, having sent its last measured request at `lastSent`, ends the
+    /// measured phase (the latest such time of the threads does): over a duration, `now`; with `--ops`, one mean
+    /// interval of the schedule (1 / rate) after the last send, where it would have sent the next one. The phase
+    /// then spans exactly the intervals of the requests sent: 500 operations at 1,000 ops/s measure 0.5 s (ending
+    /// at the last send it was 0.499 s, and a single operation measured no time at all).
+    public func openLoopEnd(now: UInt64, lastSent: UInt64) -> UInt64 {
+        guard ops != nil, let rate else { return now }
+        return lastSent &+ UInt64((1e9 / rate).rounded(.up))
     }
 
     /// The value-size distribution as written.

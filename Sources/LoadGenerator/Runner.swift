@@ -304,10 +304,10 @@ public final class Runner {
             faults.set(Array(repeating: NodeCondition(), count: config.core.nodes))  // faults heal
         }
         // The measured phase lasted until the first thread stopped issuing (the drain after it is not measured time);
-        // open loop with --ops, one interval of the schedule past the last request sent, which may be later than the
-        // drain's end (``RunConfig/openLoopEnd(lastSent:)``).
+        // open loop, the last, and with --ops one interval of the schedule past the last request sent, which may be
+        // later than the drain's end (``RunConfig/openLoopEnd(now:lastSent:)``).
         let stopAt = control.stopAt.load(ordering: .acquiring)
-        let stoppedAt = stopAt > origin ? (config.rate != nil && config.ops != nil ? stopAt : min(stopAt, end)) : end
+        let stoppedAt = stopAt > origin ? stopAt : end
         var result = Runner.result(config: config, reporter: reporter, timeline: timeline,
                                    measured: monotonicNanos() &- origin, duration: stoppedAt &- origin,
                                    control: control)

@@ -315,7 +315,7 @@ final class Simulation {
         // --ops (fewer operations than threads) ends nothing.
         guard opsShare[t] != 0 else { return }
         if period != nil {
-            stopAt = max(stopAt, config.ops == nil ? cluster.now : config.openLoopEnd(lastSent: cluster.now))
+            stopAt = max(stopAt, config.openLoopEnd(now: cluster.now, lastSent: cluster.now))
         } else if stopAt == 0 {
             stopAt = cluster.now
         }

@@ -286,8 +286,9 @@ final class ThreadDriver: @unchecked Sendable {
                     // Closed loop, the first thread to stop ends the measured phase; open loop, the last (see
                     // `Simulation.stop`). A thread with no share of --ops ends nothing.
                     if period != nil {
-                        let stop = config.ops == nil ? now : config.openLoopEnd(lastSent: lastSent)
-                        if ownShare != 0 { _ = control.stopAt.max(stop, ordering: .relaxed) }
+                        if ownShare != 0 {
+                            _ = control.stopAt.max(config.openLoopEnd(now: now, lastSent: lastSent), ordering: .relaxed)
+                        }
                     } else {
                         _ = control.stopAt.compareExchange(expected: 0, desired: now, ordering: .acquiringAndReleasing)
                     }

@@ -201,13 +201,20 @@ struct OracleTests {
         #expect(o.missed(key: 6, start: 2_000, returned: [3]) == 0)
     }
 
+    /// A grace of 1,000 ns; on `key`, write 1 (sent at 0, acknowledged at 10), then delete 2, which saw it (sent at
+    /// 100, acknowledged at 110).
+    func writeThenDelete(key: UInt64) -> Oracle {
+        let o = Oracle(deleteGrace: 1_000)
+        o.wrote(id: 1, key: key, saw: [], at: 0)
+        o.acknowledged(id: 1, key: key, at: 10)
+        o.wrote(id: 2, key: key, sawOne: 1, delete: true, at: 100)
+        o.acknowledged(id: 2, key: key, at: 110)
+        return o
+    }
+
     @Test("a write sent a tombstone grace after a delete was sent supersedes it (the tombstone may be purged); one sent sooner does not")
     func writeAfterGrace() {
-        let o = Oracle(deleteGrace: 1_000)
-        o.wrote(id: 1, key: 4, saw: [], at: 0)
-        o.acknowledged(id: 1, key: 4, at: 10)
-        o.wrote(id: 2, key: 4, sawOne: 1, delete: true, at: 100)
-        o.acknowledged(id: 2, key: 4, at: 110)
+        let o = writeThenDelete(key: 4)
         // Blind writes from a client that never saw the delete: one inside the grace, one after it.
         o.wrote(id: 3, key: 4, saw: [], at: 1_050)
         o.acknowledged(id: 3, key: 4, at: 1_060)
@@ -231,11 +238,7 @@ struct OracleTests {
 
     @Test("a purged delete took effect whatever came after it, unless a write it superseded is back")
     func purgedDeleteApplied() {
-        let o = Oracle(deleteGrace: 1_000)
-        o.wrote(id: 1, key: 5, saw: [], at: 0)
-        o.acknowledged(id: 1, key: 5, at: 10)
-        o.wrote(id: 2, key: 5, sawOne: 1, delete: true, at: 100)
-        o.acknowledged(id: 2, key: 5, at: 110)
+        let o = writeThenDelete(key: 5)
         // Sent inside the grace, not having seen the delete; held back until after the tombstone's purge, it
         // started the key afresh.
         o.wrote(id: 3, key: 5, sawOne: 1, at: 500)
