@@ -2,20 +2,39 @@ import Histogram
 
 /// Merges the threads' interval samples off the hot path: per interval (for the time series and the .hlog) and in
 /// total over the measured intervals (index ≥ 0). Percentiles always come from merged histograms.
+///
+/// An interval stays whole while samples may still come for it, and is packed (``PackedHistogram``) once samples
+/// come for two intervals after it: memory then grows by a few kilobytes a second of run, not by a 256 KiB
+/// histogram per kind. A late sample for a packed interval unpacks it again.
 struct Reporter {
     let kinds: Int
-    var intervals: [Int: IntervalRecord] = [:]
+    /// Intervals samples may still come for, whole.
+    var open: [Int: Interval] = [:]
+    /// Intervals finished, packed.
+    var packed: [Int: IntervalRecord] = [:]
+    /// The latest interval any sample was for.
+    var newest = Int.min
+    /// Per kind, over the measured intervals.
+    private(set) var totals: [KindTotals]
     var staleReads = 0
     var staleK = 0
     var maxK = 0
 
-    init(kinds: Int) { self.kinds = kinds }
+    struct Interval {
+        var histograms: [Histogram<UInt64>?]
+        var ok: [Int]
+        var failed: [Int]
+    }
+
+    init(kinds: Int) {
+        self.kinds = kinds
+        totals = Array(repeating: KindTotals(), count: kinds)
+    }
 
     mutating func absorb(_ samples: [IntervalSample]) {
+        if samples.isEmpty { return }
         for s in samples {
-            var record = intervals[s.interval] ?? IntervalRecord(
-                index: s.interval, histograms: Array(repeating: nil, count: kinds),
-                ok: Array(repeating: 0, count: kinds), failed: Array(repeating: 0, count: kinds), nodesUp: 0)
+            var record = open.removeValue(forKey: s.interval) ?? reopen(s.interval)
             for k in 0..<kinds {
                 record.ok[k] += s.ok[k]
                 record.failed[k] += s.failed[k]
@@ -23,30 +42,42 @@ struct Reporter {
                     if record.histograms[k] == nil { record.histograms[k] = h } else { record.histograms[k]!.add(h) }
                 }
             }
-            intervals[s.interval] = record
+            open[s.interval] = record
+            newest = max(newest, s.interval)
             if s.interval >= 0 {
+                for k in 0..<kinds {
+                    totals[k].ok += s.ok[k]
+                    totals[k].failed += s.failed[k]
+                    if let h = s.histograms[k] { totals[k].histogram.add(h) }
+                }
                 staleReads += s.staleReads
                 staleK += s.staleK
                 maxK = max(maxK, s.maxK)
             }
         }
+        for index in open.keys where index < newest - 1 { pack(index) }
     }
 
-    func totals() -> [KindTotals] {
-        var t = Array(repeating: KindTotals(), count: kinds)
-        for (index, r) in intervals where index >= 0 {
-            for k in 0..<kinds {
-                t[k].ok += r.ok[k]
-                t[k].failed += r.failed[k]
-                if let h = r.histograms[k] { t[k].histogram.add(h) }
-            }
+    /// Interval `index` whole: as packed, or new.
+    mutating func reopen(_ index: Int) -> Interval {
+        guard let r = packed.removeValue(forKey: index) else {
+            return Interval(histograms: Array(repeating: nil, count: kinds), ok: Array(repeating: 0, count: kinds),
+                            failed: Array(repeating: 0, count: kinds))
         }
-        return t
+        return Interval(histograms: (0..<kinds).map { r.histogram($0) }, ok: r.ok, failed: r.failed)
     }
 
-    /// The intervals in order; `nodesUp(i)` gives the nodes up in measured second i (warm-up: all).
-    func intervalRecords(nodes: Int, nodesUp: (Int) -> Double? = { _ in nil }) -> [IntervalRecord] {
-        intervals.values.sorted { $0.index < $1.index }.map { r in
+    mutating func pack(_ index: Int) {
+        guard let i = open.removeValue(forKey: index) else { return }
+        packed[index] = IntervalRecord(index: index, latencies: i.histograms.map { $0.map(PackedHistogram.init) },
+                                       ok: i.ok, failed: i.failed, nodesUp: 0)
+    }
+
+    /// The intervals in order, every one packed; `nodesUp(i)` gives the nodes up in measured second i (warm-up:
+    /// all).
+    mutating func intervalRecords(nodes: Int, nodesUp: (Int) -> Double? = { _ in nil }) -> [IntervalRecord] {
+        for index in open.keys { pack(index) }
+        return packed.values.sorted { $0.index < $1.index }.map { r in
             var r = r
             r.nodesUp = r.index >= 0 ? nodesUp(r.index) ?? Double(nodes) : Double(nodes)
             return r
@@ -55,10 +86,17 @@ struct Reporter {
 
     /// ops/s, p99 (µs) and errors of the last complete interval before `current`.
     func recent(before current: Int) -> (Double, Double, Int) {
-        guard let r = intervals[current - 1] else { return (0, 0, 0) }
+        let histograms: [Histogram<UInt64>?], ok: [Int], failed: [Int]
+        if let r = open[current - 1] {
+            (histograms, ok, failed) = (r.histograms, r.ok, r.failed)
+        } else if let r = packed[current - 1] {
+            (histograms, ok, failed) = ((0..<kinds).map { r.histogram($0) }, r.ok, r.failed)
+        } else {
+            return (0, 0, 0)
+        }
         var h = makeLatencyHistogram()
-        for x in r.histograms { if let x { h.add(x) } }
-        let ops = r.ok.reduce(0, +) + r.failed.reduce(0, +)
-        return (Double(ops), h.totalCount > 0 ? Double(h.valueAtPercentile(99)) / 1000 : 0, r.failed.reduce(0, +))
+        for x in histograms { if let x { h.add(x) } }
+        let ops = ok.reduce(0, +) + failed.reduce(0, +)
+        return (Double(ops), h.totalCount > 0 ? Double(h.valueAtPercentile(99)) / 1000 : 0, failed.reduce(0, +))
     }
 }

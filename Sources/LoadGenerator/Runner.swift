@@ -16,13 +16,17 @@ public struct KindTotals: @unchecked Sendable {
 }
 
 /// One interval (second) of the run, merged over threads.
-public struct IntervalRecord: @unchecked Sendable {
+public struct IntervalRecord: Sendable {
     public var index: Int
-    public var histograms: [Histogram<UInt64>?]
+    /// Per op kind, the latencies of what completed ok (nil: nothing), packed: a run keeps one per second.
+    public var latencies: [PackedHistogram?]
     public var ok: [Int]
     public var failed: [Int]
     /// Nodes up, averaged over the second.
     public var nodesUp: Double
+
+    /// The latency histogram of op kind `kind` (nil: nothing completed ok).
+    public func histogram(_ kind: Int) -> Histogram<UInt64>? { latencies[kind]?.unpacked() }
 }
 
 /// One probe offset of `--workload visibility`: reads issued t after a write committed, and how many of them
@@ -396,11 +400,11 @@ public final class Runner {
     /// What every runtime reports the same way once its measured phase is over: totals and intervals (with
     /// nodes up per second from the fault timeline), staleness, schedule lag. `measured`: how long the measured
     /// phase ran, drain included (ns); `duration`: the measured time proper.
-    static func result(config: RunConfig, reporter: Reporter, timeline: [(at: UInt64, conditions: [NodeCondition])],
+    static func result(config: RunConfig, reporter: consuming Reporter, timeline: [(at: UInt64, conditions: [NodeCondition])],
                        measured: UInt64, duration: UInt64, control: RunControl) -> RunResult {
         let seconds = Int(measured / 1_000_000_000) + 1
         let up = timeline.isEmpty ? [] : nodesUpPerSecond(timeline, seconds: seconds)
-        var result = RunResult(config: config, totals: reporter.totals(),
+        var result = RunResult(config: config, totals: reporter.totals,
                                intervals: reporter.intervalRecords(nodes: config.core.nodes,
                                                                    nodesUp: { $0 < up.count ? up[$0] : nil }))
         result.faultTimeline = timeline.filter { $0.at <= UInt64(seconds) * 1_000_000_000 }

@@ -18,6 +18,10 @@ final class Simulation {
     let driverRefs: Unretained<ThreadDriver>
     var drivers: [ThreadDriver] { driverRefs.objects }
     var recorders: [ThreadRecorder] = []
+    /// Takes the recorders' finished seconds once a virtual second (``absorb()``), so that they are packed as the
+    /// run goes, not held whole to its end.
+    var reporter = Reporter(kinds: OpKind.allCases.count)
+    var nextAbsorb: UInt64 = 0
     var targets: [SimTarget] = []
     var inFlight: [Int]
     var wiped = Set<UInt64>()
@@ -124,6 +128,7 @@ final class Simulation {
         var stuckSince = cluster.now, stuckEvents = 0
         while inFlight.contains(where: { $0 > 0 }) || stopping.contains(false) {
             guard cluster.step() else { break }
+            if cluster.now >= nextAbsorb { absorb() }
             if cluster.now == stuckSince {
                 stuckEvents += 1
                 if stalled { break }
@@ -140,6 +145,12 @@ final class Simulation {
         return finish()
     }
 
+    /// Hands what the recorders finished to the reporter.
+    func absorb() {
+        reporter.absorb(control.mailbox.withLock { m in defer { m.removeAll() }; return m })
+        nextAbsorb = cluster.now &+ 1_000_000_000
+    }
+
     /// The end of every simulated run: recorders flushed, faults healed, repair, the lost-write check, the result.
     func finish() -> RunResult {
         for t in 0..<recorders.count {
@@ -149,8 +160,7 @@ final class Simulation {
         // Quiescence: faults heal, repair runs, then the lost-write check.
         cluster.heal()
         cluster.discardAll()
-        var reporter = Reporter(kinds: OpKind.allCases.count)
-        reporter.absorb(control.mailbox.withLock { m in defer { m.removeAll() }; return m })
+        absorb()
         var result = Runner.result(config: config, reporter: reporter, timeline: timeline, measured: stopAt &- origin,
                                    duration: stopAt &- origin, control: control)
         result.startTime = 0  // virtual: nothing in the run folder depends on the wall clock
@@ -200,6 +210,7 @@ final class Simulation {
         while trialWritesInFlight < config.concurrency && trialsStarted < trials { startTrial() }
         while trialWritesInFlight > 0 || !commits.isEmpty || trialsStarted < trials {
             guard cluster.step() else { break }
+            if cluster.now >= nextAbsorb { absorb() }
         }
         stopAt = max(cluster.now, 1)
         var result = finish()

@@ -2,6 +2,7 @@ import CZlib
 import Foundation
 import Histogram
 import ClusterRuntime
+import LoadGenerator
 
 /// HdrHistogram's encodings, written by the project: the V2 compressed histogram blob and the interval log
 /// (format 1.3) that HdrHistogram's Java and Python readers read.
@@ -10,42 +11,30 @@ public enum HistogramLog {
     static let compressedCookie: UInt32 = 0x1C84_9314
 
     /// The V2 uncompressed encoding: 40-byte header, then counts as ZigZag LEB128 with runs of zeros as negative
-    /// counts.
+    /// counts (``PackedHistogram/payload``).
     public static func encodeUncompressed(_ h: Histogram<UInt64>) -> [UInt8] {
-        var payload: [UInt8] = []
-        let counts = HistogramCounts(h).bucketCounts
-        let lastNonZero = counts.count - 1
-        var i = 0
-        while i <= lastNonZero {
-            let c = counts[i]
-            i += 1
-            if c == 0 {
-                var zeros: Int64 = 1
-                while i <= lastNonZero && counts[i] == 0 {
-                    zeros += 1
-                    i += 1
-                }
-                putZigZag(&payload, zeros > 1 ? -zeros : 0)
-            } else {
-                putZigZag(&payload, Int64(c))
-            }
-        }
+        encodeUncompressed(payload: PackedHistogram.payload(HistogramCounts(h).bucketCounts), of: h)
+    }
+
+    /// The V2 uncompressed encoding of a histogram of `layout`'s precision and range whose counts are `payload`.
+    static func encodeUncompressed(payload: [UInt8], of layout: Histogram<UInt64>) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(40 + payload.count)
         put32(&out, encodingCookie)
         put32(&out, UInt32(payload.count))
         put32(&out, 0)  // normalizing index offset
-        put32(&out, UInt32(h.numberOfSignificantValueDigits.rawValue))
-        put64(&out, h.lowestDiscernibleValue)
-        put64(&out, h.highestTrackableValue)
+        put32(&out, UInt32(layout.numberOfSignificantValueDigits.rawValue))
+        put64(&out, layout.lowestDiscernibleValue)
+        put64(&out, layout.highestTrackableValue)
         put64(&out, (1.0 as Double).bitPattern)  // integer to double value conversion ratio
         out += payload
         return out
     }
 
     /// The V2 compressed encoding (cookie, length, zlib stream of the uncompressed encoding).
-    public static func encodeCompressed(_ h: Histogram<UInt64>) -> [UInt8] {
-        let raw = encodeUncompressed(h)
+    public static func encodeCompressed(_ h: Histogram<UInt64>) -> [UInt8] { compress(encodeUncompressed(h)) }
+
+    static func compress(_ raw: [UInt8]) -> [UInt8] {
         var destLen = compressBound(uLong(raw.count))
         var dest = [UInt8](repeating: 0, count: Int(destLen))
         let rc = raw.withUnsafeBufferPointer { src in
@@ -61,18 +50,27 @@ public enum HistogramLog {
         return out
     }
 
-    /// One interval of a log.
+    /// One interval of a log: its histogram, encoded.
     public struct Interval {
         public var tag: String
         /// Seconds from the log's StartTime.
         public var start: Double
         public var length: Double
-        public var histogram: Histogram<UInt64>
+        /// The histogram's V2 compressed encoding, and its largest value's level (ns).
+        let encoded: [UInt8]
+        let max: UInt64
+
         public init(tag: String, start: Double, length: Double, histogram: Histogram<UInt64>) {
-            self.tag = tag
-            self.start = start
-            self.length = length
-            self.histogram = histogram
+            (self.tag, self.start, self.length) = (tag, start, length)
+            encoded = encodeCompressed(histogram)
+            max = histogram.max
+        }
+
+        /// An interval of a latency histogram (``makeLatencyHistogram()``) as packed: encoded without unpacking it.
+        public init(tag: String, start: Double, length: Double, packed: PackedHistogram) {
+            (self.tag, self.start, self.length) = (tag, start, length)
+            encoded = compress(encodeUncompressed(payload: packed.payload, of: PackedHistogram.layout.histogram))
+            max = packed.max
         }
     }
 
@@ -84,25 +82,11 @@ public enum HistogramLog {
         s += "#[StartTime: \(String(format: "%.3f", startTime)) (seconds since epoch), \(date)]\n"
         s += "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n"
         for i in intervals {
-            let blob = Data(encodeCompressed(i.histogram)).base64EncodedString()
-            let maxMs = Double(i.histogram.max) / 1e6
+            let blob = Data(i.encoded).base64EncodedString()
+            let maxMs = Double(i.max) / 1e6
             s += "Tag=\(i.tag),\(String(format: "%.3f", i.start)),\(String(format: "%.3f", i.length)),\(String(format: "%.3f", maxMs)),\(blob)\n"
         }
         return s
-    }
-
-    static func putZigZag(_ out: inout [UInt8], _ value: Int64) {
-        // Java HdrHistogram's ZigZagEncoding.putLong: 7 bits a byte for 8 bytes, then a full ninth byte.
-        var v = UInt64(bitPattern: (value << 1) ^ (value >> 63))
-        for _ in 0..<8 {
-            if v >> 7 == 0 {
-                out.append(UInt8(v))
-                return
-            }
-            out.append(UInt8(v & 0x7F) | 0x80)
-            v >>= 7
-        }
-        out.append(UInt8(truncatingIfNeeded: v))
     }
 
     static func put32(_ out: inout [UInt8], _ v: UInt32) {
@@ -190,31 +174,13 @@ public enum HistogramLog {
             HistogramCounts.lowestValue(ofBucket: index, halfMagnitude: halfMagnitude, unitMagnitude: unitMagnitude)
         }
         var out: [(UInt64, UInt64)] = []
-        var pos = 40, index = 0
-        let end = 40 + payload
-        while pos < end {
-            // ZigZag LEB128, 7 bits a byte for 8 bytes, then a full ninth byte.
-            var raw: UInt64 = 0
-            var shift: UInt64 = 0
-            for i in 0..<9 {
-                guard pos < end else { throw ReadError(description: "truncated histogram counts") }
-                let byte = b[pos]
-                pos += 1
-                if i == 8 {
-                    raw |= UInt64(byte) << 56
-                    break
-                }
-                raw |= UInt64(byte & 0x7F) << shift
-                shift += 7
-                if byte & 0x80 == 0 { break }
+        do {
+            try PackedHistogram.forEachBucket(b[40..<(40 + payload)]) { index, count in
+                out.append((value(at: index), count))
+                return true
             }
-            let v = Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
-            if v < 0 {
-                index += Int(-v)
-            } else {
-                if v > 0 { out.append((value(at: index), UInt64(v))) }
-                index += 1
-            }
+        } catch {
+            throw ReadError(description: "histogram counts truncated or malformed")
         }
         return out
     }

@@ -73,25 +73,23 @@ public enum RunReport {
         let kinds = kinds(r)
         for interval in r.intervals {
             let phase = interval.index < 0 ? "warmup" : "measured"
-            var all = makeLatencyHistogram()
-            var allOK = 0, allFailed = 0
-            func row(_ name: String, _ h: Histogram<UInt64>?, _ ok: Int, _ failed: Int) -> [String] {
+            func row(_ name: String, _ h: PackedHistogram?, _ ok: Int, _ failed: Int) -> [String] {
                 guard let h, h.totalCount > 0 else {
                     return ["\(interval.index)", phase, name, "\(ok + failed)", "\(ok)", "\(failed)",
                             "0.0", "0.0", "0.0", "0.0", num(interval.nodesUp, 2)]
                 }
-                let ps = HistogramCounts(h).values(atPercentiles: [50, 99, 99.9])
+                let ps = h.values(atPercentiles: [50, 99, 99.9])
                 return ["\(interval.index)", phase, name, "\(ok + failed)", "\(ok)", "\(failed)",
                         us(ps[0]), us(ps[1]), us(ps[2]), us(h.max), num(interval.nodesUp, 2)]
             }
+            var allOK = 0, allFailed = 0
             for k in kinds {
-                let h = interval.histograms[k.rawValue]
-                if let h { all.add(h) }
                 allOK += interval.ok[k.rawValue]
                 allFailed += interval.failed[k.rawValue]
-                rows.append(row(k.name, h, interval.ok[k.rawValue], interval.failed[k.rawValue]))
+                rows.append(row(k.name, interval.latencies[k.rawValue], interval.ok[k.rawValue], interval.failed[k.rawValue]))
             }
-            rows.append(row("all", all, allOK, allFailed))
+            let some = kinds.compactMap { interval.latencies[$0.rawValue] }
+            rows.append(row("all", some.count > 1 ? PackedHistogram(merging: some) : some.first, allOK, allFailed))
         }
         return rows
     }
@@ -106,7 +104,7 @@ public enum RunReport {
             for k in kinds(r) {
                 intervals.append(HistogramLog.Interval(
                     tag: k.name, start: r.warmupSeconds + Double(interval.index), length: 1,
-                    histogram: interval.histograms[k.rawValue] ?? makeLatencyHistogram()))
+                    packed: interval.latencies[k.rawValue] ?? PackedHistogram.empty))
             }
         }
         return HistogramLog.write(intervals: intervals, startTime: r.startTime, generator: "quorumbench")
@@ -130,8 +128,8 @@ public enum RunReport {
             let x = start + covered / 2
             throughput.points.append((x, Double(interval.ok.reduce(0, +) + interval.failed.reduce(0, +)) / covered))
             for (i, k) in kinds(r).enumerated() {
-                if let h = interval.histograms[k.rawValue], h.totalCount > 0 {
-                    p99[i].points.append((x, Double(HistogramCounts(h).value(atPercentile: 99)) / 1e6))
+                if let h = interval.latencies[k.rawValue], h.totalCount > 0 {
+                    p99[i].points.append((x, Double(h.values(atPercentiles: [99])[0]) / 1e6))
                 }
             }
         }

@@ -12,7 +12,7 @@ import Histogram
 /// The counts array is the histogram's internal stored property, read by reflection; if a future version of the
 /// library renames it, every answer falls back to the library's method. The bucket layout follows from the public
 /// precision and lowest value, as HdrHistogram defines it.
-public struct HistogramCounts {
+public struct HistogramCounts: Sendable {
     public let histogram: Histogram<UInt64>
     /// nil: the counts could not be read (answers come from the library).
     let counts: [UInt64]?
@@ -28,7 +28,7 @@ public struct HistogramCounts {
 
     /// HdrHistogram's bucket layout for a precision and a lowest discernible value: sub-buckets of
     /// 2^(halfMagnitude+1) values, the unit 2^unitMagnitude.
-    static func layout(digits: Int, lowest: UInt64) -> (halfMagnitude: Int, unitMagnitude: Int) {
+    public static func layout(digits: Int, lowest: UInt64) -> (halfMagnitude: Int, unitMagnitude: Int) {
         let largestSingleUnit = 2 * Int(pow(10.0, Double(digits)))
         return (max(0, Int(ceil(log2(Double(largestSingleUnit)))) - 1), 63 - max(1, lowest).leadingZeroBitCount)
     }
@@ -36,7 +36,7 @@ public struct HistogramCounts {
     /// The lowest value of the bucket at `index` in HdrHistogram's layout (its `valueFromIndex`): sub-buckets of
     /// 2^(halfMagnitude+1) values, each bucket doubling the unit.
     @inline(__always)
-    static func lowestValue(ofBucket index: Int, halfMagnitude: Int, unitMagnitude: Int) -> UInt64 {
+    public static func lowestValue(ofBucket index: Int, halfMagnitude: Int, unitMagnitude: Int) -> UInt64 {
         let halfCount = 1 << halfMagnitude
         var bucket = (index >> halfMagnitude) - 1
         var subBucket = (index & (halfCount - 1)) + halfCount
@@ -56,15 +56,28 @@ public struct HistogramCounts {
     public func values(atPercentiles percentiles: [Double]) -> [UInt64] {
         let h = histogram
         guard let counts else { return percentiles.map { h.valueAtPercentile($0) } }
-        let total = h.totalCount
+        return Self.values(atPercentiles: percentiles, total: h.totalCount, min: h.min, maxRecorded: h.maxRecorded,
+                           layout: self) { visit in
+            counts.withUnsafeBufferPointer { c in
+                for i in c.indices where c[i] != 0 { if !visit(i, c[i]) { return } }
+            }
+        }
+    }
+
+    /// The percentiles of a histogram of `layout`'s bucket layout with these total, `min` and `maxRecorded`, whose
+    /// buckets that are not empty `buckets` visits in order (index, count) until the visitor returns false.
+    static func values(
+        atPercentiles percentiles: [Double], total: UInt64, min lowest: UInt64, maxRecorded highest: UInt64,
+        layout: HistogramCounts, buckets: (_ visit: (Int, UInt64) -> Bool) -> Void
+    ) -> [UInt64] {
         // The library's count at each percentile, and its answers at 0 and 100.
         var results = [UInt64](repeating: 0, count: percentiles.count)
         var wanted: [(count: UInt64, slot: Int)] = []
         for (slot, p) in percentiles.enumerated() {
             if p == 0 {
-                results[slot] = h.min
+                results[slot] = lowest
             } else if p >= 100 {
-                results[slot] = h.maxRecorded
+                results[slot] = highest
             } else {
                 let requested = Swift.min(Swift.max(p.nextDown, 0), 100)
                 wanted.append((Swift.max(1, UInt64((requested * Double(total) / 100).rounded(.up))), slot))
@@ -73,18 +86,14 @@ public struct HistogramCounts {
         wanted.sort { $0.count < $1.count }
         var next = 0
         var cumulative: UInt64 = 0
-        let lowest = h.min, highest = h.maxRecorded
-        counts.withUnsafeBufferPointer { c in
-            var i = 0
-            while next < wanted.count && i < c.count {
-                cumulative &+= c[i]
-                while next < wanted.count && cumulative >= wanted[next].count {
-                    let v = h.highestEquivalentForValue(value(at: i))
-                    results[wanted[next].slot] = Swift.max(Swift.min(v, highest), lowest)
-                    next += 1
-                }
-                i += 1
+        buckets { i, count in
+            cumulative &+= count
+            while next < wanted.count && cumulative >= wanted[next].count {
+                let v = layout.histogram.highestEquivalentForValue(layout.value(at: i))
+                results[wanted[next].slot] = Swift.max(Swift.min(v, highest), lowest)
+                next += 1
             }
+            return next < wanted.count
         }
         return results  // a count never reached (an empty histogram) answers 0, as the library does
     }
