@@ -97,9 +97,9 @@ public final class Oracle: @unchecked Sendable {
         /// Frontier entries not superseded.
         var live = 0
         var superseded: [Acked] = []
-        /// The first `expired` of `superseded` are forgotten; they are dropped in bulk now and then (dropping them
-        /// as they expired moved the whole list on almost every write of a hot key, whose list holds every write
-        /// of the last `retention`).
+        /// The first `expired` of `superseded` are forgotten; they are dropped in bulk once they are half the list
+        /// (dropping them as they expired moved the whole list on almost every write of a hot key, whose list holds
+        /// every write of the last `retention`; waiting for 64 of them kept up to that many on every key touched).
         var expired = 0
 
         /// The frontier position of the write acknowledged `entered`-th, if it is still there.
@@ -170,7 +170,7 @@ public final class Oracle: @unchecked Sendable {
             }
             // (Stops at the first entry not expired: one superseded a little later than a later entry just waits.)
             while expired < superseded.count && superseded[expired].supersededAt &+ retention < time { expired += 1 }
-            if expired >= 64 && expired * 2 >= superseded.count {
+            if expired > 0 && expired * 2 >= superseded.count {
                 superseded.removeFirst(expired)
                 expired = 0
             }
