@@ -18,19 +18,37 @@ import Glibc
 public final class Oracle: @unchecked Sendable {
     /// What the oracle knows of one write. Trivial, so that it can live in ``WriteTable``'s raw chunks, where
     /// `seq == 0` marks an id never registered.
+    /// 32 bytes: the oracle keeps one for every write of the run (the lost-write check is decided at its end), so
+    /// this is most of what a run's memory grows with. Orders and `saw` positions are per shard, in 32 bits, as
+    /// the `saw` positions always were (2^31 edges a shard, ~2^37 writes a run); past that the conversions trap.
     struct WriteInfo {
         var key: UInt64
-        /// Registration order within the shard (from 1): a write can only supersede writes registered before it.
-        var seq: UInt64
-        var ackedAt: UInt64 = 0
-        /// Acknowledgement order within the shard (from 1; 0: not acknowledged yet). See ``Reach``.
-        var ackOrder: UInt64 = 0
-        var sawStart: Int32
-        var sawCount: Int32
-        /// A delete: its tombstone may be purged once every replica holds it alone (``deletes(of:liveAt:)``).
-        var isDelete = false
         /// When its client sent it.
-        var sentAt: UInt64 = 0
+        var sentAt: UInt64
+        private var seq32: UInt32
+        private var ackOrder32: UInt32 = 0
+        var sawStart: Int32
+        /// The count of writes it saw, and in the top bit whether it is a delete.
+        private var sawCountAndDelete: UInt32
+
+        init(key: UInt64, seq: UInt64, sawStart: Int32, sawCount: Int32, isDelete: Bool, sentAt: UInt64) {
+            self.key = key
+            self.sentAt = sentAt
+            seq32 = UInt32(seq)
+            self.sawStart = sawStart
+            sawCountAndDelete = UInt32(sawCount) | (isDelete ? 1 << 31 : 0)
+        }
+
+        /// Registration order within the shard (from 1): a write can only supersede writes registered before it.
+        var seq: UInt64 { UInt64(seq32) }
+        /// Acknowledgement order within the shard (from 1; 0: not acknowledged yet). See ``Reach``.
+        var ackOrder: UInt64 {
+            get { UInt64(ackOrder32) }
+            set { ackOrder32 = UInt32(newValue) }
+        }
+        var sawCount: Int32 { Int32(sawCountAndDelete & 0x7FFF_FFFF) }
+        /// A delete: its tombstone may be purged once every replica holds it alone (``deletes(of:liveAt:)``).
+        var isDelete: Bool { sawCountAndDelete >> 31 != 0 }
     }
 
     struct Acked {
@@ -291,7 +309,6 @@ public final class Oracle: @unchecked Sendable {
     public func acknowledged(id: UInt64, key: UInt64, at time: UInt64) {
         withShard(key) { s in
             guard let p = record(id), p.pointee.ackOrder == 0 else { return }
-            p.pointee.ackedAt = time
             if s.deletes > 0, let i = s.keys.index(forKey: FastKey(key)),
                 !s.keys.values[i].unacknowledgedDeletes.isEmpty {
                 // Acknowledged, or superseded by a write acknowledged (which now covers what it saw): off the list,

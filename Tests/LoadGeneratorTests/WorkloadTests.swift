@@ -280,6 +280,19 @@ struct OracleTests {
         #expect(o.unexplained(o.lostWrites { _ in [ids[2]] }, by: [ids[3]]).map(\.write) == [ids[4]])
     }
 
+    /// The oracle keeps a record for every write of a run, so its size is what a run's memory grows with.
+    @Test("a write's record is 32 bytes, and keeps its fields whole at their limits")
+    func writeInfoPacking() {
+        #expect(MemoryLayout<Oracle.WriteInfo>.stride == 32)
+        for (count, delete) in [(0, true), (1, false), (Int32.max, true), (Int32.max, false)] as [(Int32, Bool)] {
+            var w = Oracle.WriteInfo(key: .max, seq: UInt64(UInt32.max), sawStart: .max, sawCount: count,
+                                     isDelete: delete, sentAt: .max - 1)
+            w.ackOrder = UInt64(UInt32.max)
+            #expect(w.key == .max && w.seq == UInt64(UInt32.max) && w.ackOrder == UInt64(UInt32.max))
+            #expect(w.sawStart == .max && w.sawCount == count && w.isDelete == delete && w.sentAt == .max - 1)
+        }
+    }
+
     /// Random histories against the definitions read literally (every search over the whole history): writes
     /// blind, after their own last write, or after a read that returned some writes, acknowledged or not yet;
     /// acknowledgements out of order and timed out of order (two threads racing to the oracle); reads that began
