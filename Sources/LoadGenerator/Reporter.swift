@@ -64,7 +64,11 @@ struct Reporter {
             return Interval(histograms: Array(repeating: nil, count: kinds), ok: Array(repeating: 0, count: kinds),
                             failed: Array(repeating: 0, count: kinds))
         }
-        return Interval(histograms: (0..<kinds).map { r.histogram($0) }, ok: r.ok, failed: r.failed)
+        return Self.unpack(r)
+    }
+
+    static func unpack(_ r: IntervalRecord) -> Interval {
+        Interval(histograms: r.latencies.map { $0?.unpacked() }, ok: r.ok, failed: r.failed)
     }
 
     mutating func pack(_ index: Int) {
@@ -86,17 +90,10 @@ struct Reporter {
 
     /// ops/s, p99 (µs) and errors of the last complete interval before `current`.
     func recent(before current: Int) -> (Double, Double, Int) {
-        let histograms: [Histogram<UInt64>?], ok: [Int], failed: [Int]
-        if let r = open[current - 1] {
-            (histograms, ok, failed) = (r.histograms, r.ok, r.failed)
-        } else if let r = packed[current - 1] {
-            (histograms, ok, failed) = ((0..<kinds).map { r.histogram($0) }, r.ok, r.failed)
-        } else {
-            return (0, 0, 0)
-        }
+        guard let r = open[current - 1] ?? packed[current - 1].map(Self.unpack) else { return (0, 0, 0) }
         var h = makeLatencyHistogram()
-        for x in histograms { if let x { h.add(x) } }
-        let ops = ok.reduce(0, +) + failed.reduce(0, +)
-        return (Double(ops), h.totalCount > 0 ? Double(h.valueAtPercentile(99)) / 1000 : 0, failed.reduce(0, +))
+        for x in r.histograms { if let x { h.add(x) } }
+        let ops = r.ok.reduce(0, +) + r.failed.reduce(0, +)
+        return (Double(ops), h.totalCount > 0 ? Double(h.valueAtPercentile(99)) / 1000 : 0, r.failed.reduce(0, +))
     }
 }
