@@ -18,9 +18,11 @@ import Glibc
 public final class Oracle: @unchecked Sendable {
     /// What the oracle knows of one write. Trivial, so that it can live in ``WriteTable``'s raw chunks, where
     /// `seq == 0` marks an id never registered.
+    ///
     /// 32 bytes: the oracle keeps one for every write of the run (the lost-write check is decided at its end), so
     /// this is most of what a run's memory grows with. Orders and `saw` positions are per shard, in 32 bits, as
-    /// the `saw` positions always were (2^31 edges a shard, ~2^37 writes a run); past that the conversions trap.
+    /// the `saw` positions always were (2^31 edges a shard: tens of billions of writes over 64 shards); past that
+    /// the conversions trap.
     struct WriteInfo {
         var key: UInt64
         /// When its client sent it.
