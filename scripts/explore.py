@@ -103,6 +103,9 @@ def draw(rnd, seed, duration, clock):
             args[args.index("--read-proportion") + 1] = "1"
     if rnd.random() < 0.1:
         args[args.index("--delay-client") + 1] = rnd.choice(["const(0ms)", "pareto(xm=0.5ms,alpha=3)", "normal(mean=1ms,sd=1ms)"])
+    if rnd.random() < 0.1:  # threads that keep few contexts, or none: blind updates, siblings
+        sizes = [1, 64] if "--max-siblings" in args and flag(args, "--max-siblings") == "0" else [0, 1, 64]
+        args += ["--context-cache", str(rnd.choice(sizes))]
     return args, scenario
 
 

@@ -30,6 +30,9 @@ expect_usage "--rate must be positive" run --rate=-5
 expect_usage "--rate must be positive" run --rate -5  # not "Missing value": a negative number is a value
 expect_usage "is negative" run --delay-client -1ms
 expect_usage "--max-siblings must be at least 0" run --max-siblings -1
+expect_usage "--context-cache must be at least 0" run --context-cache -1
+expect_usage "is above 16777216 keys a thread" run --context-cache 16777217
+expect_usage "over 64 threads could take" run --context-cache 16777216 --threads 64
 expect_usage "--keys 99999999999 needs at least" run --keys 99999999999  # it would load until memory runs out
 expect_usage "needs a unit" run --delay "exp(mean=2)"
 expect_usage "unknown distribution 'expo'" run --delay "expo(2ms)"

@@ -119,6 +119,11 @@ public struct RunResult: @unchecked Sendable {
     /// Open loop: measured requests that waited `--timeout` for a free slot and failed unsent (they are in
     /// `failed`).
     public var expiredRequests = 0
+    /// Updates and deletes sent over the whole run (warm-up included), and those that carried no context: their
+    /// key was not in the thread's context cache (`--context-cache`), so each is concurrent with every version
+    /// of its key (under `vv`, a sibling beside them).
+    public var updates = 0
+    public var blindUpdates = 0
     /// Closed loop with several threads: each thread's share of `--concurrency` at the end (``SlotBalancer``).
     public var threadShares: [Int] = []
     public var achievedRate: Double = 0
@@ -160,6 +165,9 @@ final class RunControl: @unchecked Sendable {
     let lags = Locked<Histogram<UInt64>>(makeLatencyHistogram())
     /// Open loop: measured requests failed unsent after waiting `--timeout` for a slot (``ThreadDriver/expire``).
     let expired = Atomic<Int>(0)
+    /// Updates and deletes sent over the run, and those without a context (``ThreadDriver/handOver()``).
+    let updates = Atomic<Int>(0)
+    let blindUpdates = Atomic<Int>(0)
     let finished = DispatchSemaphore(value: 0)
     init(keys: Int, threads: Int, ops: Int?) {
         insertCounter = Atomic(UInt64(keys))
@@ -415,6 +423,8 @@ public final class Runner {
         result.maxK = reporter.maxK
         result.scheduleLag = control.lags.withLock { $0 }
         result.expiredRequests = control.expired.load(ordering: .relaxed)
+        result.updates = control.updates.load(ordering: .relaxed)
+        result.blindUpdates = control.blindUpdates.load(ordering: .relaxed)
         if config.rate != nil { result.achievedRate = result.rate(result.all.attempted) }
         return result
     }

@@ -36,12 +36,15 @@ struct ContextCache {
     var ways: [Way]
     var recent: [UInt8]  // per set: the way used last
     let mask: Int
+    /// Capacity 0: nothing is kept, every update is blind.
+    let off: Bool
 
     init(capacity: Int) {
         var sets = 1
         while sets * 2 < capacity { sets <<= 1 }
-        ways = Array(repeating: Way(), count: sets * 2)
-        recent = Array(repeating: 0, count: sets)
+        off = capacity == 0
+        ways = Array(repeating: Way(), count: off ? 0 : sets * 2)
+        recent = Array(repeating: 0, count: off ? 0 : sets)
         mask = sets - 1
     }
 
@@ -51,6 +54,7 @@ struct ContextCache {
     /// The way that holds `key`'s context, if any (read it there: a copy of the entry is a retain and a release
     /// of each of its arrays).
     mutating func way(of key: UInt64) -> Int? {
+        if off { return nil }
         let s = set(of: key)
         for w in 0..<2 where ways[s * 2 + w].key == key {
             recent[s] = UInt8(w)
@@ -60,6 +64,7 @@ struct ContextCache {
     }
 
     mutating func store(_ key: UInt64, _ value: consuming CachedContext) {
+        if off { return }
         let s = set(of: key)
         var way = ways[s * 2].key == key ? 0 : (ways[s * 2 + 1].key == key ? 1 : -1)
         if way < 0 { way = 1 - Int(recent[s]) }
@@ -114,6 +119,9 @@ final class ThreadDriver: @unchecked Sendable {
     let slotDeadline: UInt64?
     /// Open loop: measured requests that waited `--timeout` for a free slot and failed unsent (``expire``).
     var expired = 0
+    /// Updates and deletes sent, and those of them that carried no context (the key not in ``contexts``).
+    var updates = 0
+    var blindUpdates = 0
 
     init(thread: Int, config: RunConfig, control: RunControl, oracle: Oracle?, pool: BufferPool) {
         self.thread = thread
@@ -174,6 +182,8 @@ final class ThreadDriver: @unchecked Sendable {
     func handOver() {
         control.lags.withLock { $0.add(lag) }
         control.expired.add(expired, ordering: .relaxed)
+        control.updates.add(updates, ordering: .relaxed)
+        control.blindUpdates.add(blindUpdates, ordering: .relaxed)
     }
 
     func waitForOrigin<T: RequestTarget>(_ target: T) -> UInt64 {
@@ -410,6 +420,7 @@ final class ThreadDriver: @unchecked Sendable {
             let id = newWriteID()
             slots[slot].writeID = id
             var context = CausalContext.empty
+            if kind != .insert { updates += 1 }
             if kind != .insert, let way = contexts.way(of: key) {
                 let own = contexts.ways[way].value.own
                 if own != 0 {
@@ -419,6 +430,7 @@ final class ThreadDriver: @unchecked Sendable {
                 }
                 context = contexts.ways[way].value.context
             } else {
+                if kind != .insert { blindUpdates += 1 }
                 oracle?.wrote(id: id, key: key, saw: [], delete: kind == .delete, at: now)
             }
             let op: ReplicationCore.Operation = kind == .delete ? .delete : .put

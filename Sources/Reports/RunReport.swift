@@ -304,6 +304,15 @@ public enum RunReport {
             s += "| \(readOK) | \(r.staleReads) | \(String(format: "%.6f", readOK > 0 ? Double(r.staleReads) / Double(readOK) : 0)) | "
             s += "\(r.staleReads > 0 ? num(Double(r.staleK) / Double(r.staleReads), 2) : "–") | \(r.maxK) |\n\n"
             s += "Versions per key at the end (siblings under `vv`): mean \(num(r.meanSiblings, 2)), most \(r.maxSiblings).\n\n"
+            if r.updates > 0 {
+                s += "Updates and deletes without a context: \(r.blindUpdates) of \(r.updates) "
+                s += "(\(String(format: "%.1f", 100 * Double(r.blindUpdates) / Double(r.updates)))%"
+                s += c.warmup > 0 ? ", warm-up included): " : "): "
+                s += c.contextCacheSize == 0 ? "`--context-cache 0` keeps none. "
+                    : "their thread had not seen the key, or no longer held its context (`--context-cache` \(c.contextCacheSize) keys a thread). "
+                s += "Each is concurrent with every version of its key"
+                s += c.core.versioning == .vv ? ", a sibling beside them until a write that saw them.\n\n" : ".\n\n"
+            }
             if r.counters.rejected > 0 {
                 s += "**\(r.counters.rejected) writes refused** (they count as failed): their key already held "
                 s += "\(c.core.maxSiblings) versions that the write would not supersede (`--max-siblings`, Riak's `max_siblings`), "
@@ -434,7 +443,7 @@ public enum RunReport {
         doc["verdict"] = r.config.target == .noop ? "generator ceiling (noop target)"
             : (r.bound?.rawValue ?? "system-measured")
         doc["staleness"] = ["stale_reads": r.staleReads, "mean_k": r.staleReads > 0 ? Double(r.staleK) / Double(r.staleReads) : 0,
-                            "max_k": r.maxK, "lost_writes": r.lostWrites, "max_siblings": r.maxSiblings, "mean_siblings": r.meanSiblings,
+                            "max_k": r.maxK, "lost_writes": r.lostWrites, "updates": r.updates, "blind_updates": r.blindUpdates, "max_siblings": r.maxSiblings, "mean_siblings": r.meanSiblings,
                             "lost_write_samples": r.lostWriteSamples.map { ["write": $0.write, "key": $0.key] }] as [String: Any]
         let c = r.counters
         let encoder = JSONEncoder()

@@ -34,6 +34,9 @@ struct RunOptions: ParsableArguments {
     @Option(help: "uniform | zipfian | latest | hotspot.") var distribution: String?
     @Option(help: "Load-generator threads (default: cores).") var threads: String?
     @Option(help: "Requests in flight at most, all threads together (default 64).") var concurrency: String?
+    @Option(name: .customLong("context-cache"),
+            help: "Keys whose latest context each load thread keeps for its updates (default 65536; 0: every update is blind).")
+    var contextCache: String?
     @Option(help: "Open loop at this many ops/s in total; omit for closed loop.") var rate: String?
     @Option(help: "constant | poisson (open-loop spacing).") var arrival: String?
     @Option(help: "Measured phase (default 10s).") var duration: String?
@@ -67,7 +70,8 @@ struct RunOptions: ParsableArguments {
             ("read-proportion", readProportion), ("update-proportion", updateProportion),
             ("insert-proportion", insertProportion), ("rmw-proportion", rmwProportion),
             ("delete-proportion", deleteProportion), ("keys", keys), ("value-size", valueSize),
-            ("distribution", distribution), ("threads", threads), ("concurrency", concurrency), ("rate", rate),
+            ("distribution", distribution), ("threads", threads), ("concurrency", concurrency),
+            ("context-cache", contextCache), ("rate", rate),
             ("arrival", arrival), ("duration", duration), ("warmup", warmup), ("ops", ops), ("delay", delay),
             ("delay-client", delayClient), ("delay-write", delayWrite), ("delay-write-ack", delayWriteAck),
             ("delay-read", delayRead), ("delay-read-response", delayReadResponse), ("drop", drop),

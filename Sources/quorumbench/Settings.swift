@@ -22,7 +22,7 @@ struct Settings {
         "scenario", "target", "transport", "clock", "nodes", "n", "w", "r", "quorum", "routing", "vnodes", "versioning",
         "max-siblings", "read-repair", "hinted-handoff", "anti-entropy", "ae-interval", "timeout", "workload", "read-proportion",
         "update-proportion", "insert-proportion", "rmw-proportion", "delete-proportion", "keys", "value-size",
-        "distribution", "threads", "concurrency", "rate", "arrival", "duration", "warmup", "ops", "delay",
+        "distribution", "threads", "concurrency", "context-cache", "rate", "arrival", "duration", "warmup", "ops", "delay",
         "delay-client", "delay-write", "delay-write-ack", "delay-read", "delay-read-response", "drop", "failure-rate",
         "mttr", "service-time", "crash-mode", "probe-times", "seed", "out", "quiet",
     ]
@@ -197,6 +197,18 @@ struct Settings {
         if c.concurrency < c.threads {
             throw UsageError("--concurrency \(c.concurrency) is less than --threads \(c.threads): every thread needs a request in flight")
         }
+        // Each thread's cache is allocated whole (40 bytes a slot, a power of two of them), and a context it holds
+        // takes ~200 bytes more.
+        c.contextCacheSize = try int("context-cache", default: 65_536, min: 0)
+        if c.contextCacheSize > 1 << 24 {
+            throw UsageError("--context-cache \(c.contextCacheSize) is above 16777216 keys a thread")
+        }
+        let slots = Double(c.contextCacheSize == 0 ? 0 : 1 << (Int.bitWidth - (c.contextCacheSize - 1).leadingZeroBitCount))
+        if c.target == .cluster && memory > 0 && Double(c.threads) * slots * 240 > memory {
+            throw UsageError("--context-cache \(c.contextCacheSize) over \(c.threads) threads could take "
+                + String(format: "%.1f GiB", Double(c.threads) * slots * 240 / Double(1 << 30))
+                + " (~240 bytes a key held); this machine has " + String(format: "%.1f GiB", memory / Double(1 << 30)))
+        }
         if values["rate"] != nil {
             let rate = try double("rate", default: 0)
             guard rate > 0 else { throw UsageError("--rate must be positive (got \(values["rate"]!))") }
@@ -314,6 +326,7 @@ struct Settings {
             ("mix (read/update/insert/rmw/delete)", c.proportions.map { String(format: "%g", $0) }.joined(separator: "/")),
             ("keys", "\(c.keys)"), ("value-size", c.valueSizeText), ("distribution", c.distribution.rawValue),
             ("threads", "\(c.threads)"), ("workers", c.workersHosted ? "\(c.workers), on the load threads" : "\(c.workers)"), ("concurrency", "\(c.concurrency)"),
+            ("context-cache", c.contextCacheSize == 0 ? "0 (every update blind)" : "\(c.contextCacheSize) keys a thread"),
             ("rate", c.rate.map { String(format: "%g", $0) } ?? "closed loop"), ("arrival", c.arrival.rawValue),
             ("duration", c.ops == nil ? d(c.duration) : "until --ops"), ("warmup", d(c.warmup)),
             ("ops", c.ops.map(String.init) ?? "–"),

@@ -327,6 +327,26 @@ struct SimulationTests {
         #expect(reportText(limited).contains("writes refused"))
     }
 
+    @Test("--context-cache: an update whose thread holds no context for its key goes blind, and stays a sibling")
+    func contextCache() {
+        func run(cache: Int) -> RunResult {
+            Runner(config: virtualConfig { c in
+                c.keys = 500
+                c.contextCacheSize = cache
+                c.ops = 4_000
+                c.warmup = 0
+            }).run()
+        }
+        let none = run(cache: 0), all = run(cache: 65_536)
+        // No cache: every update and delete is blind. A cache larger than the keys: only a thread's first update
+        // of a key it has not read yet.
+        #expect(none.updates > 1_000 && none.blindUpdates == none.updates)
+        #expect(all.updates > 1_000 && all.blindUpdates > 0 && all.blindUpdates <= all.config.threads * 500)
+        #expect(none.meanSiblings > 2 * all.meanSiblings, "siblings: \(none.meanSiblings) blind, \(all.meanSiblings) not")
+        #expect(none.lostWrites == 0 && all.lostWrites == 0)
+        #expect(reportText(none).contains("without a context: \(none.updates) of \(none.updates) (100.0%"))
+    }
+
     @Test("open loop through a total outage: availability does not depend on --concurrency")
     func outageWithFewSlots() {
         // All 5 nodes down for 0.3 s of 2 s at 20,000 ops/s. With 64 slots, the requests meant for the outage
