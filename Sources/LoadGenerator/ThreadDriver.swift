@@ -140,7 +140,7 @@ final class ThreadDriver: @unchecked Sendable {
         // Room for every slot: a closed-loop thread's share can grow (``SlotBalancer``).
         let room = max(cap, config.concurrency)
         slots = Array(repeating: Slot(), count: room)
-        contexts = ContextCache(capacity: config.contextCacheSize)
+        contexts = ContextCache(capacity: config.contextCache)
         free = Array((0..<room).reversed())
     }
 

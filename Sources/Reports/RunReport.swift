@@ -308,8 +308,8 @@ public enum RunReport {
                 s += "Updates and deletes without a context: \(r.blindUpdates) of \(r.updates) "
                 s += "(\(String(format: "%.1f", 100 * Double(r.blindUpdates) / Double(r.updates)))%"
                 s += c.warmup > 0 ? ", warm-up included): " : "): "
-                s += c.contextCacheSize == 0 ? "`--context-cache 0` keeps none. "
-                    : "their thread had not seen the key, or no longer held its context (`--context-cache` \(c.contextCacheSize) keys a thread). "
+                s += c.contextCache == 0 ? "`--context-cache 0` keeps none. "
+                    : "their thread had not seen the key, or no longer held its context (`--context-cache` \(c.contextCache) keys a thread). "
                 s += "Each is concurrent with every version of its key"
                 s += c.core.versioning == .vv ? ", a sibling beside them until a write that saw them.\n\n" : ".\n\n"
             }

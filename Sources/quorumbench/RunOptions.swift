@@ -35,7 +35,7 @@ struct RunOptions: ParsableArguments {
     @Option(help: "Load-generator threads (default: cores).") var threads: String?
     @Option(help: "Requests in flight at most, all threads together (default 64).") var concurrency: String?
     @Option(name: .customLong("context-cache"),
-            help: "Keys whose latest context each load thread keeps for its updates (default 65536; 0: every update is blind).")
+            help: "Keys whose latest context each load thread keeps for its updates (default: room for twice --keys, at least 65536; 0: every update is blind).")
     var contextCache: String?
     @Option(help: "Open loop at this many ops/s in total; omit for closed loop.") var rate: String?
     @Option(help: "constant | poisson (open-loop spacing).") var arrival: String?

@@ -199,15 +199,16 @@ struct Settings {
         }
         // Each thread's cache is allocated whole (40 bytes a slot, a power of two of them), and a context it holds
         // takes ~200 bytes more.
-        c.contextCacheSize = try int("context-cache", default: 65_536, min: 0)
-        if c.contextCacheSize > 1 << 24 {
-            throw UsageError("--context-cache \(c.contextCacheSize) is above 16777216 keys a thread")
-        }
-        let slots = Double(c.contextCacheSize == 0 ? 0 : 1 << (Int.bitWidth - (c.contextCacheSize - 1).leadingZeroBitCount))
-        if c.target == .cluster && memory > 0 && Double(c.threads) * slots * 240 > memory {
-            throw UsageError("--context-cache \(c.contextCacheSize) over \(c.threads) threads could take "
-                + String(format: "%.1f GiB", Double(c.threads) * slots * 240 / Double(1 << 30))
-                + " (~240 bytes a key held); this machine has " + String(format: "%.1f GiB", memory / Double(1 << 30)))
+        if values["context-cache"] != nil {
+            let size = try int("context-cache", default: 0, min: 0)
+            if size > 1 << 24 { throw UsageError("--context-cache \(size) is above 16777216 keys a thread") }
+            let slots = Double(size == 0 ? 0 : 1 << (Int.bitWidth - (size - 1).leadingZeroBitCount))
+            if c.target == .cluster && memory > 0 && Double(c.threads) * slots * 240 > memory {
+                throw UsageError("--context-cache \(size) over \(c.threads) threads could take "
+                    + String(format: "%.1f GiB", Double(c.threads) * slots * 240 / Double(1 << 30))
+                    + " (~240 bytes a key held); this machine has " + String(format: "%.1f GiB", memory / Double(1 << 30)))
+            }
+            c.contextCacheSize = size
         }
         if values["rate"] != nil {
             let rate = try double("rate", default: 0)
@@ -326,7 +327,7 @@ struct Settings {
             ("mix (read/update/insert/rmw/delete)", c.proportions.map { String(format: "%g", $0) }.joined(separator: "/")),
             ("keys", "\(c.keys)"), ("value-size", c.valueSizeText), ("distribution", c.distribution.rawValue),
             ("threads", "\(c.threads)"), ("workers", c.workersHosted ? "\(c.workers), on the load threads" : "\(c.workers)"), ("concurrency", "\(c.concurrency)"),
-            ("context-cache", c.contextCacheSize == 0 ? "0 (every update blind)" : "\(c.contextCacheSize) keys a thread"),
+            ("context-cache", c.contextCache == 0 ? "0 (every update blind)" : "\(c.contextCache) keys a thread"),
             ("rate", c.rate.map { String(format: "%g", $0) } ?? "closed loop"), ("arrival", c.arrival.rawValue),
             ("duration", c.ops == nil ? d(c.duration) : "until --ops"), ("warmup", d(c.warmup)),
             ("ops", c.ops.map(String.init) ?? "–"),

@@ -345,6 +345,13 @@ struct SimulationTests {
         #expect(none.meanSiblings > 2 * all.meanSiblings, "siblings: \(none.meanSiblings) blind, \(all.meanSiblings) not")
         #expect(none.lostWrites == 0 && all.lostWrites == 0)
         #expect(reportText(none).contains("without a context: \(none.updates) of \(none.updates) (100.0%"))
+        // The default: room for twice the records, within 8M slots over the threads, never below 65,536.
+        for (keys, threads, cache) in [(10, 2, 65_536), (100_000, 2, 262_144), (1_000_000, 2, 2_097_152),
+                                       (10_000_000, 2, 4_194_304), (1_000_000, 64, 131_072)] {
+            var c = RunConfig()
+            (c.keys, c.threads) = (keys, threads)
+            #expect(c.contextCache == cache, "\(keys) keys, \(threads) threads")
+        }
     }
 
     @Test("open loop through a total outage: availability does not depend on --concurrency")
