@@ -195,7 +195,7 @@ if runs and os.path.exists(os.path.join(runs, "cluster-lww")):
         "",
         "Operations in the first and the last full second of each 10 s cluster run above, and of the same run under",
         "`--versioning lww` (where every write lost stays unsuperseded, so the oracle's searches must not grow with",
-        "them; under `vv` the key's siblings grow over a run instead, and every operation on a key carries them).",
+        "them; under `vv` a key's siblings, carried by every operation on it, grow with blind updates: see `--context-cache`).",
         "Requirement (ours, a regression guard): the lww run ≥ 0.5 × the n=3 median.",
         "",
         "| run | first second | last second | last / first |",
