@@ -119,7 +119,7 @@ public struct RunResult: @unchecked Sendable {
     /// Open loop: measured requests that waited `--timeout` for a free slot and failed unsent (they are in
     /// `failed`).
     public var expiredRequests = 0
-    /// Updates and deletes sent over the whole run (warm-up included), and those that carried no context: their
+    /// Updates and deletes sent in the measured phase, and those that carried no context: their
     /// key was not in the thread's context cache (`--context-cache`), so each is concurrent with every version
     /// of its key (under `vv`, a sibling beside them).
     public var updates = 0
@@ -165,7 +165,7 @@ final class RunControl: @unchecked Sendable {
     let lags = Locked<Histogram<UInt64>>(makeLatencyHistogram())
     /// Open loop: measured requests failed unsent after waiting `--timeout` for a slot (``ThreadDriver/expire``).
     let expired = Atomic<Int>(0)
-    /// Updates and deletes sent over the run, and those without a context (``ThreadDriver/handOver()``).
+    /// Measured updates and deletes sent, and those without a context (``ThreadDriver/handOver()``).
     let updates = Atomic<Int>(0)
     let blindUpdates = Atomic<Int>(0)
     let finished = DispatchSemaphore(value: 0)

@@ -119,7 +119,7 @@ final class ThreadDriver: @unchecked Sendable {
     let slotDeadline: UInt64?
     /// Open loop: measured requests that waited `--timeout` for a free slot and failed unsent (``expire``).
     var expired = 0
-    /// Updates and deletes sent, and those of them that carried no context (the key not in ``contexts``).
+    /// Measured updates and deletes sent, and those of them that carried no context (the key not in ``contexts``).
     var updates = 0
     var blindUpdates = 0
 
@@ -420,7 +420,8 @@ final class ThreadDriver: @unchecked Sendable {
             let id = newWriteID()
             slots[slot].writeID = id
             var context = CausalContext.empty
-            if kind != .insert { updates += 1 }
+            let counted = kind != .insert && intended >= origin  // (an update or delete of the measured phase)
+            if counted { updates += 1 }
             if kind != .insert, let way = contexts.way(of: key) {
                 let own = contexts.ways[way].value.own
                 if own != 0 {
@@ -430,7 +431,7 @@ final class ThreadDriver: @unchecked Sendable {
                 }
                 context = contexts.ways[way].value.context
             } else {
-                if kind != .insert { blindUpdates += 1 }
+                if counted { blindUpdates += 1 }
                 oracle?.wrote(id: id, key: key, saw: [], delete: kind == .delete, at: now)
             }
             let op: ReplicationCore.Operation = kind == .delete ? .delete : .put

@@ -306,8 +306,7 @@ public enum RunReport {
             s += "Versions per key at the end (siblings under `vv`): mean \(num(r.meanSiblings, 2)), most \(r.maxSiblings).\n\n"
             if r.updates > 0 {
                 s += "Updates and deletes without a context: \(r.blindUpdates) of \(r.updates) "
-                s += "(\(String(format: "%.1f", 100 * Double(r.blindUpdates) / Double(r.updates)))%"
-                s += c.warmup > 0 ? ", warm-up included): " : "): "
+                s += "(\(String(format: "%.1f", 100 * Double(r.blindUpdates) / Double(r.updates)))%): "
                 s += c.contextCache == 0 ? "`--context-cache 0` keeps none. "
                     : "their thread had not seen the key, or no longer held its context (`--context-cache` \(c.contextCache) keys a thread). "
                 s += "Each is concurrent with every version of its key"
