@@ -70,13 +70,18 @@ public struct RunConfig: Sendable {
     /// default.
     public var contextCacheSize: Int?
     /// Each thread's context cache (keys): as given, or room for twice the records (the cache is two-way
-    /// set-associative: a key then seldom meets two others in its set) within 8M slots over all threads (40
-    /// bytes each, allocated whole), and never below 65,536. A fixed 65,536 left 28% of the default run's
-    /// updates blind (100,000 keys), each one more sibling.
+    /// set-associative: a key then seldom meets two others in its set) within 8M slots over all threads, and
+    /// never below 65,536. A fixed 65,536 left 28% of the default run's updates blind (100,000 keys, counted
+    /// from the warm-up on), each one more sibling.
     public var contextCache: Int {
         if let contextCacheSize { return contextCacheSize }
-        let room = 1 << (Int.bitWidth - (2 * keys - 1).leadingZeroBitCount)  // (a power of two ≥ 2 × keys)
-        return max(65_536, min(room, (1 << 23) / max(1, threads)))
+        return max(65_536, min(ContextCache.slots(2 * keys), (1 << 23) / max(1, threads)))
+    }
+
+    /// What `threads` context caches of `capacity` keys can take, bytes: their slots, allocated whole, each
+    /// holding at most one context (two arrays, ~200 bytes with five nodes' entries and a write id).
+    public static func contextCacheBytes(capacity: Int, threads: Int) -> Double {
+        Double(threads) * Double(ContextCache.slots(capacity)) * Double(MemoryLayout<ContextCache.Way>.stride + 200)
     }
     /// Schedule lag p99 above which an open-loop run is declared generator-bound, ns.
     public var generatorBoundLag: UInt64 = 1_000_000

@@ -33,19 +33,21 @@ struct ContextCache {
         var value = CachedContext(context: .empty, saw: [])
     }
 
+    /// Empty for capacity 0: nothing is kept, every update is blind.
     var ways: [Way]
     var recent: [UInt8]  // per set: the way used last
     let mask: Int
-    /// Capacity 0: nothing is kept, every update is blind.
-    let off: Bool
 
     init(capacity: Int) {
-        var sets = 1
-        while sets * 2 < capacity { sets <<= 1 }
-        off = capacity == 0
-        ways = Array(repeating: Way(), count: off ? 0 : sets * 2)
-        recent = Array(repeating: 0, count: off ? 0 : sets)
-        mask = sets - 1
+        let slots = Self.slots(capacity)
+        ways = Array(repeating: Way(), count: slots)
+        recent = Array(repeating: 0, count: slots / 2)
+        mask = slots / 2 - 1
+    }
+
+    /// The ways a cache of `capacity` keys allocates, all at once: two a set, a power of two of sets (0: none).
+    static func slots(_ capacity: Int) -> Int {
+        capacity == 0 ? 0 : max(2, 1 << (Int.bitWidth - (capacity - 1).leadingZeroBitCount))
     }
 
     @inline(__always)
@@ -54,7 +56,7 @@ struct ContextCache {
     /// The way that holds `key`'s context, if any (read it there: a copy of the entry is a retain and a release
     /// of each of its arrays).
     mutating func way(of key: UInt64) -> Int? {
-        if off { return nil }
+        if ways.isEmpty { return nil }
         let s = set(of: key)
         for w in 0..<2 where ways[s * 2 + w].key == key {
             recent[s] = UInt8(w)
@@ -64,7 +66,7 @@ struct ContextCache {
     }
 
     mutating func store(_ key: UInt64, _ value: consuming CachedContext) {
-        if off { return }
+        if ways.isEmpty { return }
         let s = set(of: key)
         var way = ways[s * 2].key == key ? 0 : (ways[s * 2 + 1].key == key ? 1 : -1)
         if way < 0 { way = 1 - Int(recent[s]) }

@@ -197,16 +197,14 @@ struct Settings {
         if c.concurrency < c.threads {
             throw UsageError("--concurrency \(c.concurrency) is less than --threads \(c.threads): every thread needs a request in flight")
         }
-        // Each thread's cache is allocated whole (40 bytes a slot, a power of two of them), and a context it holds
-        // takes ~200 bytes more.
         if values["context-cache"] != nil {
             let size = try int("context-cache", default: 0, min: 0)
             if size > 1 << 24 { throw UsageError("--context-cache \(size) is above 16777216 keys a thread") }
-            let slots = Double(size == 0 ? 0 : 1 << (Int.bitWidth - (size - 1).leadingZeroBitCount))
-            if c.target == .cluster && memory > 0 && Double(c.threads) * slots * 240 > memory {
+            let bytes = RunConfig.contextCacheBytes(capacity: size, threads: c.threads)
+            if c.target == .cluster && memory > 0 && bytes > memory {
                 throw UsageError("--context-cache \(size) over \(c.threads) threads could take "
-                    + String(format: "%.1f GiB", Double(c.threads) * slots * 240 / Double(1 << 30))
-                    + " (~240 bytes a key held); this machine has " + String(format: "%.1f GiB", memory / Double(1 << 30)))
+                    + String(format: "%.1f GiB", bytes / Double(1 << 30)) + "; this machine has "
+                    + String(format: "%.1f GiB", memory / Double(1 << 30)))
             }
             c.contextCacheSize = size
         }
