@@ -4,7 +4,8 @@
 #   1. Benchmarks/ (package-benchmark, release): buffer pool vs malloc/free and mallocx/sdallocx; recording a value;
 #   2. quorumbench run (release): the generator against noop (closed loop; open loop at 200,000/s) and the
 #      in-process cluster (n=3 w=2 r=2 vs n=1 w=1 r=1, YCSB A, 100k keys of 256 B, 64 in flight; five pairs), that
-#      cluster under lww, and with anti-entropy on against off (seven alternating pairs);
+#      cluster under lww, without the consistency oracle, and with anti-entropy on against off (seven alternating
+#      pairs);
 #   3. virtual time: simulated operations per wall second, and a 27-point sweep's wall time.
 #   scripts/benchmarks.sh            everything
 #   scripts/benchmarks.sh 'same.*'   only the package-benchmark benchmarks matching the regex, and no runs
@@ -25,6 +26,8 @@ if [ "$FILTER" = ".*" ]; then
     for i in 1 2 3 4 5; do
         "$BIN" run --duration 10s --warmup 2s --out "$TMP/cluster-n3-$i" --quiet >&2
         "$BIN" run --duration 10s --warmup 2s --n 1 --w 1 --r 1 --out "$TMP/cluster-n1-$i" --quiet >&2
+        # The n=3 run without the consistency oracle: what checking every read and keeping every write costs.
+        "$BIN" run --duration 10s --warmup 2s --consistency-check off --out "$TMP/cluster-nocheck-$i" --quiet >&2
     done
     # The same cluster under lww, where every write lost stays unsuperseded: the oracle's cost must not grow with
     # them (it once fell from 174k to 28k ops/s over these 10 s).
@@ -39,10 +42,12 @@ if [ "$FILTER" = ".*" ]; then
     done
     # Virtual time: simulated operations per second of wall time (one core), the fastest of three runs (the same
     # seed does the same work every time: what varies is the shared machine), and the 27-point sweep.
-    for routing in server client; do
+    # The third: server routing without the oracle (--consistency-check off), not the requirement's figure.
+    for routing in server client nocheck; do
         for i in 1 2 3; do
             start=$(date +%s.%N)
-            "$BIN" run --clock virtual --delay "exp(mean=1ms)" --routing $routing --ops 1000000 --keys 10000 --warmup 0s \
+            "$BIN" run --clock virtual --delay "exp(mean=1ms)" --ops 1000000 --keys 10000 --warmup 0s \
+                $([ $routing = nocheck ] && echo "--consistency-check off" || echo "--routing $routing") \
                 --out "$TMP/sim-$routing" --quiet >&2
             python3 -c "import sys; print(float(sys.argv[1]) - float(sys.argv[2]))" "$(date +%s.%N)" "$start" >> "$TMP/sim-$routing/walls"
         done

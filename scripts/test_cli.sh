@@ -33,6 +33,8 @@ expect_usage "--max-siblings must be at least 0" run --max-siblings -1
 expect_usage "--context-cache must be at least 0" run --context-cache -1
 expect_usage "is above 16777216 keys a thread" run --context-cache 16777217
 expect_usage "over 64 threads could take" run --context-cache 16777216 --threads 64
+expect_usage "--consistency-check must be on or off" run --consistency-check maybe
+expect_usage "cannot run with --consistency-check off" run --clock virtual --workload visibility --consistency-check off
 expect_usage "--keys 99999999999 needs at least" run --keys 99999999999  # it would load until memory runs out
 expect_usage "needs a unit" run --delay "exp(mean=2)"
 expect_usage "unknown distribution 'expo'" run --delay "expo(2ms)"
@@ -118,6 +120,19 @@ if bad or "coordinated" not in d["counters"]:
 PY
 else
     echo "FAIL: a short run exited $?"; cat "$TMP/err"; fails=$((fails + 1))
+fi
+
+# --consistency-check off, in real time: the run says, in its line, report and run.json, that staleness and lost
+# writes were not checked (their summary.csv columns are 0 without meaning it).
+cases=$((cases + 1))
+if "$BIN" run --keys 2000 --duration 1s --warmup 0s --consistency-check off --out "$TMP/nocheck" --quiet >"$TMP/out" 2>"$TMP/err"; then
+    grep -q "consistency not checked" "$TMP/out" || { echo "FAIL: check off: $(cat "$TMP/out")"; fails=$((fails + 1)); }
+    grep -q "stale reads and lost writes not checked" "$TMP/nocheck/report.md" \
+        || { echo "FAIL: check off: report.md does not say so"; fails=$((fails + 1)); }
+    python3 -c 'import json, sys; s = json.load(open(sys.argv[1]))["staleness"]; sys.exit(0 if s["checked"] is False and s["lost_writes"] is None and s["mean_siblings"] >= 1 else 1)' \
+        "$TMP/nocheck/run.json" || { echo "FAIL: check off: run.json staleness"; fails=$((fails + 1)); }
+else
+    echo "FAIL: a run with --consistency-check off exited $?"; cat "$TMP/err"; fails=$((fails + 1))
 fi
 
 # Faults from the command line and a scenario: the report has its faults section and chart, nodes_up moves,

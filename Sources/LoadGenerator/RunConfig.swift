@@ -83,6 +83,12 @@ public struct RunConfig: Sendable {
     public static func contextCacheBytes(capacity: Int, threads: Int) -> Double {
         Double(threads) * Double(ContextCache.slots(capacity)) * Double(MemoryLayout<ContextCache.Way>.stride + 200)
     }
+    /// `--consistency-check`: whether the oracle classifies every read as fresh or stale and counts the lost
+    /// writes at the end. It keeps what it knows of every write (~45 bytes) until then, so a run's memory grows
+    /// with its writes; off, neither figure is measured and memory stays flat (a soak test, a latency-only run).
+    public var consistencyCheck = true
+    /// Whether this run keeps the oracle: a cluster target with the check on.
+    public var checksConsistency: Bool { target == .cluster && consistencyCheck }
     /// Schedule lag p99 above which an open-loop run is declared generator-bound, ns.
     public var generatorBoundLag: UInt64 = 1_000_000
     /// Test hook for `--target noop`: hold every reply that falls due in [at, at + for) (from the start of the

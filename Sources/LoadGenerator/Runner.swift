@@ -208,7 +208,7 @@ public final class Runner {
         }
         let poolStart = pool.statistics()
         let control = RunControl(keys: config.keys, threads: config.threads, ops: config.ops)
-        let oracle = config.target == .cluster ? Oracle(deleteGrace: config.oracleDeleteGrace) : nil
+        let oracle = config.checksConsistency ? Oracle(deleteGrace: config.oracleDeleteGrace) : nil
         var cluster: InProcessCluster?
         let faults = config.target == .cluster && !config.faults.isEmpty
             ? FaultState(nodes: config.core.nodes, slowDelays: config.faults.slowDelays, crashMode: config.faults.crashMode)
@@ -341,6 +341,8 @@ public final class Runner {
             if let oracle, let purged {
                 Runner.checkLostWrites(&result, nodes: cluster.nodes, ring: cluster.ring, oracle: oracle,
                                        divergent: divergence.keys, wiped: wiped.withLock { $0 }, purged: purged)
+            } else {
+                Runner.countSiblings(&result, nodes: cluster.nodes, ring: cluster.ring, divergent: divergence.keys)
             }
         }
         result.pool = pool.statistics().since(poolStart)  // this run's counts (a sweep runs several in one process)
@@ -363,19 +365,9 @@ public final class Runner {
         var keysSeen = 0, versionsSeen = 0, maxSiblings = 0
         let purged = purged.byKey.withLock { $0 }
         let losses = oracle.lostWrites { key in
-            var ids: [UInt64] = []
-            ids.reserveCapacity(2 * n)
-            let replicas = ring.replicas(of: Key(key), n: n)
-            for node in divergent.contains(key) ? replicas : replicas.prefix(1) {
-                let state = nodes[Int(node)].store.state(of: key)
-                maxSiblings = max(maxSiblings, state.count)
-                for v in state {
-                    if let id = v.writeID { ids.append(id) }
-                }
-            }
+            let ids = heldWrites(key, nodes: nodes, ring: ring, n: n, divergent: divergent, maxSiblings: &maxSiblings)
             keysSeen += 1
-            // Distinct writes held (a handful: a quadratic count beats hashing them into a Set).
-            for i in ids.indices where !ids[..<i].contains(ids[i]) { versionsSeen += 1 }
+            versionsSeen += distinctCount(ids)
             return ids
         } purged: { purged[$0] ?? [] }
         result.maxSiblings = maxSiblings
@@ -383,6 +375,44 @@ public final class Runner {
         result.lostWrites = losses.count
         result.lostWriteSamples = Array(losses.sorted { ($0.key, $0.write) < ($1.key, $1.write) }.prefix(20))
         if result.config.traceWipes { result.unexplainedLosses = oracle.unexplained(losses, by: wiped).count }
+    }
+
+    /// The write ids a read of all replicas of `key` returns (its primary alone when the replicas agree), the
+    /// most versions one of them holds folded into `maxSiblings`.
+    static func heldWrites(_ key: UInt64, nodes: [Node], ring: Ring, n: Int, divergent: Set<UInt64>,
+                           maxSiblings: inout Int) -> [UInt64] {
+        var ids: [UInt64] = []
+        ids.reserveCapacity(2 * n)
+        let replicas = ring.replicas(of: Key(key), n: n)
+        for node in divergent.contains(key) ? replicas : replicas.prefix(1) {
+            let state = nodes[Int(node)].store.state(of: key)
+            maxSiblings = max(maxSiblings, state.count)
+            for v in state {
+                if let id = v.writeID { ids.append(id) }
+            }
+        }
+        return ids
+    }
+
+    /// Distinct ids (a handful: a quadratic count beats hashing them into a Set).
+    static func distinctCount(_ ids: [UInt64]) -> Int {
+        var count = 0
+        for i in ids.indices where !ids[..<i].contains(ids[i]) { count += 1 }
+        return count
+    }
+
+    /// `--consistency-check off`: the versions per key at the end without the oracle, over every key some node
+    /// holds (the check reads the keys acknowledged writes made, the same keys but for writes never acknowledged).
+    static func countSiblings(_ result: inout RunResult, nodes: [Node], ring: Ring, divergent: Set<UInt64>) {
+        var keys = Set<UInt64>()
+        for node in nodes { keys.formUnion(node.store.keys) }
+        var maxSiblings = 0, versionsSeen = 0
+        for key in keys {
+            versionsSeen += distinctCount(heldWrites(key, nodes: nodes, ring: ring, n: result.config.core.n,
+                                                     divergent: divergent, maxSiblings: &maxSiblings))
+        }
+        result.maxSiblings = maxSiblings
+        result.meanSiblings = keys.isEmpty ? 0 : Double(versionsSeen) / Double(keys.count)
     }
 
     /// The deletes whose tombstones the purge rule removed, by key, as the nodes report them (from their workers in

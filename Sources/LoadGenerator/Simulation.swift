@@ -13,7 +13,7 @@ final class Simulation {
     let pool: BufferPool
     let cluster: VirtualCluster
     let control: RunControl
-    let oracle: Oracle
+    let oracle: Oracle?
     /// The load threads' drivers, called once per request (``Unretained``).
     let driverRefs: Unretained<ThreadDriver>
     var drivers: [ThreadDriver] { driverRefs.objects }
@@ -60,7 +60,8 @@ final class Simulation {
         self.config = config
         self.pool = pool
         control = RunControl(keys: config.keys, threads: config.threads, ops: nil)
-        oracle = Oracle(shards: 16, deleteGrace: config.oracleDeleteGrace, singleThreaded: true)
+        oracle = config.checksConsistency
+            ? Oracle(shards: 16, deleteGrace: config.oracleDeleteGrace, singleThreaded: true) : nil
         cluster = VirtualCluster(
             options: ClusterOptions(core: config.core, workers: 1, clients: config.threads, delays: config.delays,
                                     drop: config.drop, seed: config.seed, pool: pool),
@@ -171,8 +172,12 @@ final class Simulation {
         result.partitionedMessages = cluster.partitionedMessages
         let divergence = Quiescence.divergence(of: cluster.nodes, ring: cluster.ring, n: config.core.n)
         (result.divergentKeys, result.divergentTrees) = (divergence.keys.count, divergence.trees)
-        Runner.checkLostWrites(&result, nodes: cluster.nodes, ring: cluster.ring, oracle: oracle,
-                               divergent: divergence.keys, wiped: wiped, purged: purged)
+        if let oracle {
+            Runner.checkLostWrites(&result, nodes: cluster.nodes, ring: cluster.ring, oracle: oracle,
+                                   divergent: divergence.keys, wiped: wiped, purged: purged)
+        } else {
+            Runner.countSiblings(&result, nodes: cluster.nodes, ring: cluster.ring, divergent: divergence.keys)
+        }
         result.simulatedEvents = cluster.events
         result.virtualTimeStalled = stalled
         result.virtualTimeSpun = spun
@@ -226,7 +231,7 @@ final class Simulation {
         trialWritesInFlight += 1
         let key = Simulation.trialKeyBase + UInt64(trial)
         let id = Simulation.trialKeyBase << 8 | UInt64(trial)  // a write id no load thread uses
-        oracle.wrote(id: id, key: key, saw: [])
+        oracle?.wrote(id: id, key: key, saw: [])
         let value = pool.acquireShareable(count: 8)
         value.store(id)
         commits[trial] = (cluster.now, -1)  // -1: the write is in flight; its start time for now
@@ -250,7 +255,7 @@ final class Simulation {
             recorders[c].record(.insert, latency: now - commit.at, ok: reply.status == .ok, now: now)
             if reply.status == .ok {
                 let id = Simulation.trialKeyBase << 8 | UInt64(trial)
-                oracle.acknowledged(id: id, key: Simulation.trialKeyBase + UInt64(trial), at: now)
+                oracle?.acknowledged(id: id, key: Simulation.trialKeyBase + UInt64(trial), at: now)
                 commits[trial] = (now, config.probeTimes.count)
                 for (i, t) in config.probeTimes.enumerated() {
                     cluster.wake(at: now &+ t, token: Simulation.probeToken | UInt64(trial) << 20 | UInt64(i + 1))

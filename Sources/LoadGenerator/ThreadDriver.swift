@@ -124,6 +124,8 @@ final class ThreadDriver: @unchecked Sendable {
     /// Measured updates and deletes sent, and those of them that carried no context (the key not in ``contexts``).
     var updates = 0
     var blindUpdates = 0
+    /// Replies carry contexts worth keeping for the key's next update: the cluster's (the noop target's are empty).
+    let keepsContexts: Bool
 
     init(thread: Int, config: RunConfig, control: RunControl, oracle: Oracle?, pool: BufferPool) {
         self.thread = thread
@@ -131,6 +133,7 @@ final class ThreadDriver: @unchecked Sendable {
         self.control = control
         self.oracle = oracle
         self.pool = pool
+        keepsContexts = config.target == .cluster
         clientTimeout = config.target == .cluster && (config.clock == "real" || !config.faults.isEmpty)
             ? 2 * config.core.timeout + 50_000_000 : nil
         slotDeadline = config.target == .cluster ? config.core.timeout : nil
@@ -468,6 +471,8 @@ final class ThreadDriver: @unchecked Sendable {
                     remember(slot.key, CachedContext(context: reply.context, saw: ids))
                 }
                 if k > 0 && slot.intended >= origin { recorder.recordStale(k: k) }
+            } else if ok && keepsContexts {
+                remember(slot.key, CachedContext(context: reply.context, saw: []))  // (no oracle: no write ids)
             }
             Siblings.release(reply.versions, pool: pool)
         case .rmw where slot.stage == 0:
@@ -488,7 +493,7 @@ final class ThreadDriver: @unchecked Sendable {
         default:
             if ok {
                 oracle?.acknowledged(id: slot.writeID, key: slot.key, at: now)
-                if oracle != nil { remember(slot.key, CachedContext(context: reply.context, own: slot.writeID)) }
+                if keepsContexts { remember(slot.key, CachedContext(context: reply.context, own: slot.writeID)) }
             }
         }
         recorder.record(slot.kind, latency: now > slot.intended ? now - slot.intended : 0, ok: ok,

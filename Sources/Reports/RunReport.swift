@@ -250,8 +250,12 @@ public enum RunReport {
         s += " · p50 \(ms(50)) · p99 \(ms(99)) · p99.9 \(ms(99.9))"
         s += " · availability \(String(format: "%.4f%%", all.attempted > 0 ? 100 * Double(all.ok) / Double(all.attempted) : 100))"
         let readOK = r.totals[OpKind.read.rawValue].ok
-        s += " · stale reads \(r.staleReads)" + (readOK > 0 ? String(format: " (%.4f%%)", 100 * Double(r.staleReads) / Double(readOK)) : "")
-        s += " · lost writes \(r.lostWrites)\n\n"
+        if c.target == .cluster && !c.consistencyCheck {
+            s += " · stale reads and lost writes not checked (`--consistency-check off`)\n\n"
+        } else {
+            s += " · stale reads \(r.staleReads)" + (readOK > 0 ? String(format: " (%.4f%%)", 100 * Double(r.staleReads) / Double(readOK)) : "")
+            s += " · lost writes \(r.lostWrites)\n\n"
+        }
         if !verdict.isEmpty { s += verdict + "\n\n" }
 
         s += "## Configuration\n\n| setting | value |\n|---|---|\n"
@@ -296,13 +300,19 @@ public enum RunReport {
         if c.target == .noop {
             s += "Not measured against `noop`.\n\n"
         } else {
-            s += "A read is stale when it misses a write acknowledged before it began (and everything that supersedes it); "
-            s += "k counts the writes it missed. With w + r "
-            s += c.core.w + c.core.r > c.core.n ? "> n (\(c.core.w) + \(c.core.r) > \(c.core.n)) quorums overlap.\n\n"
-                : "≤ n (\(c.core.w) + \(c.core.r) ≤ \(c.core.n)) quorums need not overlap.\n\n"
-            s += "| ok reads | stale reads | stale fraction | mean k of stale reads | max k |\n|---:|---:|---:|---:|---:|\n"
-            s += "| \(readOK) | \(r.staleReads) | \(String(format: "%.6f", readOK > 0 ? Double(r.staleReads) / Double(readOK) : 0)) | "
-            s += "\(r.staleReads > 0 ? num(Double(r.staleK) / Double(r.staleReads), 2) : "–") | \(r.maxK) |\n\n"
+            if c.consistencyCheck {
+                s += "A read is stale when it misses a write acknowledged before it began (and everything that supersedes it); "
+                s += "k counts the writes it missed. With w + r "
+                s += c.core.w + c.core.r > c.core.n ? "> n (\(c.core.w) + \(c.core.r) > \(c.core.n)) quorums overlap.\n\n"
+                    : "≤ n (\(c.core.w) + \(c.core.r) ≤ \(c.core.n)) quorums need not overlap.\n\n"
+                s += "| ok reads | stale reads | stale fraction | mean k of stale reads | max k |\n|---:|---:|---:|---:|---:|\n"
+                s += "| \(readOK) | \(r.staleReads) | \(String(format: "%.6f", readOK > 0 ? Double(r.staleReads) / Double(readOK) : 0)) | "
+                s += "\(r.staleReads > 0 ? num(Double(r.staleK) / Double(r.staleReads), 2) : "–") | \(r.maxK) |\n\n"
+            } else {
+                s += "Stale reads and lost writes were not checked (`--consistency-check off`): the run kept no record of its "
+                s += "writes, so summary.csv's `stale_reads`, `stale_fraction`, `max_k_stale` and `lost_writes` are 0 "
+                s += "without meaning it.\n\n"
+            }
             s += "Versions per key at the end (siblings under `vv`): mean \(num(r.meanSiblings, 2)), most \(r.maxSiblings).\n\n"
             if r.updates > 0 {
                 s += "Updates and deletes without a context: \(r.blindUpdates) of \(r.updates) "
@@ -319,7 +329,9 @@ public enum RunReport {
                 s += "when clients write without the context of the key's latest versions: writes that time out, or many "
                 s += "clients writing one key at once. Reading the key gives its context; the next write with it resolves them.\n\n"
             }
-            s += "Lost writes (acknowledged, then neither returned nor superseded by what a read of all n replicas returns after the run): **\(r.lostWrites)**.\n\n"
+            if c.consistencyCheck {
+                s += "Lost writes (acknowledged, then neither returned nor superseded by what a read of all n replicas returns after the run): **\(r.lostWrites)**.\n\n"
+            }
             if c.core.versioning == .lww && r.lostWrites > 0 {
                 s += "Under `lww` concurrent writes to a key keep one survivor: a write that lost is never returned again, "
                 s += "so every later read of its key misses it and counts as stale, with k growing as writes are lost. "
@@ -441,8 +453,11 @@ public enum RunReport {
         doc["schedule"] = schedule
         doc["verdict"] = r.config.target == .noop ? "generator ceiling (noop target)"
             : (r.bound?.rawValue ?? "system-measured")
-        doc["staleness"] = ["stale_reads": r.staleReads, "mean_k": r.staleReads > 0 ? Double(r.staleK) / Double(r.staleReads) : 0,
-                            "max_k": r.maxK, "lost_writes": r.lostWrites, "updates": r.updates, "blind_updates": r.blindUpdates, "max_siblings": r.maxSiblings, "mean_siblings": r.meanSiblings,
+        let checked = r.config.checksConsistency
+        func measured(_ v: Any) -> Any { checked ? v : Int?.none as Any }  // null: not measured
+        doc["staleness"] = ["checked": checked, "stale_reads": measured(r.staleReads),
+                            "mean_k": measured(r.staleReads > 0 ? Double(r.staleK) / Double(r.staleReads) : 0),
+                            "max_k": measured(r.maxK), "lost_writes": measured(r.lostWrites), "updates": r.updates, "blind_updates": r.blindUpdates, "max_siblings": r.maxSiblings, "mean_siblings": r.meanSiblings,
                             "lost_write_samples": r.lostWriteSamples.map { ["write": $0.write, "key": $0.key] }] as [String: Any]
         let c = r.counters
         let encoder = JSONEncoder()

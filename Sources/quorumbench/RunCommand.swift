@@ -67,11 +67,13 @@ struct RunCommand: ParsableCommand {
         if result.timeStoodStill { FileHandle.standardError.write("quorumbench: warning: \(RunReport.stoodStill)\n") }
         let all = result.all
         let p99 = Double(HistogramCounts(all.histogram).value(atPercentile: 99)) / 1e6
-        print(String(format: "%@: %@, p99 %.3f ms, availability %.4f%%, stale reads %d, lost writes %d%@ — %@/report.md",
+        let consistency = config.target == .cluster && !config.consistencyCheck
+            ? "consistency not checked" : "stale reads \(result.staleReads), lost writes \(result.lostWrites)"
+        print(String(format: "%@: %@, p99 %.3f ms, availability %.4f%%, %@%@ — %@/report.md",
                      config.target == .noop ? "noop" : "cluster",
                      result.timeStoodStill ? "no rate (zero virtual time)" : RunReport.ops(result.rate(all.ok)) + " ops/s", p99,
-                     all.attempted > 0 ? 100 * Double(all.ok) / Double(all.attempted) : 100, result.staleReads,
-                     result.lostWrites, result.bound.map { " (\($0.rawValue.uppercased()))" } ?? "", outPath))
+                     all.attempted > 0 ? 100 * Double(all.ok) / Double(all.attempted) : 100, consistency,
+                     result.bound.map { " (\($0.rawValue.uppercased()))" } ?? "", outPath))
         if let failed = RunReport.failedCheck(result) {
             FileHandle.standardError.write("quorumbench: \(failed)\n")
             throw ExitCode(1)

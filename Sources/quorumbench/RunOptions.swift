@@ -37,6 +37,9 @@ struct RunOptions: ParsableArguments {
     @Option(name: .customLong("context-cache"),
             help: "Keys whose latest context each load thread keeps for its updates (default: room for twice --keys, at least 65536; 0: every update is blind).")
     var contextCache: String?
+    @Option(name: .customLong("consistency-check"),
+            help: "on | off: classify reads as stale and count lost writes (default on; the check keeps ~45 bytes a write until the run ends: off for long runs at full speed).")
+    var consistencyCheck: String?
     @Option(help: "Open loop at this many ops/s in total; omit for closed loop.") var rate: String?
     @Option(help: "constant | poisson (open-loop spacing).") var arrival: String?
     @Option(help: "Measured phase (default 10s).") var duration: String?
@@ -71,7 +74,7 @@ struct RunOptions: ParsableArguments {
             ("insert-proportion", insertProportion), ("rmw-proportion", rmwProportion),
             ("delete-proportion", deleteProportion), ("keys", keys), ("value-size", valueSize),
             ("distribution", distribution), ("threads", threads), ("concurrency", concurrency),
-            ("context-cache", contextCache), ("rate", rate),
+            ("context-cache", contextCache), ("consistency-check", consistencyCheck), ("rate", rate),
             ("arrival", arrival), ("duration", duration), ("warmup", warmup), ("ops", ops), ("delay", delay),
             ("delay-client", delayClient), ("delay-write", delayWrite), ("delay-write-ack", delayWriteAck),
             ("delay-read", delayRead), ("delay-read-response", delayReadResponse), ("drop", drop),

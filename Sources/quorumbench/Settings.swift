@@ -22,7 +22,7 @@ struct Settings {
         "scenario", "target", "transport", "clock", "nodes", "n", "w", "r", "quorum", "routing", "vnodes", "versioning",
         "max-siblings", "read-repair", "hinted-handoff", "anti-entropy", "ae-interval", "timeout", "workload", "read-proportion",
         "update-proportion", "insert-proportion", "rmw-proportion", "delete-proportion", "keys", "value-size",
-        "distribution", "threads", "concurrency", "context-cache", "rate", "arrival", "duration", "warmup", "ops", "delay",
+        "distribution", "threads", "concurrency", "context-cache", "consistency-check", "rate", "arrival", "duration", "warmup", "ops", "delay",
         "delay-client", "delay-write", "delay-write-ack", "delay-read", "delay-read-response", "drop", "failure-rate",
         "mttr", "service-time", "crash-mode", "probe-times", "seed", "out", "quiet",
     ]
@@ -208,6 +208,7 @@ struct Settings {
             }
             c.contextCacheSize = size
         }
+        c.consistencyCheck = try onOff("consistency-check", default: true)
         if values["rate"] != nil {
             let rate = try double("rate", default: 0)
             guard rate > 0 else { throw UsageError("--rate must be positive (got \(values["rate"]!))") }
@@ -228,6 +229,9 @@ struct Settings {
         if c.workload == .visibility {
             guard c.clock == "virtual" else {
                 throw UsageError("--workload visibility runs in virtual time: add --clock virtual")
+            }
+            guard c.consistencyCheck else {
+                throw UsageError("--workload visibility measures staleness: it cannot run with --consistency-check off")
             }
             c.core.readRepair = false  // probe reads must not repair what they measure
             if c.ops == nil { c.ops = 10_000 }
@@ -326,6 +330,7 @@ struct Settings {
             ("keys", "\(c.keys)"), ("value-size", c.valueSizeText), ("distribution", c.distribution.rawValue),
             ("threads", "\(c.threads)"), ("workers", c.workersHosted ? "\(c.workers), on the load threads" : "\(c.workers)"), ("concurrency", "\(c.concurrency)"),
             ("context-cache", c.contextCache == 0 ? "0 (every update blind)" : "\(c.contextCache) keys a thread"),
+            ("consistency-check", c.target == .noop ? "– (noop target)" : c.consistencyCheck ? "on" : "off (stale reads and lost writes not measured)"),
             ("rate", c.rate.map { String(format: "%g", $0) } ?? "closed loop"), ("arrival", c.arrival.rawValue),
             ("duration", c.ops == nil ? d(c.duration) : "until --ops"), ("warmup", d(c.warmup)),
             ("ops", c.ops.map(String.init) ?? "–"),

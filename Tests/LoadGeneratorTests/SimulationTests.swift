@@ -354,6 +354,41 @@ struct SimulationTests {
         }
     }
 
+    @Test("--consistency-check off: the same run, unobserved — same operations, latencies and versions; no staleness")
+    func consistencyCheckOff() {
+        // w = r = 1, client routing (every replica remote), failures: stale reads to classify, hints and repair.
+        func run(check: Bool) -> RunResult {
+            Runner(config: virtualConfig { c in
+                (c.core.w, c.core.r) = (1, 1)
+                c.core.routing = .client
+                c.faults.failureRate = 0.1
+                c.keys = 500
+                c.ops = 6_000
+                c.warmup = 0
+                c.consistencyCheck = check
+            }).run()
+        }
+        let on = run(check: true), off = run(check: false)
+        #expect(on.staleReads > 0, "the scenario should have stale reads to miss")
+        #expect(off.staleReads == 0 && off.maxK == 0 && off.lostWrites == 0)
+        // The oracle only watches: every other column of summary.csv, and the stores it leaves, are the same.
+        let unchecked: Set = ["stale_reads", "stale_fraction", "max_k_stale", "lost_writes"]
+        let columns = RunReport.summaryColumns.indices.filter { !unchecked.contains(RunReport.summaryColumns[$0]) }
+        let (rowsOn, rowsOff) = (RunReport.summaryRows(on), RunReport.summaryRows(off))
+        #expect(rowsOn.count == rowsOff.count && rowsOn.count >= 3)
+        for (a, b) in zip(rowsOn, rowsOff) { #expect(columns.map { a[$0] } == columns.map { b[$0] }) }
+        #expect(on.intervals.count == off.intervals.count)
+        #expect((on.updates, on.blindUpdates) == (off.updates, off.blindUpdates))
+        #expect(on.maxSiblings == off.maxSiblings && abs(on.meanSiblings - off.meanSiblings) < 1e-9,
+                "siblings: \(on.meanSiblings) / \(on.maxSiblings) checked, \(off.meanSiblings) / \(off.maxSiblings) not")
+        #expect(off.meanSiblings >= 1)
+        let text = reportText(off)
+        #expect(text.contains("stale reads and lost writes not checked") && !text.contains("| ok reads | stale reads |"))
+        #expect(!text.contains("Lost writes (acknowledged"))
+        let json = RunReport.json(off, summary: RunReport.summaryRows(off), timeseries: [])
+        #expect(json.contains("\"checked\" : false") && json.contains("\"lost_writes\" : null"))
+    }
+
     @Test("open loop through a total outage: availability does not depend on --concurrency")
     func outageWithFewSlots() {
         // All 5 nodes down for 0.3 s of 2 s at 20,000 ops/s. With 64 slots, the requests meant for the outage
