@@ -14,6 +14,14 @@ public final class ClientPort: @unchecked Sendable {
     unowned(unsafe) let cluster: InProcessCluster
     @exclusivity(unchecked) var router: Router
     let consumer: Int
+    /// The cluster's workers (their lanes come before the clients').
+    let workerCount: Int
+    /// What the per-request paths read of the cluster, looked up once: read through the cluster, which every
+    /// thread shares, each read retained and released it (its reference count a cache line all threads write).
+    let ring: Ring
+    let n: Int
+    let inLanes: [SPSCRing<Parcel>]
+    let parker: Parker
     /// The client-side coordinator (`--routing client`).
     public let coordinator: Coordinator?
     @exclusivity(unchecked) var delayed = TimerHeap<Envelope>()
@@ -33,12 +41,16 @@ public final class ClientPort: @unchecked Sendable {
         self.cluster = cluster
         let k = cluster.workerCount
         consumer = k + id
-        router = Router(producer: k + id, parties: k + cluster.options.clients, options: cluster.options)
-        router.cluster = cluster
+        workerCount = k
+        ring = cluster.ring.copy()
+        n = cluster.options.core.n
+        inLanes = cluster.lanes[k + id]
+        parker = cluster.parkers[k + id]
+        router = Router(producer: k + id, options: cluster.options, lanes: cluster.lanes, parkers: cluster.parkers)
         rng = Xoshiro.derive(cluster.options.seed, 0x434C_4945 &+ UInt64(id))
         choice = CoordinatorChoice(nodes: cluster.options.core.nodes)
         coordinator = cluster.options.core.routing == .client
-            ? Coordinator(endpoint: .client(id), config: cluster.options.core, ring: cluster.ring,
+            ? Coordinator(endpoint: .client(id), config: cluster.options.core, ring: ring,
                           pool: cluster.options.pool)
             : nil
     }
@@ -57,7 +69,7 @@ public final class ClientPort: @unchecked Sendable {
     }
 
     func pickCoordinator(for key: UInt64, now: UInt64) -> Int {
-        choice.pick(for: key, ring: cluster.ring, n: cluster.options.core.n, now: now, rng: &rng)
+        choice.pick(for: key, ring: ring, n: n, now: now, rng: &rng)
     }
 
     func send(_ request: ClientRequest, to node: Int?, now: UInt64) {
@@ -71,7 +83,7 @@ public final class ClientPort: @unchecked Sendable {
         }
         let envelope = Envelope(from: endpoint, to: .node(node), message: .request(request))
         if let at = router.schedule(envelope, now: now) {
-            router.push(Parcel(at: choice.arrival(at, to: node), envelope: envelope), to: cluster.consumer(of: .node(node)))
+            router.push(Parcel(at: choice.arrival(at, to: node), envelope: envelope), to: InProcessCluster.consumer(of: .node(node), workers: workerCount))
         }
     }
 
@@ -80,7 +92,7 @@ public final class ClientPort: @unchecked Sendable {
     @discardableResult
     public func poll(now: UInt64, _ body: (ClientReply) -> Void) -> Int {
         serve(now: now)
-        cluster.lanes[consumer].forEach { lane in
+        inLanes.forEach { lane in
             lane.drain { parcel in
                 if parcel.at > now {
                     delayed.push(at: parcel.at, parcel.envelope)
@@ -105,7 +117,7 @@ public final class ClientPort: @unchecked Sendable {
     /// first: under load a reply is usually that close, and a parked port costs the worker a futex wake. A hosting
     /// client also wakes for its worker's messages and timers (and returns at once while the worker is busy).
     public func wait(until deadline: UInt64) {
-        let lanes = cluster.lanes[consumer]
+        let lanes = inLanes
         var d = min(deadline, delayed.nextTime ?? .max, timers.nextTime ?? .max)
         if let hosted {
             if serve(now: monotonicNanos()) { return }
@@ -119,7 +131,7 @@ public final class ClientPort: @unchecked Sendable {
             if hasWork() { return }
             sched_yield()
         }
-        cluster.parkers[consumer].park(until: d, hasWork: hasWork)
+        parker.park(until: d, hasWork: hasWork)
     }
 
     /// Time this thread has spent in ``wait(until:)`` with nothing to do (its hosted worker idle too), ns.
@@ -176,8 +188,8 @@ public final class ClientPort: @unchecked Sendable {
             ready.append(reply)
         case .request(let request) where coordinator == nil && !envelope.from.isClient:
             // Refused by a down node: another coordinator, or the request fails.
-            send(request, to: choice.refused(request.tag, key: request.key, by: envelope.from.index, ring: cluster.ring,
-                                             n: cluster.options.core.n, now: now, rng: &rng), now: now)
+            send(request, to: choice.refused(request.tag, key: request.key, by: envelope.from.index, ring: ring,
+                                             n: n, now: now, rng: &rng), now: now)
         case .writeAck(let ack):
             coordinator?.writeAcked(ack, from: envelope.from, now: now, out: &outbox)
             dispatch(now: now)
@@ -200,7 +212,7 @@ public final class ClientPort: @unchecked Sendable {
                 continue
             }
             guard let at = router.schedule(envelope, now: now) else { continue }
-            router.push(Parcel(at: at, envelope: envelope), to: cluster.consumer(of: envelope.to))
+            router.push(Parcel(at: at, envelope: envelope), to: InProcessCluster.consumer(of: envelope.to, workers: workerCount))
         }
         for t in outbox.timers { timers.push(at: t.at, t.token) }
         outbox.removeAll()

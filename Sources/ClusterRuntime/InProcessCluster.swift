@@ -126,7 +126,7 @@ public final class InProcessCluster: @unchecked Sendable {
         self.options = options
         let ring = options.core.makeRing()
         self.ring = ring
-        nodes = (0..<options.core.nodes).map { Node(id: $0, config: options.core, ring: ring, pool: options.pool) }
+        nodes = (0..<options.core.nodes).map { Node(id: $0, config: options.core, ring: ring.copy(), pool: options.pool) }
         let k = min(options.workers, options.core.nodes)
         let parties = k + options.clients
         let hosted = options.hostsWorkers
@@ -137,17 +137,19 @@ public final class InProcessCluster: @unchecked Sendable {
         ps += (0..<options.clients).map { hosted ? ps[$0] : Parker() }
         parkers = ps
         var ws: [Worker] = []
-        for i in 0..<k { ws.append(Worker(index: i, workerCount: k, options: options)) }
+        for i in 0..<k { ws.append(Worker(index: i, workerCount: k, options: options, nodes: nodes, lanes: lanes, parkers: ps)) }
         workers = ws
         for w in workers { w.cluster = self }
         ports = (0..<options.clients).map { ClientPort(id: $0, cluster: self) }
         if hosted { for (p, w) in zip(ports, workers) { p.hosted = w } }
     }
 
-    /// The worker that owns node `i`.
+    /// The worker that owns node `i` (a client's port: after the workers), with `workers` workers. Static: a call on
+    /// the cluster, which every thread shares, retained and released it, its reference count one cache line that
+    /// every thread wrote, once per message.
     @inline(__always)
-    func consumer(of endpoint: Endpoint) -> Int {
-        endpoint.isClient ? workers.count + endpoint.index : endpoint.index % workers.count
+    static func consumer(of endpoint: Endpoint, workers: Int) -> Int {
+        endpoint.isClient ? workers + endpoint.index : endpoint.index % workers
     }
 
     public var workerCount: Int { workers.count }
@@ -227,15 +229,10 @@ struct Router {
     let transmission: Transmission
     /// ``ClusterOptions/dropGate`` when there is something to drop: no loss until it opens.
     let lossGate: Gate?
-    unowned(unsafe) var cluster: InProcessCluster! {
-        didSet {
-            // This producer's lane to each consumer, and the consumers' parkers, looked up once.
-            outLanes = Unretained(cluster.lanes.map { $0[producer] })
-            parkers = Unretained(cluster.parkers)
-        }
-    }
-    var outLanes = Unretained<SPSCRing<Parcel>>()
-    var parkers = Unretained<Parker>()
+    /// This producer's lane to each consumer, and the consumers' parkers, looked up once (constants, like a
+    /// worker's ``Worker/nodes``).
+    let outLanes: Unretained<SPSCRing<Parcel>>
+    let parkers: Unretained<Parker>
     var rng: Xoshiro
     var dirty: [Bool]
     var dirtyList: [Int] = []
@@ -244,9 +241,13 @@ struct Router {
     /// Messages lost to a partition.
     var partitioned = 0
 
-    init(producer: Int, parties: Int, options: ClusterOptions) {
+    /// `lanes[c][p]`: the lane from producer p to consumer c.
+    init(producer: Int, options: ClusterOptions, lanes: [[SPSCRing<Parcel>]], parkers: [Parker]) {
+        let parties = lanes.count
         self.producer = producer
         self.options = options
+        outLanes = Unretained(lanes.map { $0[producer] })
+        self.parkers = Unretained(parkers)
         transmission = Transmission(drop: options.drop, delays: options.delays,
                                     slowDelays: options.faults?.slowDelays ?? [])
         lossGate = options.drop > 0 ? options.dropGate : nil
@@ -326,17 +327,12 @@ final class Worker: @unchecked Sendable {
     let index: Int
     let workerCount: Int
     let options: ClusterOptions
-    unowned(unsafe) var cluster: InProcessCluster! {
-        didSet {
-            router.cluster = cluster
-            nodes = Unretained(cluster.nodes)
-            inLanes = cluster.lanes[index]
-        }
-    }
-    /// The cluster's nodes, called once per message (``Unretained``).
-    var nodes = Unretained<Node>()
+    unowned(unsafe) var cluster: InProcessCluster!
+    /// The cluster's nodes, called once per message (``Unretained``). A constant: read out of a `var`, the value
+    /// was copied for each call, its array retained and released around it.
+    let nodes: Unretained<Node>
     /// This worker's inbox: a lane from every producer.
-    var inLanes: [SPSCRing<Parcel>] = []
+    let inLanes: [SPSCRing<Parcel>]
     @exclusivity(unchecked) var router: Router
     /// Messages whose delivery time has not come.
     @exclusivity(unchecked) var delayed = TimerHeap<Envelope>()
@@ -354,11 +350,13 @@ final class Worker: @unchecked Sendable {
     /// (0 µs to 500 µs made no difference beyond noise with 2 load threads and 2 workers on 2 cores.)
     static let spinNanos: UInt64 = 20_000
 
-    init(index: Int, workerCount: Int, options: ClusterOptions) {
+    init(index: Int, workerCount: Int, options: ClusterOptions, nodes: [Node], lanes: [[SPSCRing<Parcel>]], parkers: [Parker]) {
         self.index = index
         self.workerCount = workerCount
         self.options = options
-        router = Router(producer: index, parties: workerCount + options.clients, options: options)
+        self.nodes = Unretained(nodes)
+        inLanes = lanes[index]
+        router = Router(producer: index, options: options, lanes: lanes, parkers: parkers)
     }
 
     /// Boots this worker's nodes: the first thing its thread does.
@@ -480,7 +478,7 @@ final class Worker: @unchecked Sendable {
     func dispatch(from node: Int, now: UInt64) {
         outbox.messages.drain { envelope in
             guard let at = router.schedule(envelope, now: now) else { return }
-            let consumer = cluster.consumer(of: envelope.to)
+            let consumer = InProcessCluster.consumer(of: envelope.to, workers: workerCount)
             if consumer == index {
                 if at <= now { local.append(envelope) } else { delayed.push(at: at, envelope) }
             } else {

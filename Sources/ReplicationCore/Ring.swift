@@ -19,6 +19,20 @@ public final class Ring: Sendable {
     /// `partitionCount × nodeCount`: for each partition, all nodes in clockwise order of first appearance.
     @usableFromInline let preference: [UInt16]
 
+    /// The same ring in memory of its own. Every request reads its key's replicas from the ring (a slice of
+    /// `preference`, which retains the array), so threads that share one ring write one reference count, in the
+    /// cache line of the first partitions' lists, over and over: in process each node and each client port gets
+    /// its own copy.
+    public func copy() -> Ring { Ring(copying: self) }
+
+    private init(copying other: Ring) {
+        nodeCount = other.nodeCount
+        vnodes = other.vnodes
+        partitionCount = other.partitionCount
+        owners = other.owners.map { $0 }  // (map: new storage; `Array(other.owners)` would share it)
+        preference = other.preference.map { $0 }
+    }
+
     /// - Parameters:
     ///   - nodes: physical nodes (1…65535).
     ///   - vnodes: partitions each node claims.
