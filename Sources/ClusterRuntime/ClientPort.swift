@@ -83,7 +83,8 @@ public final class ClientPort: @unchecked Sendable {
         }
         let envelope = Envelope(from: endpoint, to: .node(node), message: .request(request))
         if let at = router.schedule(envelope, now: now) {
-            router.push(Parcel(at: choice.arrival(at, to: node), envelope: envelope), to: InProcessCluster.consumer(of: .node(node), workers: workerCount))
+            router.push(Parcel(at: choice.arrival(at, to: node), envelope: envelope),
+                        to: InProcessCluster.consumer(of: .node(node), workers: workerCount))
         }
     }
 
@@ -212,7 +213,8 @@ public final class ClientPort: @unchecked Sendable {
                 continue
             }
             guard let at = router.schedule(envelope, now: now) else { continue }
-            router.push(Parcel(at: at, envelope: envelope), to: InProcessCluster.consumer(of: envelope.to, workers: workerCount))
+            router.push(Parcel(at: at, envelope: envelope),
+                        to: InProcessCluster.consumer(of: envelope.to, workers: workerCount))
         }
         for t in outbox.timers { timers.push(at: t.at, t.token) }
         outbox.removeAll()

@@ -126,7 +126,9 @@ public final class InProcessCluster: @unchecked Sendable {
         self.options = options
         let ring = options.core.makeRing()
         self.ring = ring
-        nodes = (0..<options.core.nodes).map { Node(id: $0, config: options.core, ring: ring.copy(), pool: options.pool) }
+        nodes = (0..<options.core.nodes).map {
+            Node(id: $0, config: options.core, ring: ring.copy(), pool: options.pool)
+        }
         let k = min(options.workers, options.core.nodes)
         let parties = k + options.clients
         let hosted = options.hostsWorkers
@@ -137,7 +139,9 @@ public final class InProcessCluster: @unchecked Sendable {
         ps += (0..<options.clients).map { hosted ? ps[$0] : Parker() }
         parkers = ps
         var ws: [Worker] = []
-        for i in 0..<k { ws.append(Worker(index: i, workerCount: k, options: options, nodes: nodes, lanes: lanes, parkers: ps)) }
+        for i in 0..<k {
+            ws.append(Worker(index: i, workerCount: k, options: options, nodes: nodes, lanes: lanes, parkers: ps))
+        }
         workers = ws
         for w in workers { w.cluster = self }
         ports = (0..<options.clients).map { ClientPort(id: $0, cluster: self) }
@@ -350,7 +354,8 @@ final class Worker: @unchecked Sendable {
     /// (0 µs to 500 µs made no difference beyond noise with 2 load threads and 2 workers on 2 cores.)
     static let spinNanos: UInt64 = 20_000
 
-    init(index: Int, workerCount: Int, options: ClusterOptions, nodes: [Node], lanes: [[SPSCRing<Parcel>]], parkers: [Parker]) {
+    init(index: Int, workerCount: Int, options: ClusterOptions, nodes: [Node], lanes: [[SPSCRing<Parcel>]],
+         parkers: [Parker]) {
         self.index = index
         self.workerCount = workerCount
         self.options = options
