@@ -89,6 +89,8 @@ public struct RunConfig: Sendable {
     public var consistencyCheck = true
     /// Whether this run keeps the oracle: a cluster target with the check on.
     public var checksConsistency: Bool { target == .cluster && consistencyCheck }
+    /// A cluster run whose user turned the check off (a noop target has nothing to check, and is not this).
+    public var consistencyUnchecked: Bool { target == .cluster && !consistencyCheck }
     /// Schedule lag p99 above which an open-loop run is declared generator-bound, ns.
     public var generatorBoundLag: UInt64 = 1_000_000
     /// Test hook for `--target noop`: hold every reply that falls due in [at, at + for) (from the start of the

@@ -250,7 +250,7 @@ public enum RunReport {
         s += " · p50 \(ms(50)) · p99 \(ms(99)) · p99.9 \(ms(99.9))"
         s += " · availability \(String(format: "%.4f%%", all.attempted > 0 ? 100 * Double(all.ok) / Double(all.attempted) : 100))"
         let readOK = r.totals[OpKind.read.rawValue].ok
-        if c.target == .cluster && !c.consistencyCheck {
+        if c.consistencyUnchecked {
             s += " · stale reads and lost writes not checked (`--consistency-check off`)\n\n"
         } else {
             s += " · stale reads \(r.staleReads)" + (readOK > 0 ? String(format: " (%.4f%%)", 100 * Double(r.staleReads) / Double(readOK)) : "")
@@ -300,7 +300,7 @@ public enum RunReport {
         if c.target == .noop {
             s += "Not measured against `noop`.\n\n"
         } else {
-            if c.consistencyCheck {
+            if c.checksConsistency {
                 s += "A read is stale when it misses a write acknowledged before it began (and everything that supersedes it); "
                 s += "k counts the writes it missed. With w + r "
                 s += c.core.w + c.core.r > c.core.n ? "> n (\(c.core.w) + \(c.core.r) > \(c.core.n)) quorums overlap.\n\n"
@@ -329,7 +329,7 @@ public enum RunReport {
                 s += "when clients write without the context of the key's latest versions: writes that time out, or many "
                 s += "clients writing one key at once. Reading the key gives its context; the next write with it resolves them.\n\n"
             }
-            if c.consistencyCheck {
+            if c.checksConsistency {
                 s += "Lost writes (acknowledged, then neither returned nor superseded by what a read of all n replicas returns after the run): **\(r.lostWrites)**.\n\n"
             }
             if c.core.versioning == .lww && r.lostWrites > 0 {

@@ -159,7 +159,7 @@ public enum SweepReport {
         try put("latency.svg", Charts.document(width: 760, height: 840, body:
             chart("p99 write latency (by w)", "p99 write latency (ms)", series(byW) { $0.writeP99 })
             + chart("p99 read latency (by r)", "p99 read latency (ms)", series(byR) { $0.readP99 }, y0: 420)))
-        let unchecked = points.contains { !$0.config.checksConsistency }
+        let unchecked = points.contains { $0.config.consistencyUnchecked }
         try put("staleness.svg", Charts.document(width: 760, height: 420, body:
             chart(unchecked ? "Stale reads: not checked (--consistency-check off)" : "Stale reads (by w and r)",
                   "stale reads / ok reads", unchecked ? [] : series(byBoth) { $0.staleFraction })))
@@ -191,7 +191,7 @@ public enum SweepReport {
             s += "and gives each figure its standard error. "
         }
         s += "Every run's folder is under `points/`.\n\n"
-        if points.contains(where: { !$0.config.checksConsistency }) {
+        if points.contains(where: { $0.config.consistencyUnchecked }) {
             s += "**Not checked:** `--consistency-check off`, so no stale fraction and no lost writes (–); in sweep.csv "
             s += "their columns are 0 without meaning it.\n\n"
         }
@@ -213,8 +213,8 @@ public enum SweepReport {
                 s += "| \(lineName(c, varying: varying.union(["n"]))) | \(c.core.w + c.core.r > c.core.n ? "✓" : "") | "
                 s += [cell(\.availability, "%.5f"), cell(\.writeAvailability, "%.5f"), cell(\.readAvailability, "%.5f"),
                       cell(\.writeP99, "%.3f"), cell(\.readP99, "%.3f"),
-                      c.checksConsistency ? cell(\.staleFraction, "%.5f") : "–",
-                      c.checksConsistency ? cell(\.lostWrites, "%g") : "–"].joined(separator: " | ") + " |\n"
+                      c.consistencyUnchecked ? "–" : cell(\.staleFraction, "%.5f"),
+                      c.consistencyUnchecked ? "–" : cell(\.lostWrites, "%g")].joined(separator: " | ") + " |\n"
             }
             s += "\n"
         }

@@ -67,8 +67,8 @@ struct RunCommand: ParsableCommand {
         if result.timeStoodStill { FileHandle.standardError.write("quorumbench: warning: \(RunReport.stoodStill)\n") }
         let all = result.all
         let p99 = Double(HistogramCounts(all.histogram).value(atPercentile: 99)) / 1e6
-        let consistency = config.target == .cluster && !config.consistencyCheck
-            ? "consistency not checked" : "stale reads \(result.staleReads), lost writes \(result.lostWrites)"
+        let consistency = config.consistencyUnchecked ? "consistency not checked"
+            : "stale reads \(result.staleReads), lost writes \(result.lostWrites)"
         print(String(format: "%@: %@, p99 %.3f ms, availability %.4f%%, %@%@ — %@/report.md",
                      config.target == .noop ? "noop" : "cluster",
                      result.timeStoodStill ? "no rate (zero virtual time)" : RunReport.ops(result.rate(all.ok)) + " ops/s", p99,

@@ -387,6 +387,21 @@ struct SimulationTests {
         #expect(!text.contains("Lost writes (acknowledged"))
         let json = RunReport.json(off, summary: RunReport.summaryRows(off), timeseries: [])
         #expect(json.contains("\"checked\" : false") && json.contains("\"lost_writes\" : null"))
+        // sweep.md says so for a sweep with the check off — and not for one against noop, which has no check to
+        // turn off (it once said "--consistency-check off" there too).
+        func sweep(_ r: RunResult) -> String {
+            let runs = [SweepRun(point: 0, label: "p", repeatIndex: 0, result: r)]
+            return SweepReport.markdown(SweepReport.averaged(runs), runs: runs, varying: [], command: "sweep")
+        }
+        #expect(sweep(off).contains("**Not checked:**") && sweep(off).contains("| – | – |"))
+        #expect(!sweep(on).contains("Not checked"))
+        var noop = RunConfig()
+        noop.target = .noop
+        noop.threads = 1
+        noop.duration = 100_000_000
+        noop.warmup = 0
+        let idle = Runner(config: noop).run()
+        #expect(!sweep(idle).contains("Not checked") && !reportText(idle).contains("not checked"))
     }
 
     @Test("open loop through a total outage: availability does not depend on --concurrency")
