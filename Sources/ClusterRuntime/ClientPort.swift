@@ -42,7 +42,7 @@ public final class ClientPort: @unchecked Sendable {
         let k = cluster.workerCount
         consumer = k + id
         workerCount = k
-        ring = cluster.ring.copy()
+        ring = cluster.ring
         n = cluster.options.core.n
         inLanes = cluster.lanes[k + id]
         parker = cluster.parkers[k + id]

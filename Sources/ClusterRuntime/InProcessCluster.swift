@@ -127,7 +127,7 @@ public final class InProcessCluster: @unchecked Sendable {
         let ring = options.core.makeRing()
         self.ring = ring
         nodes = (0..<options.core.nodes).map {
-            Node(id: $0, config: options.core, ring: ring.copy(), pool: options.pool)
+            Node(id: $0, config: options.core, ring: ring, pool: options.pool)
         }
         let k = min(options.workers, options.core.nodes)
         let parties = k + options.clients

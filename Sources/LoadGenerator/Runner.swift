@@ -384,7 +384,7 @@ public final class Runner {
         var ids: [UInt64] = []
         ids.reserveCapacity(2 * n)
         let replicas = ring.replicas(of: Key(key), n: n)
-        for node in divergent.contains(key) ? replicas : replicas.prefix(1) {
+        for node in replicas.prefix(divergent.contains(key) ? n : 1) {
             let state = nodes[Int(node)].store.state(of: key)
             maxSiblings = max(maxSiblings, state.count)
             for v in state {

@@ -30,8 +30,11 @@ public final class Coordinator {
         @exclusivity(unchecked) var client = Endpoint.node(0)
         @exclusivity(unchecked) var tag: UInt64 = 0
         @exclusivity(unchecked) var key: UInt64 = 0
-        /// The nodes asked: the key's replicas, or (sloppy quorum) the first healthy nodes of its preference list.
-        @exclusivity(unchecked) var replicas: ArraySlice<UInt16> = []
+        /// The nodes asked: the key's replicas (a view of the ring, which outlives every request), or a list of
+        /// the request's own in `ownNodes` (suspected replicas' stand-ins; ``own(_:capacity:)``).
+        @exclusivity(unchecked) var replicas = NodeList(start: nil, count: 0)
+        /// Room for a list of the request's own, as many nodes as the cluster has (a list never names one twice).
+        @exclusivity(unchecked) var ownNodes: UnsafeMutableBufferPointer<UInt16>?
         /// For each node asked, the replica it stands in for as a fallback (−1: itself a replica); nil: no fallback.
         @exclusivity(unchecked) var hintFor: [Int32]?
         /// Bit i: node i's answer counts toward the quorum (strict quorum: replicas only).
@@ -55,16 +58,16 @@ public final class Coordinator {
         @exclusivity(unchecked) var context = CausalContext.empty
         @exclusivity(unchecked) var allTombstoneOnly = true
 
-        /// Sets the request up: a new one, or one finished and kept for reuse (every field is set again).
-        func start(id: UInt64, op: Operation, client: Endpoint, tag: UInt64, key: UInt64, targets: Targets) {
+        deinit { ownNodes?.deallocate() }
+
+        /// Sets the request up: a new one, or one finished and kept for reuse (every field is set again; whom it
+        /// asks, by ``Coordinator/aim(_:at:replicas:write:)``).
+        func start(id: UInt64, op: Operation, client: Endpoint, tag: UInt64, key: UInt64) {
             self.id = id
             self.op = op
             self.client = client
             self.tag = tag
             self.key = key
-            replicas = targets.nodes
-            hintFor = targets.hintFor
-            counting = targets.counting
             state = nil
             substituted = 0
             answered = 0
@@ -72,22 +75,29 @@ public final class Coordinator {
             quorumAnswers = 0
             replied = false
             responses.emptyKeepingCapacity()
-            // Room for every answer at once: appending grew the array from one slot, a second allocation per read.
-            if op == .get { responses.reserveCapacity(targets.nodes.count) }
             localVersions = nil
             aliases = 0
             dot = nil
-            context = .empty
+            if !context.isEmpty { context = CausalContext() }
             allTombstoneOnly = true
+        }
+
+        /// Asks `nodes`, a list of the request's own (copied: `nodes` may be a view of the current one).
+        func own(_ nodes: [UInt16], capacity: Int) {
+            precondition(nodes.count <= capacity, "a node list names a node twice")
+            if ownNodes == nil || ownNodes!.count < capacity {
+                ownNodes?.deallocate()
+                ownNodes = .allocate(capacity: capacity)
+            }
+            _ = ownNodes!.initialize(from: nodes)
+            replicas = NodeList(rebasing: ownNodes![..<nodes.count])
         }
 
         func index(of node: Endpoint) -> Int? {
             if node.isClient { return nil }
             let n = UInt16(truncatingIfNeeded: node.index)
-            return replicas.withUnsafeBufferPointer { r in
-                for i in r.indices where r[i] == n { return i }
-                return nil
-            }
+            for i in replicas.indices where replicas[i] == n { return i }
+            return nil
         }
 
         /// Releases the values of the responses (an alias of the local response once, with it).
@@ -105,13 +115,6 @@ public final class Coordinator {
         /// The hint a message to node i carries.
         @inline(__always)
         func hint(_ i: Int) -> Int32 { hintFor?[i] ?? -1 }
-    }
-
-    /// Whom a request asks.
-    struct Targets {
-        var nodes: ArraySlice<UInt16>
-        var hintFor: [Int32]?
-        var counting: UInt64
     }
 
     /// The requests in flight, by id. Ids are handed out in order, so a table indexed by an id's low bits finds a
@@ -178,7 +181,7 @@ public final class Coordinator {
     struct PendingPurge {
         var key: UInt64
         var dots: [Dot]
-        var replicas: ArraySlice<UInt16>
+        var replicas: [UInt16]
     }
 
     @exclusivity(unchecked) var pending = PendingTable()
@@ -240,8 +243,10 @@ public final class Coordinator {
         let id = nextRequest
         nextRequest += 1
         let p = spare.popLast() ?? Pending()
-        p.start(id: id, op: request.op, client: client, tag: request.tag, key: request.key,
-                targets: targets(for: key, replicas: replicas, write: request.op != .get))
+        p.start(id: id, op: request.op, client: client, tag: request.tag, key: request.key)
+        aim(p, at: key, replicas: replicas, write: request.op != .get)
+        // Room for every answer at once: appending grew the array from one slot, a second allocation per read.
+        if request.op == .get { p.responses.reserveCapacity(p.replicas.count) }
         var localIndex = local == nil || endpoint.isClient ? nil : p.index(of: endpoint)
         if let i = localIndex, p.hint(i) >= 0 { localIndex = nil }  // a fallback for itself: a message like any other
         deadlines.append((now &+ config.timeout, id))
@@ -327,16 +332,20 @@ public final class Coordinator {
         return reply
     }
 
-    /// Whom to ask for `key`. With no peer suspected (the common case): its n replicas, no copy made. Otherwise,
-    /// with hinted handoff on, every suspected replica gets a stand-in: the next fallback of the preference list
-    /// that is not suspected, which takes a write as a hint. Sloppy quorum: the stand-in replaces the replica and
-    /// counts toward the quorum. Strict: the replica is still asked and only replicas count; a read asks replicas
-    /// only.
-    func targets(for key: Key, replicas: ArraySlice<UInt16>, write: Bool) -> Targets {
-        let all: UInt64 = replicas.count >= 64 ? ~0 : (1 << UInt64(replicas.count)) - 1
+    /// Sets whom `p` asks for `key`. With no peer suspected (the common case): its n replicas, a view of the ring.
+    /// Otherwise, with hinted handoff on, every suspected replica gets a stand-in: the next fallback of the
+    /// preference list that is not suspected, which takes a write as a hint. Sloppy quorum: the stand-in replaces
+    /// the replica and counts toward the quorum. Strict: the replica is still asked and only replicas count; a read
+    /// asks replicas only.
+    func aim(_ p: Pending, at key: Key, replicas: NodeList, write: Bool) {
         guard detector.suspectedCount > 0, config.hintedHandoff, write || config.quorum == .sloppy,
             replicas.contains(where: { detector.isSuspected(Int($0)) })
-        else { return Targets(nodes: replicas, hintFor: nil, counting: all) }
+        else {
+            p.replicas = replicas
+            if p.hintFor != nil { p.hintFor = nil }
+            p.counting = replicas.count >= 64 ? ~0 : (1 << UInt64(replicas.count)) - 1
+            return
+        }
         let list = ring.preferenceList(for: key)
         var nodes: [UInt16] = []
         var hints: [Int32] = []
@@ -357,7 +366,9 @@ public final class Coordinator {
             hints.append(Int32(r))
             next += 1
         }
-        return Targets(nodes: ArraySlice(nodes), hintFor: hints, counting: counting)
+        p.own(nodes, capacity: ring.nodeCount)
+        p.hintFor = hints
+        p.counting = counting
     }
 
     /// Whether a replica that becomes suspected while a request waits for it gets a stand-in.
@@ -393,7 +404,7 @@ public final class Coordinator {
             hints.append(owner)
             p.hintFor = hints
             p.counting |= 1 << UInt64(p.replicas.count)
-            p.replicas.append(UInt16(fallback))
+            p.own(Array(p.replicas) + [UInt16(fallback)], capacity: ring.nodeCount)
             if p.op == .get {
                 out.send(.read(ReplicaRead(request: p.id, key: p.key)), from: endpoint, to: .node(fallback))
             } else {
@@ -569,7 +580,7 @@ public final class Coordinator {
             if p.op == .delete && p.allTombstoneOnly && p.hintFor == nil, let dot = p.dot {
                 // Every replica holds exactly this tombstone: purge it after the grace period.
                 let token = Coordinator.purgeTokenBit | id
-                purges[token] = PendingPurge(key: p.key, dots: [dot], replicas: p.replicas)
+                purges[token] = PendingPurge(key: p.key, dots: [dot], replicas: Array(p.replicas))
                 out.setTimer(at: now &+ config.tombstoneGrace, token: token)
             }
             recycle(p)
@@ -650,7 +661,7 @@ public final class Coordinator {
             counters.readRepairs += 1
             out.send(.write(ReplicaWrite(request: 0, key: p.key, versions: withValues(final, from: p.responses),
                                          hintFor: p.hint(r.index), origin: .readRepair)),
-                     from: endpoint, to: .node(Int(p.replicas[p.replicas.startIndex + r.index])))
+                     from: endpoint, to: .node(Int(p.replicas[r.index])))
         }
     }
 

@@ -9,29 +9,17 @@
 ///
 /// A key's preference list is the first n distinct nodes clockwise from its partition, followed by every other node
 /// in ring order: the fallbacks of a sloppy quorum. Lists are precomputed per partition, so a lookup is a multiply,
-/// a shift and an index.
-public final class Ring: Sendable {
+/// a shift and an index. The lists live in memory of the ring's own and are handed out as ``NodeList``s, views
+/// that hold no reference: a slice of an array retained and released it for every request, and threads that
+/// shared one ring wrote that one reference count over and over.
+public final class Ring: @unchecked Sendable {  // (immutable once made)
     public let nodeCount: Int
     public let vnodes: Int
     public let partitionCount: Int
     /// owner of each partition.
     public let owners: [UInt16]
     /// `partitionCount × nodeCount`: for each partition, all nodes in clockwise order of first appearance.
-    @usableFromInline let preference: [UInt16]
-
-    /// The same ring in memory of its own. Every request reads its key's replicas from the ring (a slice of
-    /// `preference`, which retains the array), so threads that share one ring write one reference count, in the
-    /// cache line of the first partitions' lists, over and over: in process each node and each client port gets
-    /// its own copy.
-    public func copy() -> Ring { Ring(copying: self) }
-
-    private init(copying other: Ring) {
-        nodeCount = other.nodeCount
-        vnodes = other.vnodes
-        partitionCount = other.partitionCount
-        owners = other.owners.map { $0 }  // (map: new storage; `Array(other.owners)` would share it)
-        preference = other.preference.map { $0 }
-    }
+    @usableFromInline let preference: UnsafeMutableBufferPointer<UInt16>
 
     /// - Parameters:
     ///   - nodes: physical nodes (1…65535).
@@ -59,8 +47,11 @@ public final class Ring: Sendable {
                 q = q + 1 == partitionCount ? 0 : q + 1
             }
         }
-        preference = table
+        preference = .allocate(capacity: table.count)
+        _ = preference.initialize(from: table)
     }
+
+    deinit { preference.deallocate() }
 
     /// Each node claims `vnodes` partitions; a greedy seeded walk picks, at each partition, among the nodes with
     /// the most claims left that are not within `spacing` of the same node (wrapping around). Falls back to
@@ -116,21 +107,17 @@ public final class Ring: Sendable {
         PreferenceList(ring: self, base: partition(of: key.hash) * nodeCount)
     }
 
-    /// The first `n` nodes of `key`'s preference list: its replicas.
+    /// The first `n` nodes of `key`'s preference list: its replicas. A view of the ring's memory: valid while the
+    /// ring lives.
     @inlinable
-    public func replicas(of key: Key, n: Int) -> ArraySlice<UInt16> {
-        let base = partition(of: key.hash) * nodeCount
-        return preference[base..<(base + n)]
+    public func replicas(of key: Key, n: Int) -> NodeList {
+        NodeList(start: preference.baseAddress! + partition(of: key.hash) * nodeCount, count: n)
     }
 
     /// Whether `node` is among the first `n` nodes of `key`'s preference list.
     @inlinable
     public func isReplica(_ node: Int, of key: Key, n: Int) -> Bool {
-        let base = partition(of: key.hash) * nodeCount
-        return preference.withUnsafeBufferPointer { p in
-            for i in base..<(base + n) where Int(p[i]) == node { return true }
-            return false
-        }
+        replicas(of: key, n: n).contains(UInt16(truncatingIfNeeded: node))
     }
 
     /// The primary (first) node of `key`.
@@ -154,9 +141,9 @@ public struct PreferenceList: Sendable, RandomAccessCollection {
     @inlinable
     public subscript(i: Int) -> Int { Int(ring.preference[base + i]) }
 
-    /// The first `n` nodes: the key's replicas.
+    /// The first `n` nodes: the key's replicas (valid while the ring lives).
     @inlinable
-    public func replicas(_ n: Int) -> ArraySlice<UInt16> { ring.preference[base..<(base + n)] }
+    public func replicas(_ n: Int) -> NodeList { NodeList(start: ring.preference.baseAddress! + base, count: n) }
 
     /// Whether `node` is among the first `n`.
     @inlinable
@@ -165,3 +152,7 @@ public struct PreferenceList: Sendable, RandomAccessCollection {
         return false
     }
 }
+
+/// Nodes in order, by number: a view of memory someone else owns (a ring's preference lists, or a request's own
+/// list), valid while that owner lives. Copying one touches no reference count.
+public typealias NodeList = UnsafeBufferPointer<UInt16>

@@ -50,19 +50,4 @@ struct RingTests {
         #expect(Ring(nodes: 5, vnodes: 64, seed: 3).owners == Ring(nodes: 5, vnodes: 64, seed: 3).owners)
         #expect(Ring(nodes: 5, vnodes: 64, seed: 3).owners != Ring(nodes: 5, vnodes: 64, seed: 4).owners)
     }
-
-    @Test("a copy places every key as the original does, from memory of its own")
-    func copy() {
-        let ring = Ring(nodes: 7, vnodes: 16, seed: 5), copy = ring.copy()
-        #expect(copy.owners == ring.owners && copy.partitionCount == ring.partitionCount)
-        for k in 0..<10_000 {
-            let key = Key(UInt64(k))
-            #expect(Array(copy.replicas(of: key, n: 3)) == Array(ring.replicas(of: key, n: 3)))
-            #expect(Array(copy.preferenceList(for: key)) == Array(ring.preferenceList(for: key)))
-        }
-        // Its own storage: threads that each hold a copy never write one array's reference count.
-        let a = ring.preference.withUnsafeBufferPointer { $0.baseAddress }
-        let b = copy.preference.withUnsafeBufferPointer { $0.baseAddress }
-        #expect(a != b)
-    }
 }
