@@ -34,7 +34,7 @@ public struct ThreadRecorder {
     public let thread: Int
     @usableFromInline let mailbox: Locked<[IntervalSample]>
     /// Start of interval 0 (the measured phase), ns; intervals before it are the warm-up.
-    @usableFromInline let origin: UInt64
+    @usableFromInline var origin: UInt64
     public private(set) var interval: Int
     /// Per op kind: its histogram and counts. A tuple, not an array: recording then checks no array for
     /// uniqueness (an optional histogram per kind in an array made every record a copy).
@@ -51,6 +51,14 @@ public struct ThreadRecorder {
         interval = ThreadRecorder.intervalIndex(now, origin: origin)
         intervalEnd = ThreadRecorder.intervalStart(interval + 1, origin: origin)
         kinds = (KindRecord(), KindRecord(), KindRecord(), KindRecord(), KindRecord())
+    }
+
+    /// Counts intervals from `origin` from now on: for a recorder made before its run's phases were known, that
+    /// has recorded nothing yet (its histograms are kept, not made again).
+    public mutating func start(origin: UInt64, now: UInt64) {
+        self.origin = origin
+        interval = ThreadRecorder.intervalIndex(now, origin: origin)
+        intervalEnd = ThreadRecorder.intervalStart(interval + 1, origin: origin)
     }
 
     /// Runs `body` on the record of `kind`.

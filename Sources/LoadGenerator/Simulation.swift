@@ -17,13 +17,15 @@ final class Simulation {
     /// The load threads' drivers, called once per request (``Unretained``).
     let driverRefs: Unretained<ThreadDriver>
     var drivers: [ThreadDriver] { driverRefs.objects }
-    var recorders: [ThreadRecorder] = []
+    /// Per thread; started when the run's phases are known.
+    let recorders: FixedArray<ThreadRecorder>
     /// Takes the recorders' finished seconds once a virtual second (``absorb()``), so that they are packed as the
     /// run goes, not held whole to its end.
     var reporter = Reporter(kinds: OpKind.allCases.count)
     var nextAbsorb: UInt64 = 0
-    var targets: [SimTarget] = []
-    var inFlight: [Int]
+    let targets: FixedArray<SimTarget>
+    /// Per thread (the ``FixedArray``s too: each request writes several of these).
+    let inFlight: FixedArray<Int>
     var wiped = Set<UInt64>()
     let purged: Runner.PurgedDeletes
     let timeline: [(at: UInt64, conditions: [NodeCondition])]
@@ -32,14 +34,14 @@ final class Simulation {
     var origin: UInt64 = 0
     var end: UInt64 = 0
     var stopAt: UInt64 = 0
-    var stopping: [Bool]
-    var measuredIssued: [Int]
-    var opsShare: [Int?]
-    var nextIntended: [Double]
-    var slotFreedAt: [UInt64]
+    let stopping: FixedArray<Bool>
+    let measuredIssued: FixedArray<Int>
+    let opsShare: [Int?]
+    let nextIntended: FixedArray<Double>
+    let slotFreedAt: FixedArray<UInt64>
     var period: Double?
     /// Open loop: the time of each thread's pending wake-up (0: none).
-    var wakeAt: [UInt64]
+    let wakeAt: FixedArray<UInt64>
     /// Virtual time stopped advancing (operations that take no time, over a duration): the run was cut short.
     var stalled = false
     /// Virtual time stood still for 20,000,000 events while nothing completed in zero time: a bug, not the input.
@@ -69,21 +71,22 @@ final class Simulation {
         let horizon = config.ops == nil ? config.duration : max(config.duration, 3_600_000_000_000)
         timeline = config.faults.isEmpty ? [] : config.faults.timeline(nodes: config.core.nodes, horizon: horizon, seed: config.seed)
         let t = config.threads
-        inFlight = Array(repeating: 0, count: t)
-        stopping = Array(repeating: false, count: t)
-        measuredIssued = Array(repeating: 0, count: t)
+        inFlight = FixedArray(repeating: 0, count: t)
+        stopping = FixedArray(repeating: false, count: t)
+        measuredIssued = FixedArray(repeating: 0, count: t)
         opsShare = (0..<t).map { config.opsShare(of: $0) }
-        nextIntended = Array(repeating: 0, count: t)
-        slotFreedAt = Array(repeating: 0, count: t)
+        nextIntended = FixedArray(repeating: 0, count: t)
+        slotFreedAt = FixedArray(repeating: 0, count: t)
         period = config.rate.map { Double(t) * 1e9 / $0 }
-        wakeAt = Array(repeating: 0, count: t)
+        wakeAt = FixedArray(repeating: 0, count: t)
         zeroTimeReplies = period == nil ? 100 * config.concurrency : .max
-        var drivers: [ThreadDriver] = []
-        for i in 0..<t {
-            drivers.append(ThreadDriver(thread: i, config: config, control: control, oracle: oracle, pool: pool))
-            targets.append(SimTarget(cluster: cluster, client: i))
-        }
-        driverRefs = Unretained(drivers)
+        driverRefs = Unretained((0..<t).map { [control, oracle] in
+            ThreadDriver(thread: $0, config: config, control: control, oracle: oracle, pool: pool)
+        })
+        targets = FixedArray((0..<t).map { [cluster] in SimTarget(cluster: cluster, client: $0) })
+        recorders = FixedArray((0..<t).map { [control] in
+            ThreadRecorder(thread: $0, mailbox: control.mailbox, origin: 0, now: 0)
+        })
         purged = Runner.PurgedDeletes(watching: cluster.nodes)
         cluster.onReply = { [unowned self] c, reply in self.reply(c, reply) }
         cluster.onWake = { [unowned self] token in self.wake(token) }
@@ -104,7 +107,7 @@ final class Simulation {
         end = origin &+ config.duration
         cluster.schedule(timeline, from: origin)
         for t in 0..<config.threads {
-            recorders.append(ThreadRecorder(thread: t, mailbox: control.mailbox, origin: origin, now: warmStart))
+            recorders[t].start(origin: origin, now: warmStart)
             drivers[t].origin = origin
             nextIntended[t] = period.map { drivers[t].firstIntended(from: warmStart, period: $0) } ?? Double(warmStart)
             issueMore(t)
@@ -127,7 +130,7 @@ final class Simulation {
         // slot, 27,586 with 5,000 in flight when a stall released them, so any fixed limit cut large runs short.)
         // Anything else that keeps the clock still ends at 20 million events.
         var stuckSince = cluster.now, stuckEvents = 0
-        while inFlight.contains(where: { $0 > 0 }) || stopping.contains(false) {
+        while busy {
             guard cluster.step() else { break }
             if cluster.now >= nextAbsorb { absorb() }
             if cluster.now == stuckSince {
@@ -202,13 +205,19 @@ final class Simulation {
     /// Each trial writes a new version of a fresh key; when the write commits (the client has its reply), a read
     /// is issued at every probe offset after it, each an independent quorum read with its own message delays and
     /// no read repair. `--ops` trials, `--concurrency` trial writes in flight.
+    /// Some thread has requests in flight or has not stopped.
+    @inline(__always)
+    var busy: Bool {
+        for t in 0..<config.threads where inFlight[t] > 0 || !stopping[t] { return true }
+        return false
+    }
+
     func runVisibility() -> RunResult {
         let probes = config.probeTimes
         probeReads = Array(repeating: 0, count: probes.count)
         probeConsistent = Array(repeating: 0, count: probes.count)
         origin = 0
         cluster.schedule(timeline, from: 0)
-        recorders = (0..<config.threads).map { ThreadRecorder(thread: $0, mailbox: control.mailbox, origin: 0, now: 0) }
         let trials = config.ops ?? 10_000
         cluster.onReply = { [unowned self] c, reply in self.visibilityReply(c, reply, trials: trials) }
         cluster.onWake = { [unowned self] token in self.probe(token) }
