@@ -202,9 +202,6 @@ final class Simulation {
     static let trialTimeoutToken: UInt64 = 4 << 56
     static let trialKeyBase: UInt64 = 1 << 40
 
-    /// Each trial writes a new version of a fresh key; when the write commits (the client has its reply), a read
-    /// is issued at every probe offset after it, each an independent quorum read with its own message delays and
-    /// no read repair. `--ops` trials, `--concurrency` trial writes in flight.
     /// Some thread has requests in flight or has not stopped.
     @inline(__always)
     var busy: Bool {
@@ -212,6 +209,9 @@ final class Simulation {
         return false
     }
 
+    /// Each trial writes a new version of a fresh key; when the write commits (the client has its reply), a read
+    /// is issued at every probe offset after it, each an independent quorum read with its own message delays and
+    /// no read repair. `--ops` trials, `--concurrency` trial writes in flight.
     func runVisibility() -> RunResult {
         let probes = config.probeTimes
         probeReads = Array(repeating: 0, count: probes.count)
