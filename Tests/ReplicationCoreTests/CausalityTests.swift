@@ -131,6 +131,45 @@ struct CausalityTests {
         }
     }
 
+    @Test("addExact: the dot in sorted place, and past the bound the oldest goes (smallest counter, first among equals)")
+    func addExactByDefinition() {
+        var rng = Xoshiro(seed: 35)
+        var evictedNew = 0, evictedOld = 0
+        for trial in 0..<300 {
+            var c = CausalContext()
+            var exact: [Dot] = []  // the definition, kept beside it
+            let counters = trial % 2 == 0 ? 90 : 12  // (few counters: the oldest ties often, across actors)
+            for _ in 0..<150 {
+                let node = rng.next(below: 3)
+                let counter = UInt64(1 + rng.next(below: counters))
+                let actor: Actor = [.client(node), .loose(node: node, incarnation: 1),
+                                    .replica(node: node, incarnation: 0)][rng.next(below: 3)]
+                let d = Dot(actor: actor, counter: counter)
+                if !c.covers(d) {
+                    exact.insert(d, at: exact.firstIndex { $0 > d } ?? exact.count)
+                    if exact.count > CausalContext.maxExactDots {
+                        let oldest = exact.indices.min { exact[$0].counter < exact[$1].counter }!
+                        if exact[oldest] == d { evictedNew += 1 } else { evictedOld += 1 }
+                        exact.remove(at: oldest)
+                    }
+                }
+                c.addExact(d)
+                #expect(Array(c.exactDots) == exact, "after \(d)")
+                #expect(c.entries.isEmpty)
+            }
+        }
+        // Both ways out of a full context were taken, many times.
+        #expect(evictedNew > 100 && evictedOld > 1000, "\(evictedNew) \(evictedOld)")
+        // A tie for the oldest with the dot that would follow it: the new dot comes first in order, and goes.
+        var full = CausalContext()
+        for k in 1...UInt64(CausalContext.maxExactDots) { full.addExact(Dot(actor: .client(1), counter: k)) }
+        let before = Array(full.exactDots)
+        full.addExact(Dot(actor: .client(0), counter: 1))
+        #expect(Array(full.exactDots) == before)
+        full.addExact(Dot(actor: .client(2), counter: 1))  // after it in order: the old one goes
+        #expect(Array(full.exactDots) == Array(before.dropFirst()) + [Dot(actor: .client(2), counter: 1)])
+    }
+
     @Test("merge gives exactly what adding the other's events one by one gives, past the bound too; dominance by definition")
     func mergeIsAddingOneByOne() {
         var rng = Xoshiro(seed: 34)
