@@ -108,7 +108,8 @@ public final class Ring: @unchecked Sendable {  // (immutable once made)
     }
 
     /// The first `n` nodes of `key`'s preference list: its replicas. A view of the ring's memory: valid while the
-    /// ring lives.
+    /// ring lives (a caller that holds the ring only in a local it no longer uses after this call keeps it alive with
+    /// `withExtendedLifetime`).
     @inlinable
     public func replicas(of key: Key, n: Int) -> NodeList {
         NodeList(start: preference.baseAddress! + partition(of: key.hash) * nodeCount, count: n)
