@@ -72,7 +72,7 @@ public enum Quiescence {
             let store = node.store, me = node.id
             store.forEachKey { key in
                 let replicas = ring.replicas(of: Key(key), n: n)
-                let primary = Int(replicas[replicas.startIndex])
+                let primary = Int(replicas[0])
                 if primary == me {
                     for r in replicas.dropFirst() where !store.same(key, as: nodes[Int(r)].store) { keys.insert(key) }
                 } else if !replicas.contains(UInt16(me)) || !nodes[primary].store.holds(key) {

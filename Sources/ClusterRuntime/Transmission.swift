@@ -80,7 +80,7 @@ struct CoordinatorChoice {
         let replicas = ring.replicas(of: Key(key), n: n)
         let first = rng.next(below: replicas.count)
         for i in 0..<replicas.count {
-            let node = Int(replicas[replicas.startIndex + (first + i) % replicas.count])
+            let node = Int(replicas[(first + i) % replicas.count])
             if avoidUntil[node] <= now { return node }
         }
         let list = ring.preferenceList(for: Key(key))

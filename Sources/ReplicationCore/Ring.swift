@@ -148,10 +148,7 @@ public struct PreferenceList: Sendable, RandomAccessCollection {
 
     /// Whether `node` is among the first `n`.
     @inlinable
-    public func contains(_ node: Int, within n: Int) -> Bool {
-        for i in 0..<n where Int(ring.preference[base + i]) == node { return true }
-        return false
-    }
+    public func contains(_ node: Int, within n: Int) -> Bool { replicas(n).contains(UInt16(truncatingIfNeeded: node)) }
 }
 
 /// Nodes in order, by number: a view of memory someone else owns (a ring's preference lists, or a request's own
