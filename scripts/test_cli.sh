@@ -35,6 +35,8 @@ expect_usage "is above 16777216 keys a thread" run --context-cache 16777217
 expect_usage "over 64 threads could take" run --context-cache 16777216 --threads 64
 expect_usage "--consistency-check must be on or off" run --consistency-check maybe
 expect_usage "cannot run with --consistency-check off" run --clock virtual --workload visibility --consistency-check off
+expect_usage "--check-memory must be a size" run --check-memory 4XB
+expect_usage "--check-memory must be a size" run --check-memory 0
 expect_usage "--keys 99999999999 needs at least" run --keys 99999999999  # it would load until memory runs out
 expect_usage "needs a unit" run --delay "exp(mean=2)"
 expect_usage "unknown distribution 'expo'" run --delay "expo(2ms)"
@@ -133,6 +135,63 @@ if "$BIN" run --keys 2000 --duration 1s --warmup 0s --consistency-check off --ou
         "$TMP/nocheck/run.json" || { echo "FAIL: check off: run.json staleness"; fails=$((fails + 1)); }
 else
     echo "FAIL: a run with --consistency-check off exited $?"; cat "$TMP/err"; fails=$((fails + 1))
+fi
+
+# --check-memory: a run whose consistency check outgrows it ends its measured phase there, writes a complete run
+# folder that says so, and exits 1 naming the limit; the same seed stops at the same point (the check is made every
+# 16,384 replies in virtual time). Then a real-time run, whose check is made once a second.
+cases=$((cases + 1))
+memrun() { "$BIN" run --clock virtual --delay "exp(mean=1ms)" --keys 1000 --ops 200000 --warmup 0s --check-memory 1MiB \
+    --quiet --out "$1" >"$TMP/out" 2>"$TMP/err"; }
+memrun "$TMP/mem1"; rc=$?
+if [ $rc -ne 1 ] || ! grep -q "over --check-memory (1.0 MiB)" "$TMP/err"; then
+    echo "FAIL: --check-memory 1MiB exited $rc: $(cat "$TMP/err")"; fails=$((fails + 1))
+else
+    memrun "$TMP/mem2"
+    cmp -s "$TMP/mem1/summary.csv" "$TMP/mem2/summary.csv" || { echo "FAIL: --check-memory stops differ between two runs of one seed"; fails=$((fails + 1)); }
+    grep -q "^\*\*Stopped early\*\*: the consistency check held" "$TMP/mem1/report.md" || { echo "FAIL: report.md does not say the run stopped early"; fails=$((fails + 1)); }
+    python3 - "$TMP/mem1" <<'PY' || fails=$((fails + 1))
+import csv, json, sys
+doc = json.load(open(f"{sys.argv[1]}/run.json"))
+stop = doc.get("stopped_early", {})
+rows = {r["op"]: r for r in csv.DictReader(open(f"{sys.argv[1]}/summary.csv"))}
+attempted = int(rows["all"]["attempted"])
+if stop.get("reason") != "check-memory" or stop.get("limit_bytes") != 1 << 20 or not stop.get("held_bytes", 0) > 1 << 20:
+    print("FAIL: run.json stopped_early:", stop); sys.exit(1)
+if not 0 < attempted < 200000:
+    print(f"FAIL: a run stopped by --check-memory attempted {attempted} of 200000 operations"); sys.exit(1)
+PY
+fi
+cases=$((cases + 1))
+"$BIN" run --keys 2000 --duration 20s --warmup 0s --check-memory 2MiB --out "$TMP/memrt" --quiet >"$TMP/out" 2>"$TMP/err"; rc=$?
+if [ $rc -ne 1 ] || ! grep -q '"reason" : "check-memory"' "$TMP/memrt/run.json" 2>/dev/null; then
+    echo "FAIL: a real-time run with --check-memory 2MiB exited $rc: $(cat "$TMP/err")"; fails=$((fails + 1))
+fi
+
+# Ctrl-C (SIGINT) in the measured phase ends it: the run drains, checks and writes a complete folder that says so,
+# and exits 130. Outside the measured phase (here, loading a million records) it quits at once, writing nothing.
+cases=$((cases + 1))
+"$BIN" run --keys 2000 --duration 60s --warmup 0s --out "$TMP/int" --quiet >"$TMP/out" 2>"$TMP/err" & pid=$!
+for _ in $(seq 100); do grep -q "measuring" "$TMP/err" 2>/dev/null && break; sleep 0.1; done
+sleep 1.5; kill -INT $pid; wait $pid; rc=$?
+if [ $rc -ne 130 ] || ! grep -q "SIGINT ended the measured phase after" "$TMP/err"; then
+    echo "FAIL: SIGINT in the measured phase: exit $rc: $(cat "$TMP/err")"; fails=$((fails + 1))
+else
+    python3 - "$TMP/int" <<'PY' || fails=$((fails + 1))
+import csv, json, sys
+doc = json.load(open(f"{sys.argv[1]}/run.json"))
+rows = {r["op"]: r for r in csv.DictReader(open(f"{sys.argv[1]}/summary.csv"))}
+seconds = float(rows["all"]["duration_s"])
+if doc.get("stopped_early", {}).get("reason") != "SIGINT" or not 1 <= seconds < 30 or int(rows["all"]["ok"]) == 0:
+    print("FAIL: an interrupted run's folder:", doc.get("stopped_early"), seconds); sys.exit(1)
+PY
+fi
+cases=$((cases + 1))
+"$BIN" run --keys 1000000 --duration 60s --out "$TMP/intload" >"$TMP/out" 2>"$TMP/err" & pid=$!
+for _ in $(seq 100); do grep -q "loading" "$TMP/err" 2>/dev/null && break; sleep 0.1; done
+kill -INT $pid; wait $pid; rc=$?
+if [ $rc -ne 130 ] || [ -e "$TMP/intload/summary.csv" ] || ! grep -q "outside the measured phase" "$TMP/err"; then
+    echo "FAIL: SIGINT while loading: exit $rc: $(cat "$TMP/err")"; fails=$((fails + 1))
 fi
 
 # Faults from the command line and a scenario: the report has its faults section and chart, nodes_up moves,

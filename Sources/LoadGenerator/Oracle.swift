@@ -1,5 +1,6 @@
 import CQuorumSupport
 import ReplicationCore
+import Synchronization
 import SyncPrimitives
 #if canImport(Glibc)
 import Glibc
@@ -234,6 +235,23 @@ public final class Oracle: @unchecked Sendable {
         self.retention = retention
         self.deleteGrace = deleteGrace
         self.singleThreaded = singleThreaded
+    }
+
+    /// What the oracle holds, in bytes: its record of every write (the part that grows with a run's length), the
+    /// edges of what each write saw, and the per-key table (not the few recent writes a key's lists keep). Reads
+    /// each shard under its lock: call it now and then (a real-time run, once a second), not per operation.
+    public func heldBytes() -> Int {
+        var bytes = table.bytes
+        for i in 0..<shardRefs.count {
+            bytes += shardRefs.with(i) { shard in
+                let sum: (inout Shard) -> Int = { s in
+                    s.saw.capacity * MemoryLayout<UInt64>.stride
+                        + s.keys.capacity * (MemoryLayout<FastKey>.stride + MemoryLayout<KeyWrites>.stride)
+                }
+                return singleThreaded ? shard.withoutLocking(sum) : shard.withLock(sum)
+            }
+        }
+        return bytes
     }
 
     /// Runs `body` under the lock of `key`'s shard (none when ``singleThreaded``).
@@ -569,6 +587,14 @@ final class WriteTable: @unchecked Sendable {
     /// Records of ids the chunks do not cover.
     let others = Locked<[UInt64: UnsafeMutablePointer<WriteInfo>]>([:])
     let lock = Locked(())
+    /// The bytes of the chunks allocated (written under `lock`, read by ``bytes``).
+    let allocated = Atomic<Int>(0)
+
+    /// What the chunks and the records outside them take. (Not the directories: 2 MiB each, calloc'd, of which
+    /// a page is touched for every 512 chunks.)
+    var bytes: Int {
+        allocated.load(ordering: .relaxed) + others.withLock { $0.count } * (MemoryLayout<WriteInfo>.stride + 32)
+    }
 
     init() {
         directories = .allocate(capacity: Self.slotCount)
@@ -626,6 +652,7 @@ final class WriteTable: @unchecked Sendable {
                 // Zeroed: seq 0 marks every record as not registered.
                 let chunk = calloc(1 << Self.chunkShift, MemoryLayout<WriteInfo>.stride)!
                 qb_store_release(dir + c, Int64(Int(bitPattern: chunk)))
+                allocated.add((1 << Self.chunkShift) * MemoryLayout<WriteInfo>.stride, ordering: .relaxed)
             }
             return find(id)!
         }

@@ -87,6 +87,10 @@ public struct RunConfig: Sendable {
     /// writes at the end. It keeps what it knows of every write (~45 bytes) until then, so a run's memory grows
     /// with its writes; off, neither figure is measured and memory stays flat (a soak test, a latency-only run).
     public var consistencyCheck = true
+    /// `--check-memory`: the most the oracle may hold, bytes. A run whose oracle grows past it ends its measured
+    /// phase there (``EarlyStop/checkMemory(limit:held:)``) and reports what it measured, instead of growing until
+    /// the machine runs out (a full-speed real-time run with the check on takes ~8 MB more a second here).
+    public var checkMemory = Int.max
     /// Whether this run keeps the oracle: a cluster target with the check on.
     public var checksConsistency: Bool { target == .cluster && consistencyCheck }
     /// A cluster run whose user turned the check off (a noop target has nothing to check, and is not this).

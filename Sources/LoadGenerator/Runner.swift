@@ -71,6 +71,8 @@ public struct RunResult: @unchecked Sendable {
     public var visibility: [VisibilityPoint] = []
     /// With `RunConfig.traceWipes`: lost writes that neither a wiped node held nor a write superseding them.
     public var unexplainedLosses = 0
+    /// Why the measured phase ended before its `--duration` or `--ops` (nil: it did not).
+    public var stoppedEarly: EarlyStop?
     /// Measured phase length, seconds. 0 only in virtual time, when no time passed: every operation completed
     /// in zero time (no delay between a client and its coordinator, and a coordinator that answered from its own
     /// replica).
@@ -151,6 +153,55 @@ public struct RunResult: @unchecked Sendable {
 }
 
 /// Shared state of a run's threads.
+/// Why a run's measured phase ended before its `--duration` or `--ops`. The run still drains what is in flight,
+/// heals, repairs, checks for lost writes and reports what it measured up to then.
+public enum EarlyStop: Sendable, Equatable {
+    /// A signal: the user's Ctrl-C (SIGINT), or SIGTERM (a CI job's timeout, `kill`).
+    case signal(Int32)
+    /// The consistency check held more than `--check-memory` (`limit` bytes; `held` when it was seen).
+    case checkMemory(limit: Int, held: Int)
+
+    public var signalName: String? {
+        guard case .signal(let s) = self else { return nil }
+        return s == SIGINT ? "SIGINT" : s == SIGTERM ? "SIGTERM" : "signal \(s)"
+    }
+}
+
+/// A request to end the measured phase now, from any thread (a signal's handler, the controller), read by the
+/// load threads (a relaxed load per loop) and the simulator (every 16,384 replies). The first reason given is kept.
+public final class StopRequest: Sendable {
+    let requested = Atomic<Bool>(false)
+    let why = Mutex<EarlyStop?>(nil)
+    /// 0: the measured phase has not begun; 1: it is on; 2: it ended. Only a phase that is on can be stopped.
+    let phase = Atomic<Int>(0)
+
+    public init() {}
+
+    /// Asks the measured phase to end now. False if it is not on (not begun, or over: the run is loading, warming
+    /// up, draining or checking), and nothing is asked.
+    @discardableResult
+    public func request(_ reason: EarlyStop) -> Bool {
+        guard phase.load(ordering: .acquiring) == 1 else { return false }
+        why.withLock { if $0 == nil { $0 = reason } }
+        requested.store(true, ordering: .releasing)
+        return true
+    }
+
+    func began() { phase.store(1, ordering: .releasing) }
+    /// The measured phase ended by itself (its duration or --ops): a stop asked for from now on ends nothing.
+    func ended() { if phase.load(ordering: .relaxed) == 1 && !isRequested { phase.store(2, ordering: .releasing) } }
+    var isMeasuring: Bool { phase.load(ordering: .relaxed) == 1 }
+
+    @inline(__always) public var isRequested: Bool { requested.load(ordering: .relaxed) }
+
+    /// Asks for a stop if `oracle` holds more than `limit` bytes.
+    func checkMemory(of oracle: Oracle, limit: Int) {
+        let held = oracle.heldBytes()
+        if held > limit { request(.checkMemory(limit: limit, held: held)) }
+    }
+    public var reason: EarlyStop? { why.withLock { $0 } }
+}
+
 final class RunControl: @unchecked Sendable {
     let loaded = Atomic<Int>(0)
     let startMeasured = Atomic<UInt64>(0)
@@ -169,7 +220,9 @@ final class RunControl: @unchecked Sendable {
     let updates = Atomic<Int>(0)
     let blindUpdates = Atomic<Int>(0)
     let finished = DispatchSemaphore(value: 0)
-    init(keys: Int, threads: Int, ops: Int?) {
+    let stop: StopRequest
+    init(keys: Int, threads: Int, ops: Int?, stop: StopRequest = StopRequest()) {
+        self.stop = stop
         insertCounter = Atomic(UInt64(keys))
         opsLeft = Atomic(ops ?? 0)
         balancer = SlotBalancer(threads: threads)
@@ -195,6 +248,8 @@ public final class Runner {
     /// freed as `run` returns. `quorumbench run` does one run a process, and freeing a million keys' versions one
     /// by one took 4 s of a 22 s simulated run; a sweep runs many in one process and frees each.
     public var leaveForExit = false
+    /// Ends the measured phase early when asked (``StopRequest/request(_:)``); the run goes on to its report.
+    public let stop = StopRequest()
 
     public init(config: RunConfig) { self.config = config }
 
@@ -202,12 +257,12 @@ public final class Runner {
         if config.clock == "virtual" {
             onPhase?("simulating \(config.keys) records, then " + (config.ops.map { "\($0) operations" }
                      ?? "\(Distribution.formatDuration(Double(config.duration))) of virtual time"))
-            let simulation = Simulation(config: config, pool: pool)
+            let simulation = Simulation(config: config, pool: pool, stop: stop)
             if leaveForExit { _ = Unmanaged.passRetained(simulation) }
             return simulation.run()
         }
         let poolStart = pool.statistics()
-        let control = RunControl(keys: config.keys, threads: config.threads, ops: config.ops)
+        let control = RunControl(keys: config.keys, threads: config.threads, ops: config.ops, stop: stop)
         let oracle = config.checksConsistency ? Oracle(deleteGrace: config.oracleDeleteGrace) : nil
         var cluster: InProcessCluster?
         let faults = config.target == .cluster && !config.faults.isEmpty
@@ -290,6 +345,7 @@ public final class Runner {
             let now = monotonicNanos()
             if !announcedMeasure && now >= origin {
                 announcedMeasure = true
+                stop.began()
                 onPhase?(config.ops.map { "measuring \($0) operations" }
                          ?? "measuring for \(Distribution.formatDuration(Double(config.duration)))")
             }
@@ -304,6 +360,7 @@ public final class Runner {
             reporter.absorb(control.mailbox.withLock { m in defer { m.removeAll() }; return m })
             if now &- lastProgress >= 1_000_000_000 && now > origin {
                 lastProgress = now
+                if let oracle, stop.isMeasuring { stop.checkMemory(of: oracle, limit: config.checkMemory) }
                 let (rate, p99, errors) = reporter.recent(before: ThreadRecorder.intervalIndex(now, origin: origin))
                 onProgress?(Double(now - origin) / 1e9, rate, p99, errors)
             }
@@ -324,6 +381,7 @@ public final class Runner {
                                    measured: monotonicNanos() &- origin, duration: stoppedAt &- origin,
                                    control: control)
         result.startTime = wallStart
+        result.stoppedEarly = stop.reason
         let shares = control.balancer.shares.withLock { $0 }
         if shares.allSatisfy({ $0 > 0 }) { result.threadShares = shares }  // (set by threads that balanced)
         if let rate = config.rate {

@@ -58,10 +58,10 @@ final class Simulation {
     static let issueToken: UInt64 = 1 << 56
     static let timeoutToken: UInt64 = 2 << 56
 
-    init(config: RunConfig, pool: BufferPool) {
+    init(config: RunConfig, pool: BufferPool, stop: StopRequest = StopRequest()) {
         self.config = config
         self.pool = pool
-        control = RunControl(keys: config.keys, threads: config.threads, ops: nil)
+        control = RunControl(keys: config.keys, threads: config.threads, ops: nil, stop: stop)
         oracle = config.checksConsistency
             ? Oracle(shards: 16, deleteGrace: config.oracleDeleteGrace, singleThreaded: true) : nil
         cluster = VirtualCluster(
@@ -149,6 +149,20 @@ final class Simulation {
         return finish()
     }
 
+    /// Replies between two ``checkStop()``s (counted per reply: a count per event cost 0.2% of the instructions).
+    static let checkEvery = 16_384
+    var repliesUntilCheck = Simulation.checkEvery
+
+    /// Every ``checkEvery`` replies: once virtual time has reached the measured phase, the phase is on (a stop may end
+    /// it), the consistency check's memory is held to `--check-memory`, and a stop asked for stops every thread.
+    func checkStop() {
+        let request = control.stop
+        guard cluster.now >= origin else { return }
+        if request.phase.load(ordering: .relaxed) == 0 { request.began() }
+        if let oracle, request.isMeasuring { request.checkMemory(of: oracle, limit: config.checkMemory) }
+        if request.isRequested { for t in 0..<config.threads { stop(t) } }
+    }
+
     /// Hands what the recorders finished to the reporter.
     func absorb() {
         reporter.absorb(control.mailbox.withLock { m in defer { m.removeAll() }; return m })
@@ -168,6 +182,7 @@ final class Simulation {
         var result = Runner.result(config: config, reporter: reporter, timeline: timeline, measured: stopAt &- origin,
                                    duration: stopAt &- origin, control: control)
         result.startTime = 0  // virtual: nothing in the run folder depends on the wall clock
+        result.stoppedEarly = control.stop.reason
         if let rate = config.rate { result.generatorBound = result.shortOfSchedule(rate: rate) }
         result.settleRounds = Quiescence.settle(cluster.nodes, core: config.core, pool: pool, now: cluster.now)
         result.counters = cluster.counters
@@ -334,6 +349,7 @@ final class Simulation {
     func stop(_ t: Int) {
         guard !stopping[t] else { return }
         stopping[t] = true
+        control.stop.ended()
         // Closed loop, the first thread to stop ends the measured phase; open loop, the last one (every thread
         // keeps its own schedule to the end: with --ops, the first to send its share did so up to a period before
         // the others), and with --ops one interval of the schedule after its last send. A thread with no share of
@@ -402,6 +418,11 @@ final class Simulation {
 
     func reply(_ t: Int, _ reply: ClientReply) {
         let now = cluster.now
+        repliesUntilCheck -= 1
+        if repliesUntilCheck == 0 {
+            repliesUntilCheck = Simulation.checkEvery
+            checkStop()
+        }
         if now == replyInstant {
             repliesAtInstant += 1
             if repliesAtInstant > zeroTimeReplies && (config.ops == nil || now < origin) { stalled = true }

@@ -294,9 +294,11 @@ final class ThreadDriver: @unchecked Sendable {
             var now = monotonicNanos()
             // Stop issuing when the measured phase is over.
             if !stopping {
-                let done = config.ops == nil ? now >= end : !mayIssue(measured: now >= origin)
+                // (A stop asked for ends the measured phase now: Ctrl-C, or the check's memory limit.)
+                let done = control.stop.isRequested || (config.ops == nil ? now >= end : !mayIssue(measured: now >= origin))
                 if done {
                     stopping = true
+                    control.stop.ended()
                     drainDeadline = now &+ config.core.timeout &+ 5_000_000_000
                     // Closed loop, the first thread to stop ends the measured phase; open loop, the last (see
                     // `Simulation.stop`). A thread with no share of --ops ends nothing.

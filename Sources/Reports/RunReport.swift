@@ -209,6 +209,20 @@ public enum RunReport {
             + "simulator bug, so the run was cut short. Please report this command; its --seed \(r.config.seed) replays it"
     }
 
+    /// Why the measured phase ended before its `--duration` or `--ops`, and what the run folder holds: one line.
+    public static func stoppedLine(_ r: RunResult, _ stop: EarlyStop) -> String {
+        let measured = "after \(num(r.durationSeconds, 1)) s of the measured phase"
+        switch stop {
+        case .signal:
+            return "\(stop.signalName!) ended the measured phase after \(num(r.durationSeconds, 1)) s; the run folder "
+                + "covers those seconds"
+        case .checkMemory(let limit, let held):
+            return "the consistency check held \(mib(held)), over --check-memory (\(mib(limit))), \(measured): "
+                + "the run stopped there and its folder covers those seconds. Give --consistency-check off for runs "
+                + "this long at this rate (or a larger --check-memory)"
+        }
+    }
+
     /// The check a run must pass, failed: acknowledged writes lost under `vv` with nodes that keep their data
     /// (SPEC.md: "Under vv this must be 0"). One line naming an example and how to replay it; nil if it held.
     public static func failedCheck(_ r: RunResult) -> String? {
@@ -257,6 +271,9 @@ public enum RunReport {
             s += " · lost writes \(r.lostWrites)\n\n"
         }
         if !verdict.isEmpty { s += verdict + "\n\n" }
+        if let stop = r.stoppedEarly {
+            s += "**Stopped early**: " + stoppedLine(r, stop) + ".\n\n"
+        }
 
         s += "## Configuration\n\n| setting | value |\n|---|---|\n"
         for (k, v) in c.settings { s += "| `\(k)` | \(v) |\n" }
@@ -490,6 +507,13 @@ public enum RunReport {
                          "jemalloc_allocated": p.jemallocAllocated, "jemalloc_active": p.jemallocActive,
                          "jemalloc_resident": p.jemallocResident, "jemalloc_mapped": p.jemallocMapped]
         doc["duration_s"] = r.durationSeconds
+        if let stop = r.stoppedEarly {
+            switch stop {
+            case .signal: doc["stopped_early"] = ["reason": stop.signalName!] as [String: Any]
+            case .checkMemory(let limit, let held):
+                doc["stopped_early"] = ["reason": "check-memory", "limit_bytes": limit, "held_bytes": held] as [String: Any]
+            }
+        }
         doc["clock"] = r.config.clock
         if r.config.clock == "virtual" { doc["simulated_events"] = r.simulatedEvents }
         doc["files"] = ["summary.csv", "timeseries.csv", "latency.hlog", "report.md", "latency.svg", "timeline.svg"] + (r.faultTimeline.isEmpty ? [] : ["faults.svg"])

@@ -18,8 +18,10 @@ struct RunCommand: ParsableCommand {
             Durations take units ns us ms s m. Distributions: const(1ms), uniform(1ms,5ms), exp(mean=2ms), \
             pareto(xm=0.5ms,alpha=3), lognormal(median=1ms,sigma=0.5), normal(mean=2ms,sd=0.5ms), \
             mix(0.9*DIST,0.1*DIST), hlog(FILE[,TAG]). Exit status: 0; 64 for a bad flag, value or scenario; 1 when \
-            the run cannot go on, or when it lost an acknowledged write under vv with --crash-mode pause (the line \
-            names the write and the seed that replays it).
+            the run cannot go on, when it lost an acknowledged write under vv with --crash-mode pause (the line \
+            names the write and the seed that replays it), or when its consistency check outgrew --check-memory \
+            (the measured phase ends there; the folder is written); 130 (SIGINT, Ctrl-C) or 143 (SIGTERM) when a \
+            signal ended the measured phase early (the folder is written; a second signal quits at once).
             """
     )
 
@@ -52,7 +54,9 @@ struct RunCommand: ParsableCommand {
                 }
             }
         }
+        let signals = RunCommand.stopOnSignals(runner.stop)
         let result = runner.run()
+        signals.forEach { $0.cancel() }
         if !quiet && tty { FileHandle.standardError.write("\r\u{1B}[K") }
         do {
             try RunReport.write(result, to: folder)
@@ -77,6 +81,35 @@ struct RunCommand: ParsableCommand {
         if let failed = RunReport.failedCheck(result) {
             FileHandle.standardError.write("quorumbench: \(failed)\n")
             throw ExitCode(1)
+        }
+        if let stop = result.stoppedEarly {
+            FileHandle.standardError.write("quorumbench: \(RunReport.stoppedLine(result, stop))\n")
+            if case .signal(let number) = stop { throw ExitCode(128 + number) }
+            throw ExitCode(1)
+        }
+    }
+
+    /// SIGINT and SIGTERM end the measured phase at once; the run then drains, checks and writes its folder as
+    /// after its duration (wrk and wrk2 print what they measured on Ctrl-C too), and exits 128 + the signal. A
+    /// signal outside the measured phase (loading, warming up, checking), or a second one, exits at once.
+    static func stopOnSignals(_ stop: StopRequest) -> [DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)  // the source handles it (the default action would end the process first)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                let name = EarlyStop.signal(number).signalName!
+                if stop.request(.signal(number)) {
+                    FileHandle.standardError.write("\nquorumbench: \(name): ending the measured phase now; the run "
+                        + "folder will hold what was measured (again to quit at once)\n")
+                    signal(number, SIG_DFL)
+                } else {
+                    FileHandle.standardError.write("\nquorumbench: \(name) outside the measured phase: quitting, "
+                        + "no run folder written\n")
+                    Glibc.exit(128 + number)
+                }
+            }
+            source.resume()
+            return source
         }
     }
 

@@ -40,6 +40,9 @@ struct RunOptions: ParsableArguments {
     @Option(name: .customLong("consistency-check"),
             help: "on | off: classify reads as stale and count lost writes (default on; the check keeps ~45 bytes a write until the run ends: off for long runs at full speed).")
     var consistencyCheck: String?
+    @Option(name: .customLong("check-memory"),
+            help: "The most memory the consistency check may hold, e.g. 4GiB (default: half this machine's). A run whose check grows past it ends its measured phase there, writes its report and exits 1.")
+    var checkMemory: String?
     @Option(help: "Open loop at this many ops/s in total; omit for closed loop.") var rate: String?
     @Option(help: "constant | poisson (open-loop spacing).") var arrival: String?
     @Option(help: "Measured phase (default 10s).") var duration: String?
@@ -74,7 +77,7 @@ struct RunOptions: ParsableArguments {
             ("insert-proportion", insertProportion), ("rmw-proportion", rmwProportion),
             ("delete-proportion", deleteProportion), ("keys", keys), ("value-size", valueSize),
             ("distribution", distribution), ("threads", threads), ("concurrency", concurrency),
-            ("context-cache", contextCache), ("consistency-check", consistencyCheck), ("rate", rate),
+            ("context-cache", contextCache), ("consistency-check", consistencyCheck), ("check-memory", checkMemory), ("rate", rate),
             ("arrival", arrival), ("duration", duration), ("warmup", warmup), ("ops", ops), ("delay", delay),
             ("delay-client", delayClient), ("delay-write", delayWrite), ("delay-write-ack", delayWriteAck),
             ("delay-read", delayRead), ("delay-read-response", delayReadResponse), ("drop", drop),

@@ -22,7 +22,7 @@ struct Settings {
         "scenario", "target", "transport", "clock", "nodes", "n", "w", "r", "quorum", "routing", "vnodes", "versioning",
         "max-siblings", "read-repair", "hinted-handoff", "anti-entropy", "ae-interval", "timeout", "workload", "read-proportion",
         "update-proportion", "insert-proportion", "rmw-proportion", "delete-proportion", "keys", "value-size",
-        "distribution", "threads", "concurrency", "context-cache", "consistency-check", "rate", "arrival", "duration", "warmup", "ops", "delay",
+        "distribution", "threads", "concurrency", "context-cache", "consistency-check", "check-memory", "rate", "arrival", "duration", "warmup", "ops", "delay",
         "delay-client", "delay-write", "delay-write-ack", "delay-read", "delay-read-response", "drop", "failure-rate",
         "mttr", "service-time", "crash-mode", "probe-times", "seed", "out", "quiet",
     ]
@@ -105,6 +105,32 @@ struct Settings {
             throw UsageError("--\(key) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(s)')")
         }
         return v
+    }
+
+    /// A size in bytes: a whole or decimal number, with B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB
+    /// (powers of 1024); no unit: bytes.
+    func bytes(_ key: String, default d: Int) throws -> Int {
+        guard let s = values[key] else { return d }
+        let text = s.trimmingCharacters(in: .whitespaces)
+        let digits = text.prefix { $0.isNumber || $0 == "." }
+        let unit = text.dropFirst(digits.count).trimmingCharacters(in: .whitespaces).lowercased()
+        let scale: [String: Double] = [
+            "": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+            "kib": 1024, "mib": 1_048_576, "gib": 1_073_741_824, "tib": 1_099_511_627_776,
+        ]
+        guard let number = Double(digits), let factor = scale[unit], number * factor >= 1, number * factor < 1e18 else {
+            throw UsageError("--\(key) must be a size such as 512MiB or 4GiB (got '\(s)')")
+        }
+        return Int(number * factor)
+    }
+
+    /// A size as a person reads it: 512 MiB, 12.0 GiB.
+    static func size(_ bytes: Int) -> String {
+        if bytes == Int.max { return "no limit" }
+        let b = Double(bytes)
+        if b >= Double(1 << 30) { return String(format: "%.1f GiB", b / Double(1 << 30)) }
+        if b >= Double(1 << 20) { return String(format: "%.0f MiB", b / Double(1 << 20)) }
+        return "\(bytes) B"
     }
 
     func onOff(_ key: String, default d: Bool) throws -> Bool {
@@ -209,6 +235,8 @@ struct Settings {
             c.contextCacheSize = size
         }
         c.consistencyCheck = try onOff("consistency-check", default: true)
+        // Half the machine's memory unless given: the check's growth stops the run well before the machine runs out.
+        c.checkMemory = try bytes("check-memory", default: memory > 0 ? Int(memory / 2) : Int.max)
         if values["rate"] != nil {
             let rate = try double("rate", default: 0)
             guard rate > 0 else { throw UsageError("--rate must be positive (got \(values["rate"]!))") }
@@ -331,6 +359,7 @@ struct Settings {
             ("threads", "\(c.threads)"), ("workers", c.workersHosted ? "\(c.workers), on the load threads" : "\(c.workers)"), ("concurrency", "\(c.concurrency)"),
             ("context-cache", c.contextCache == 0 ? "0 (every update blind)" : "\(c.contextCache) keys a thread"),
             ("consistency-check", c.target == .noop ? "– (noop target)" : c.consistencyCheck ? "on" : "off (stale reads and lost writes not measured)"),
+            ("check-memory", c.checksConsistency ? Settings.size(c.checkMemory) : "–"),
             ("rate", c.rate.map { String(format: "%g", $0) } ?? "closed loop"), ("arrival", c.arrival.rawValue),
             ("duration", c.ops == nil ? d(c.duration) : "until --ops"), ("warmup", d(c.warmup)),
             ("ops", c.ops.map(String.init) ?? "–"),

@@ -89,6 +89,7 @@ struct SweepCommand: ParsableCommand {
         // cores. Real-time runs measure the machine: one at a time, or each point's throughput and latency would
         // include another cluster competing for the same cores.
         let parallel = configs.allSatisfy { $0.clock == "virtual" } ? ProcessInfo.processInfo.activeProcessorCount : 1
+        let shareCheckMemory = base.values["check-memory"] == nil && parallel > 1
         DispatchQueue.concurrentPerform(iterations: parallel) { worker in
             var j = worker
             while j < jobs.count, failure.withLock({ $0 }) == nil {
@@ -98,6 +99,10 @@ struct SweepCommand: ParsableCommand {
                 config.seed = seed + UInt64(job.repeatIndex)
                 config.core.seed = config.seed
                 config.settings = config.settings.map { $0.0 == "seed" ? ($0.0, "\(config.seed)") : $0 }
+                // Points running at once share the machine: by default each gets its part of the check's memory.
+                if shareCheckMemory && config.checkMemory != Int.max {
+                    config.checkMemory /= parallel
+                }
                 let result = Runner(config: config).run()
                 let name = repeatCount > 1 ? "\(labels[job.point])-seed\(config.seed)" : labels[job.point]
                 if result.virtualTimeStalled {
@@ -134,7 +139,9 @@ struct SweepCommand: ParsableCommand {
             FileHandle.standardError.write("quorumbench: cannot write the sweep folder \(outPath): \(error.localizedDescription)\n")
             throw ExitCode(1)
         }
+        // A point cut short (its check's memory) measured less than the others: the sweep does not compare it.
         let failed = runs.compactMap { run in RunReport.failedCheck(run.result).map { "\(run.label): \($0)" } }
+            + runs.compactMap { run in run.result.stoppedEarly.map { "\(run.label): " + RunReport.stoppedLine(run.result, $0) } }
         for line in failed { FileHandle.standardError.write("quorumbench: \(line)\n") }
         let still = SweepReport.zeroTimePoints(runs)
         if !still.isEmpty {

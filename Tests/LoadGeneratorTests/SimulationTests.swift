@@ -678,4 +678,39 @@ struct SimulationTests {
         #expect(!line(one).isEmpty && !one.contains("±") && one.contains("`--repeat K`"))
         #expect(line(one).contains(String(format: "| %.3f |", p99s[1])))
     }
+
+    @Test("a stop asked for ends only a measured phase that is on, and keeps its first reason")
+    func stopRequestPhases() {
+        let stop = StopRequest()
+        #expect(!stop.request(.signal(SIGINT)) && !stop.isRequested)  // loading: nothing to end
+        stop.began()
+        #expect(stop.request(.checkMemory(limit: 1, held: 2)) && stop.isRequested)
+        #expect(stop.request(.signal(SIGINT)))
+        #expect(stop.reason == .checkMemory(limit: 1, held: 2))
+        stop.ended()  // (asked for: the phase was cut, not over by itself)
+        #expect(stop.isMeasuring)
+        let over = StopRequest()
+        over.began()
+        over.ended()
+        #expect(!over.request(.signal(SIGTERM)) && over.reason == nil)
+    }
+
+    @Test("--check-memory ends a virtual run's measured phase where the oracle outgrows it, the same for one seed")
+    func checkMemoryStopsTheRun() {
+        let config = virtualConfig { c in
+            c.ops = 200_000
+            c.warmup = 0
+            c.checkMemory = 1 << 20
+        }
+        let first = Runner(config: config).run(), second = Runner(config: config).run()
+        guard case .checkMemory(let limit, let held)? = first.stoppedEarly else {
+            Issue.record("not stopped early: \(String(describing: first.stoppedEarly))")
+            return
+        }
+        #expect(limit == 1 << 20 && held > limit)
+        #expect(first.all.attempted > 1_000 && first.all.attempted < 200_000)
+        #expect(second.stoppedEarly == first.stoppedEarly && second.all.attempted == first.all.attempted)
+        #expect(first.lostWrites == 0)  // the check still ran, over what was measured
+        #expect(Runner(config: virtualConfig { $0.ops = 20_000 }).run().stoppedEarly == nil)
+    }
 }
