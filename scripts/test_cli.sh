@@ -194,6 +194,18 @@ if [ $rc -ne 130 ] || [ -e "$TMP/intload/summary.csv" ] || ! grep -q "outside th
     echo "FAIL: SIGINT while loading: exit $rc: $(cat "$TMP/err")"; fails=$((fails + 1))
 fi
 
+# Ctrl-C in a sweep: no new point starts, the running one ends its measured phase and keeps its folder (not its row),
+# and the sweep folder holds the runs that finished, says it was interrupted, and the sweep exits 130.
+cases=$((cases + 1))
+"$BIN" sweep --w 1,2,3 --keys 1000 --duration 3s --warmup 0s --out "$TMP/isweep" --quiet >"$TMP/out" 2>"$TMP/err" & pid=$!
+for _ in $(seq 200); do [ -e "$TMP/isweep/points/w1/summary.csv" ] && break; sleep 0.1; done
+sleep 1.5; kill -INT $pid; wait $pid; rc=$?
+if [ $rc -ne 130 ] || ! grep -q "^\*\*Interrupted\*\* (SIGINT) after 1 of 3 runs" "$TMP/isweep/sweep.md" 2>/dev/null \
+    || [ "$(grep -c ',1,0$' "$TMP/isweep/sweep.csv")" != 0 ] || ! grep -q "Stopped early" "$TMP/isweep/points/w2/report.md" \
+    || [ -e "$TMP/isweep/points/w3" ]; then
+    echo "FAIL: SIGINT in a sweep: exit $rc: $(cat "$TMP/err")"; fails=$((fails + 1))
+fi
+
 # Faults from the command line and a scenario: the report has its faults section and chart, nodes_up moves,
 # and nothing is lost.
 printf 'keys: 2000\nduration: 3s\nwarmup: 300ms\nfailure-rate: 0.1\nfaults:\n  - {at: 500ms, for: 1s, partition: [[1, 2], [3, 4, 5]]}\n  - {at: 1s, for: 500ms, slow: [3], delay: "exp(mean=1ms)"}\n' >"$TMP/faults.yaml"

@@ -104,7 +104,9 @@ public enum SweepReport {
         return parts.joined(separator: " ")
     }
 
-    public static func write(_ runs: [SweepRun], varying: Set<String>, command: String, to folder: URL) throws {
+    /// `note`: a paragraph sweep.md gives first (an interrupted sweep says what its tables hold).
+    public static func write(_ runs: [SweepRun], varying: Set<String>, command: String, note: String? = nil,
+                             to folder: URL) throws {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         func put(_ name: String, _ text: String) throws {
             try text.write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
@@ -115,7 +117,7 @@ public enum SweepReport {
         }
         try put("sweep.csv", RunReport.csv(RunReport.summaryColumns + ["point", "repeat"], rows))
         let points = averaged(runs)
-        try put("sweep.md", markdown(points, runs: runs, varying: varying, command: command))
+        try put("sweep.md", markdown(points, runs: runs, varying: varying, command: command, note: note))
         // Charts: a line per configuration across failure rates. Write figures depend on w (not r) and read figures
         // on r, so those charts have a line per w (or r), averaged over the others; strict quorums dashed.
         let rates = Set(points.map { $0.config.failureRate }).sorted()
@@ -171,9 +173,10 @@ public enum SweepReport {
     }
 
     static func markdown(_ points: [Point], runs: [SweepRun],
-                         varying: Set<String>, command: String) -> String {
+                         varying: Set<String>, command: String, note: String? = nil) -> String {
         var s = "# quorumbench sweep\n\n"
         s += "Command: `\(command)`\n\n"
+        if let note { s += note + "\n\n" }
         let first = points.first?.config
         if let c = first {
             s += "\(points.count) points, \(runs.count) runs (\(runs.count / max(points.count, 1)) per point, seeds from \(c.seed)); "

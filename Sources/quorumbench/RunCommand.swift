@@ -93,21 +93,27 @@ struct RunCommand: ParsableCommand {
     /// after its duration (wrk and wrk2 print what they measured on Ctrl-C too), and exits 128 + the signal. A
     /// signal outside the measured phase (loading, warming up, checking), or a second one, exits at once.
     static func stopOnSignals(_ stop: StopRequest) -> [DispatchSourceSignal] {
+        onSignals { number in
+            let name = EarlyStop.signal(number).signalName!
+            if stop.request(.signal(number)) {
+                FileHandle.standardError.write("\nquorumbench: \(name): ending the measured phase now; the run "
+                    + "folder will hold what was measured (again to quit at once)\n")
+                signal(number, SIG_DFL)
+            } else {
+                FileHandle.standardError.write("\nquorumbench: \(name) outside the measured phase: quitting, "
+                    + "no run folder written\n")
+                Glibc.exit(128 + number)
+            }
+        }
+    }
+
+    /// Calls `handle` (on a dispatch queue) for each SIGINT and SIGTERM instead of their default action, which
+    /// `handle` may put back (`signal(number, SIG_DFL)`) so that the next one ends the process.
+    static func onSignals(_ handle: @escaping @Sendable (Int32) -> Void) -> [DispatchSourceSignal] {
         [SIGINT, SIGTERM].map { number in
             signal(number, SIG_IGN)  // the source handles it (the default action would end the process first)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                let name = EarlyStop.signal(number).signalName!
-                if stop.request(.signal(number)) {
-                    FileHandle.standardError.write("\nquorumbench: \(name): ending the measured phase now; the run "
-                        + "folder will hold what was measured (again to quit at once)\n")
-                    signal(number, SIG_DFL)
-                } else {
-                    FileHandle.standardError.write("\nquorumbench: \(name) outside the measured phase: quitting, "
-                        + "no run folder written\n")
-                    Glibc.exit(128 + number)
-                }
-            }
+            source.setEventHandler { handle(number) }
             source.resume()
             return source
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LoadGenerator
 import Reports
+import Synchronization
 import SyncPrimitives
 
 #if canImport(Glibc)
@@ -16,7 +17,9 @@ struct SweepCommand: ParsableCommand {
             Takes every run flag; --n --w --r --failure-rate --quorum --drop --nodes also take comma lists, and the \
             grid is their product (points with w > n, r > n or n > nodes are skipped, and said so). --repeat K runs \
             each point K times with seeds seed…seed+K−1. Writes sweep.csv, sweep.md, availability.svg, latency.svg, \
-            staleness.svg and points/<label>/ (a run folder each) into --out (default reports/sweep).
+            staleness.svg and points/<label>/ (a run folder each) into --out (default reports/sweep). Ctrl-C \
+            (SIGINT) or SIGTERM: no new point starts, running points end their measured phase, the folder holds \
+            the runs that finished, and the sweep exits 130 (143); a second signal quits at once.
             Example: quorumbench sweep --clock virtual --delay "exp(mean=1ms)" --w 1,2,3 --r 1,2,3 \
             --failure-rate 0,0.05,0.2 --ops 100000
             """
@@ -90,9 +93,23 @@ struct SweepCommand: ParsableCommand {
         // include another cluster competing for the same cores.
         let parallel = configs.allSatisfy { $0.clock == "virtual" } ? ProcessInfo.processInfo.activeProcessorCount : 1
         let shareCheckMemory = base.values["check-memory"] == nil && parallel > 1
+        // Ctrl-C (or SIGTERM): no new point starts, the running ones end their measured phase (as a run does), and
+        // the sweep folder holds the runs that finished; exit 128 + the signal. A second one quits at once.
+        let interruption = Atomic<Int32>(0)
+        let running = Locked<[Int: StopRequest]>([:])
+        let signals = RunCommand.onSignals { number in
+            guard interruption.compareExchange(expected: 0, desired: number, ordering: .acquiringAndReleasing).exchanged
+            else { return }
+            signal(number, SIG_DFL)
+            FileHandle.standardError.write("\nquorumbench: \(EarlyStop.signal(number).signalName!): no new point starts; "
+                + "running points end their measured phase, and the sweep folder will hold the runs that finished "
+                + "(again to quit at once)\n")
+            for stop in running.withLock({ Array($0.values) }) { stop.request(.signal(number)) }
+        }
+        defer { signals.forEach { $0.cancel() } }
         DispatchQueue.concurrentPerform(iterations: parallel) { worker in
             var j = worker
-            while j < jobs.count, failure.withLock({ $0 }) == nil {
+            while j < jobs.count, failure.withLock({ $0 }) == nil, interruption.load(ordering: .acquiring) == 0 {
                 let index = j, job = jobs[j]
                 j += parallel
                 var config = configs[job.point]
@@ -103,7 +120,10 @@ struct SweepCommand: ParsableCommand {
                 if shareCheckMemory && config.checkMemory != Int.max {
                     config.checkMemory /= parallel
                 }
-                let result = Runner(config: config).run()
+                let runner = Runner(config: config)
+                running.withLock { $0[index] = runner.stop }
+                let result = runner.run()
+                running.withLock { $0[index] = nil }
                 let name = repeatCount > 1 ? "\(labels[job.point])-seed\(config.seed)" : labels[job.point]
                 if result.virtualTimeStalled {
                     failure.withLock { $0 = "\(name): \(RunReport.stallLine(result))" }
@@ -115,6 +135,8 @@ struct SweepCommand: ParsableCommand {
                     failure.withLock { $0 = "cannot write \(name): \(error.localizedDescription)" }
                     return
                 }
+                // A run a signal cut short keeps its folder (which says so), not its place in the tables.
+                if case .signal = result.stoppedEarly { return }
                 results.withLock { $0[index] = result }
                 let done = finished.withLock { n in n += 1; return n }
                 if !quiet {
@@ -128,13 +150,25 @@ struct SweepCommand: ParsableCommand {
             throw ExitCode(1)
         }
         let all = results.withLock { $0 }
-        let runs = jobs.indices.map { i in
-            SweepRun(point: jobs[i].point, label: points[jobs[i].point].label, repeatIndex: jobs[i].repeatIndex, result: all[i]!)
+        let runs = jobs.indices.compactMap { i in
+            all[i].map { SweepRun(point: jobs[i].point, label: points[jobs[i].point].label, repeatIndex: jobs[i].repeatIndex, result: $0) }
         }
         if !quiet && isatty(STDERR_FILENO) != 0 { FileHandle.standardError.write("\r\u{1B}[K") }
+        let signalled = interruption.load(ordering: .acquiring)
+        var note: String?
+        if signalled != 0 {
+            let name = EarlyStop.signal(signalled).signalName!
+            guard !runs.isEmpty else {
+                FileHandle.standardError.write("quorumbench: \(name): no run of the sweep finished; no sweep folder written\n")
+                throw ExitCode(128 + signalled)
+            }
+            note = "**Interrupted** (\(name)) after \(runs.count) of \(jobs.count) runs: the tables and charts hold the "
+                + "runs that finished. A run the signal cut short has its folder under `points/` (its report says "
+                + "so), and no row here."
+        }
         let command = "quorumbench sweep " + CommandLine.arguments.dropFirst(2).map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
         do {
-            try SweepReport.write(runs, varying: varying, command: command, to: folder)
+            try SweepReport.write(runs, varying: varying, command: command, note: note, to: folder)
         } catch {
             FileHandle.standardError.write("quorumbench: cannot write the sweep folder \(outPath): \(error.localizedDescription)\n")
             throw ExitCode(1)
@@ -149,5 +183,10 @@ struct SweepCommand: ParsableCommand {
         }
         print("sweep: \(points.count) points × \(repeatCount) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s — \(outPath)/sweep.md")
         if !failed.isEmpty { throw ExitCode(1) }
+        if signalled != 0 {
+            FileHandle.standardError.write("quorumbench: \(EarlyStop.signal(signalled).signalName!) interrupted the sweep "
+                + "after \(runs.count) of \(jobs.count) runs; sweep.md says what it holds\n")
+            throw ExitCode(128 + signalled)
+        }
     }
 }
