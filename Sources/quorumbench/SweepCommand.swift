@@ -119,6 +119,8 @@ struct SweepCommand: ParsableCommand {
                 // Points running at once share the machine: by default each gets its part of the check's memory.
                 if shareCheckMemory && config.checkMemory != Int.max {
                     config.checkMemory /= parallel
+                    let shown = Settings.size(config.checkMemory) + " (a share: \(parallel) points run at once)"
+                    config.settings = config.settings.map { $0.0 == "check-memory" ? ($0.0, shown) : $0 }
                 }
                 let runner = Runner(config: config)
                 running.withLock { $0[index] = runner.stop }
