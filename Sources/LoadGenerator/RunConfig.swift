@@ -116,7 +116,8 @@ public struct RunConfig: Sendable {
     public init() {}
 
     /// Thread `thread`'s own share of `--ops` (nil: no --ops), the remainder going to the first threads: what each
-    /// open-loop thread sends on its own schedule, in either clock, and each simulated thread's in closed loop too.
+    /// simulated thread does in closed loop. (Open loop, in either clock, every measured arrival takes one from a
+    /// pool common to the threads as it comes due.)
     public func opsShare(of thread: Int) -> Int? {
         ops.map { $0 / threads + (thread < $0 % threads ? 1 : 0) }
     }

@@ -36,7 +36,16 @@ final class Simulation {
     var stopAt: UInt64 = 0
     let stopping: FixedArray<Bool>
     let measuredIssued: FixedArray<Int>
+    /// Closed loop with --ops: each thread's share.
     let opsShare: [Int?]
+    /// Open loop with --ops: the measured arrivals not yet come due, over all threads. Each takes one as it comes
+    /// due — in virtual time in the order of the threads' combined schedule — so the measured phase holds exactly
+    /// the first --ops arrivals of that schedule and ends one interval after the last (``stop(_:)``). A share per
+    /// thread ended it after the slowest thread's share: with Poisson arrivals the largest of the threads' gamma
+    /// sums, ~0.25% long at 100,000 operations over two threads and more at fewer, so the rate came out low.
+    var openOpsLeft = Int.max
+    /// Open loop: when each thread last sent (or expired) a measured request.
+    let lastSent: FixedArray<UInt64>
     let nextIntended: FixedArray<Double>
     let slotFreedAt: FixedArray<UInt64>
     var period: Double?
@@ -74,7 +83,9 @@ final class Simulation {
         inFlight = FixedArray(repeating: 0, count: t)
         stopping = FixedArray(repeating: false, count: t)
         measuredIssued = FixedArray(repeating: 0, count: t)
-        opsShare = (0..<t).map { config.opsShare(of: $0) }
+        opsShare = (0..<t).map { config.rate == nil ? config.opsShare(of: $0) : nil }
+        if config.rate != nil, let ops = config.ops { openOpsLeft = ops }
+        lastSent = FixedArray(repeating: 0, count: t)
         nextIntended = FixedArray(repeating: 0, count: t)
         slotFreedAt = FixedArray(repeating: 0, count: t)
         period = config.rate.map { Double(t) * 1e9 / $0 }
@@ -343,6 +354,7 @@ final class Simulation {
     @inline(__always)
     func done(_ t: Int) -> Bool {
         if let share = opsShare[t] { return measuredIssued[t] >= share }
+        if period != nil && config.ops != nil { return openOpsLeft <= 0 }
         return cluster.now >= end
     }
 
@@ -350,16 +362,21 @@ final class Simulation {
         guard !stopping[t] else { return }
         stopping[t] = true
         control.stop.ended()
-        // Closed loop, the first thread to stop ends the measured phase; open loop, the last one (every thread
-        // keeps its own schedule to the end: with --ops, the first to send its share did so up to a period before
-        // the others), and with --ops one interval of the schedule after its last send. A thread with no share of
-        // --ops (fewer operations than threads) ends nothing.
-        guard opsShare[t] != 0 else { return }
+        // Closed loop, the first thread to stop ends the measured phase (a thread with no share of --ops, when
+        // there are fewer operations than threads, ends nothing); open loop, the last one: over a duration at its
+        // end, with --ops one interval of the schedule after the last measured send (``openOpsLeft``).
         if period != nil {
-            stopAt = max(stopAt, config.openLoopEnd(now: cluster.now, lastSent: cluster.now))
-        } else if stopAt == 0 {
+            stopAt = max(stopAt, config.openLoopEnd(now: cluster.now, lastSent: lastSent[t]))
+        } else if opsShare[t] != 0 && stopAt == 0 {
             stopAt = cluster.now
         }
+    }
+
+    /// Open loop: a measured request was sent (or expired unsent) now.
+    @inline(__always)
+    func sentMeasured(_ t: Int) {
+        openOpsLeft -= 1
+        lastSent[t] = cluster.now
     }
 
     /// Issues what the schedule allows: closed loop fills the free slots; open loop sends every request whose
@@ -380,11 +397,12 @@ final class Simulation {
                 let intended = UInt64(nextIntended[t])
                 if d.waitedPastTimeout(intended: intended, slotFreedAt: slotFreedAt[t]) {
                     d.expire(intended: intended, recorder: &recorders[t], now: now)
-                    if intended >= origin { measuredIssued[t] += 1 }
+                    if intended >= origin { sentMeasured(t) }
                 } else {
                     guard inFlight[t] < d.cap else { break }
                     d.recordLag(intended: intended, slotFreedAt: slotFreedAt[t], now: now)
                     issue(t, d, intended: intended)
+                    if intended >= origin { sentMeasured(t) }
                 }
                 nextIntended[t] += config.arrival == .poisson ? -period * log(1 - d.rng.nextDouble()) : period
             }

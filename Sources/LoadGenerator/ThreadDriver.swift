@@ -262,21 +262,23 @@ final class ThreadDriver: @unchecked Sendable {
         var recorder = ThreadRecorder(thread: thread, mailbox: control.mailbox, origin: origin, now: monotonicNanos())
         let warmStart = origin &- config.warmup
         let end = origin &+ config.duration
-        // The measured operations this thread has taken from --ops and not issued yet (no --ops: no end). Closed
-        // loop, threads take them from a common pool as they go (16 at a time); open loop, each thread sends its
-        // own share on its own schedule, as in the simulator. (Taking from the pool, the first thread to find it
-        // empty ended the measured phase while others still held operations due later: 200 operations at
-        // 100 ops/s measured 1.91 s.)
-        let ownShare = config.rate == nil ? nil : config.opsShare(of: thread)
-        var opsTaken = config.ops == nil ? Int.max : ownShare ?? 0
+        // Open loop: each thread keeps its share of the rate on its own schedule.
+        let period = config.rate.map { Double(config.threads) * 1e9 / $0 }
+        // The measured operations this thread has taken from --ops and not issued yet (no --ops: no end), from a
+        // pool common to the threads. Closed loop, 16 at a time as they go. Open loop, one per measured arrival as
+        // it comes due, so the measured phase holds the first --ops arrivals of the threads' combined schedule and
+        // ends one interval after the last of them, as in the simulator (``Simulation/openOpsLeft``). (A share per
+        // thread ended it after the slowest thread's share; taking 16 at a time, the first thread to find the pool
+        // empty ended it while others still held operations due later: 200 operations at 100 ops/s measured 1.91 s.)
+        var opsTaken = config.ops == nil ? Int.max : 0
         /// Whether one more operation may be issued: a measured one only while --ops lasts.
         func mayIssue(measured: Bool) -> Bool {
             guard measured else { return true }
-            if opsTaken == 0 && ownShare == nil { opsTaken = control.takeOps(16) }
+            if opsTaken == 0 { opsTaken = control.takeOps(period == nil ? 16 : 1) }
             return opsTaken > 0
         }
-        // Open loop: each thread keeps its share of the rate on its own schedule.
-        let period = config.rate.map { Double(config.threads) * 1e9 / $0 }
+        /// Open loop: whether --ops is all taken (looked at, not taken: the next arrival takes its own when due).
+        func opsGone() -> Bool { opsTaken == 0 && control.opsLeft.load(ordering: .relaxed) <= 0 }
         var nextIntended = period.map { firstIntended(from: warmStart, period: $0) } ?? Double(warmStart)
         var slotFreedAt: UInt64 = 0
         var inFlight = 0
@@ -295,17 +297,16 @@ final class ThreadDriver: @unchecked Sendable {
             // Stop issuing when the measured phase is over.
             if !stopping {
                 // (A stop asked for ends the measured phase now: Ctrl-C, or the check's memory limit.)
-                let done = control.stop.isRequested || (config.ops == nil ? now >= end : !mayIssue(measured: now >= origin))
+                let done = control.stop.isRequested || (config.ops == nil ? now >= end
+                    : period == nil ? !mayIssue(measured: now >= origin) : opsGone())
                 if done {
                     stopping = true
                     control.stop.ended()
                     drainDeadline = now &+ config.core.timeout &+ 5_000_000_000
                     // Closed loop, the first thread to stop ends the measured phase; open loop, the last (see
-                    // `Simulation.stop`). A thread with no share of --ops ends nothing.
+                    // `Simulation.stop`), with --ops one interval after the last measured send.
                     if period != nil {
-                        if ownShare != 0 {
-                            _ = control.stopAt.max(config.openLoopEnd(now: now, lastSent: lastSent), ordering: .relaxed)
-                        }
+                        _ = control.stopAt.max(config.openLoopEnd(now: now, lastSent: lastSent), ordering: .relaxed)
                     } else {
                         _ = control.stopAt.compareExchange(expected: 0, desired: now, ordering: .acquiringAndReleasing)
                     }

@@ -267,6 +267,29 @@ struct SimulationTests {
         }
     }
 
+    @Test("Poisson open loop with --ops: the measured phase is the first --ops arrivals of the combined schedule, not the slowest thread's share")
+    func poissonOpsUnbiased() {
+        // 200 operations at 1,000 ops/s from 4 threads. The combined arrivals are one Poisson process: the 200th
+        // comes at 0.2 s on average and the phase ends one interval later, 0.201 s (sd 0.014 s a run). Each thread
+        // sending a share of 50 ended it after the slowest of four gamma sums: ~0.23 s, 15% long.
+        var durations: [Double] = []
+        for seed in 1...20 {
+            let r = Runner(config: virtualConfig(seed: UInt64(seed)) { c in
+                c.threads = 4
+                c.rate = 1_000
+                c.arrival = .poisson
+                c.ops = 200
+                c.warmup = 0
+            }).run()
+            #expect(r.all.attempted == 200)
+            durations.append(r.durationSeconds)
+        }
+        let mean = durations.reduce(0, +) / Double(durations.count)
+        let sd = (durations.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(durations.count - 1)).squareRoot()
+        let standardError = sd / Double(durations.count).squareRoot()
+        #expect(abs(mean - 0.201) < 4 * standardError, "mean \(mean) s, standard error \(standardError) s")
+    }
+
     @Test("virtual time: an open loop short of slots is slot-bound, not generator-bound (the generator never lags)")
     func slotBound() {
         let r = Runner(config: virtualConfig { c in
