@@ -41,7 +41,7 @@ struct RunOptions: ParsableArguments {
             help: "on | off: classify reads as stale and count lost writes (default on; the check keeps ~45 bytes a write until the run ends: off for long runs at full speed).")
     var consistencyCheck: String?
     @Option(name: .customLong("check-memory"),
-            help: "The most memory the consistency check may hold, e.g. 4GiB (default: half this machine's). A run whose check grows past it ends its measured phase there, writes its report and exits 1.")
+            help: "The most memory the consistency check may hold, e.g. 4GiB (default: half of what this process may use: the machine's memory, or its cgroup's limit). A run whose check grows past it ends its measured phase there, writes its report and exits 1.")
     var checkMemory: String?
     @Option(help: "Open loop at this many ops/s in total; omit for closed loop.") var rate: String?
     @Option(help: "constant | poisson (open-loop spacing).") var arrival: String?

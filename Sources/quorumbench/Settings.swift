@@ -124,6 +124,41 @@ struct Settings {
         return Int(number * factor)
     }
 
+    /// The memory this process may use: the machine's, or its cgroup's limit when that is lower (a container, a
+    /// CI job), which is where it would be killed. What the memory checks and `--check-memory`'s default go by.
+    static func memory(cgroupFiles: [String] = Settings.cgroupLimitFiles()) -> Double {
+        var memory = Double(ProcessInfo.processInfo.physicalMemory)
+        for path in cgroupFiles {
+            // ("max", or a number near 2^63, where there is no limit.)
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+                let limit = Double(text.trimmingCharacters(in: .whitespacesAndNewlines)), limit > 0
+            else { continue }
+            memory = memory > 0 ? min(memory, limit) : limit
+        }
+        return memory
+    }
+
+    /// Where this process's cgroup memory limit may be: its own cgroup's file (v2 `0::/path`, v1 `N:memory:/path`
+    /// in /proc/self/cgroup) and the mounted root's (a container's own cgroup, when namespaced).
+    static func cgroupLimitFiles() -> [String] {
+        var files = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+        let lines = (try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8))?.split(separator: "\n") ?? []
+        for line in lines {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[2] != "/" else { continue }
+            if parts[0] == "0" && parts[1].isEmpty { files.append("/sys/fs/cgroup\(parts[2])/memory.max") }
+            if parts[1].split(separator: ",").contains("memory") {
+                files.append("/sys/fs/cgroup/memory\(parts[2])/memory.limit_in_bytes")
+            }
+        }
+        return files
+    }
+
+    /// Said after "this machine has …" when a cgroup limit is what was meant.
+    static var memoryNote: String {
+        Settings.memory() < Double(ProcessInfo.processInfo.physicalMemory) ? " (its cgroup's memory limit)" : ""
+    }
+
     /// A size as a person reads it: 512 MiB, 12.0 GiB.
     static func size(_ bytes: Int) -> String {
         if bytes == Int.max { return "no limit" }
@@ -209,11 +244,11 @@ struct Settings {
         // store, Merkle and oracle entries (measured: 1.02 GB for 1,000,000 records of 256 B, 4.75 GB of 4 KiB);
         // 512 bytes is a floor, so only a run that surely cannot fit is refused.
         let floor = Double(c.keys) * (c.valueSize.mean + 512)
-        let memory = Double(ProcessInfo.processInfo.physicalMemory)
+        let memory = Settings.memory()
         if c.target == .cluster && memory > 0 && floor > memory {
             func gib(_ b: Double) -> String { String(format: "%.1f GiB", b / Double(1 << 30)) }
             throw UsageError("--keys \(c.keys) needs at least \(gib(floor)) of memory to load (its value and ~512 bytes "
-                + "a record, held in this process); this machine has \(gib(memory))")
+                + "a record, held in this process); this machine has \(gib(memory))" + Settings.memoryNote)
         }
         c.distribution = try choice("distribution", default: c.workload.defaultDistribution)
         let cores = ProcessInfo.processInfo.activeProcessorCount
@@ -230,12 +265,13 @@ struct Settings {
             if c.target == .cluster && memory > 0 && bytes > memory {
                 throw UsageError("--context-cache \(size) over \(c.threads) threads could take "
                     + String(format: "%.1f GiB", bytes / Double(1 << 30)) + "; this machine has "
-                    + String(format: "%.1f GiB", memory / Double(1 << 30)))
+                    + String(format: "%.1f GiB", memory / Double(1 << 30)) + Settings.memoryNote)
             }
             c.contextCacheSize = size
         }
         c.consistencyCheck = try onOff("consistency-check", default: true)
-        // Half the machine's memory unless given: the check's growth stops the run well before the machine runs out.
+        // Half the memory this process may use unless given (``memory(cgroupFiles:)``): the check's growth stops the
+        // run well before the machine, or the container, runs out.
         c.checkMemory = try bytes("check-memory", default: memory > 0 ? Int(memory / 2) : Int.max)
         if values["rate"] != nil {
             let rate = try double("rate", default: 0)
