@@ -152,7 +152,6 @@ public struct RunResult: @unchecked Sendable {
     }
 }
 
-/// Shared state of a run's threads.
 /// Why a run's measured phase ended before its `--duration` or `--ops`. The run still drains what is in flight,
 /// heals, repairs, checks for lost writes and reports what it measured up to then.
 public enum EarlyStop: Sendable, Equatable {
@@ -202,6 +201,7 @@ public final class StopRequest: Sendable {
     public var reason: EarlyStop? { why.withLock { $0 } }
 }
 
+/// Shared state of a run's threads.
 final class RunControl: @unchecked Sendable {
     let loaded = Atomic<Int>(0)
     let startMeasured = Atomic<UInt64>(0)

@@ -56,7 +56,7 @@ struct RunCommand: ParsableCommand {
         }
         let signals = RunCommand.stopOnSignals(runner.stop)
         let result = runner.run()
-        signals.forEach { $0.cancel() }
+        RunCommand.restoreSignals(signals)
         if !quiet && tty { FileHandle.standardError.write("\r\u{1B}[K") }
         do {
             try RunReport.write(result, to: folder)
@@ -117,6 +117,13 @@ struct RunCommand: ParsableCommand {
             source.resume()
             return source
         }
+    }
+
+    /// Back to the default action of SIGINT and SIGTERM (ending the process), once the run is over.
+    static func restoreSignals(_ sources: [DispatchSourceSignal]) {
+        for source in sources { source.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
     }
 
     /// The run (or sweep) folder must be creatable and writable before anything runs.

@@ -106,7 +106,7 @@ struct SweepCommand: ParsableCommand {
                 + "(again to quit at once)\n")
             for stop in running.withLock({ Array($0.values) }) { stop.request(.signal(number)) }
         }
-        defer { signals.forEach { $0.cancel() } }
+        defer { RunCommand.restoreSignals(signals) }
         DispatchQueue.concurrentPerform(iterations: parallel) { worker in
             var j = worker
             while j < jobs.count, failure.withLock({ $0 }) == nil, interruption.load(ordering: .acquiring) == 0 {
