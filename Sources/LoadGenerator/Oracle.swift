@@ -307,8 +307,12 @@ public final class Oracle: @unchecked Sendable {
             append(&s.saw)
             var count = count
             if let grace = deleteGrace, s.deletes > 0, time >= grace, let i = s.keys.index(forKey: FastKey(key)) {
+                // (Each live delete is listed once: only the writes `saw` named can repeat one. Looking through
+                // the deletes appended too made a key with thousands of deletes never acknowledged — refused at
+                // the sibling limit — quadratic in them on every write.)
+                let named = Int(start)..<Int(start) + count
                 for d in s.keys.values[i].liveDeletes() {
-                    guard let r = record(d), r.pointee.sentAt <= time - grace, !s.saw[Int(start)...].contains(d)
+                    guard let r = record(d), r.pointee.sentAt <= time - grace, !s.saw[named].contains(d)
                     else { continue }
                     s.saw.append(d)
                     count += 1

@@ -131,6 +131,57 @@ struct CausalityTests {
         }
     }
 
+    @Test("the sibling limit's count (exceeds merging) agrees with its definition: every version against every context")
+    func exceedsByDefinition() {
+        var rng = Xoshiro(seed: 36)
+        // Versions whose dots come from the same small universe as their contexts' events, so that coverage
+        // goes every way: replica entries, exact replica dots, loose and client dots. As in a store, a dot names
+        // one version, and a version's context does not cover its own dot (a dot is new when it is made).
+        func universe() -> [Version] {
+            var made = Set<Dot>()
+            var versions: [Version] = []
+            while versions.count < 150 {
+                let node = rng.next(below: 4)
+                let counter = UInt64(1 + rng.next(below: 60))
+                let actor: Actor = switch rng.next(below: 3) {
+                case 0: .client(node)
+                case 1: .loose(node: node, incarnation: 1)
+                default: .replica(node: node, incarnation: 0)
+                }
+                let dot = Dot(actor: actor, counter: counter)
+                let context = manyDots(&rng, events: 1 + rng.next(below: 12), nodes: 4, counters: 60)
+                guard !made.contains(dot), !context.covers(dot) else { continue }
+                made.insert(dot)
+                versions.append(Version(dot: dot, context: context, stamp: 0, value: nil))
+            }
+            return versions
+        }
+        // A state as a replica holds it: versions merged in, none covering another. A replica write carries the
+        // coordinator's state, made of the same writes: versions both hold are the same version.
+        func held(_ from: [Version]) -> [Version] {
+            var state: [Version] = []
+            Siblings.merge(&state, from.filter { _ in rng.next(below: 3) != 0 }, mode: .vv, pool: BufferPool.shared)
+            return state
+        }
+        var exceeded = 0, within = 0, largest = 0
+        for _ in 0..<300 {
+            let versions = universe()
+            let state = held(versions), incoming = held(versions)
+            largest = max(largest, state.count)
+            let kept = state.filter { s in !incoming.contains { $0.dot != s.dot && $0.context.covers(s.dot) } }.count
+            let added = incoming.filter { v in !state.contains { $0.dot == v.dot || $0.context.covers(v.dot) } }.count
+            let count = kept + added
+            for limit in [count - 1, count, count + 1, rng.next(below: 60)] where limit > 0 {
+                let expected = count > limit
+                #expect(Siblings.exceeds(limit, merging: incoming, into: state) == expected,
+                        "limit \(limit): \(kept) kept + \(added) added")
+                if expected { exceeded += 1 } else { within += 1 }
+            }
+        }
+        // Both answers drawn often, over states of many siblings (coverage floors, not results).
+        #expect(exceeded > 200 && within > 200 && largest >= 20, "\(exceeded) \(within) \(largest)")
+    }
+
     @Test("addExact: the dot in sorted place, and past the bound the oldest goes (smallest counter, first among equals)")
     func addExactByDefinition() {
         var rng = Xoshiro(seed: 35)
