@@ -152,8 +152,16 @@ public final class Oracle: @unchecked Sendable {
         }
 
         /// Deletes sent and not acknowledged (yet, or ever: a delete its client gave up on may still be applied,
-        /// and purged).
+        /// and purged), in the order they were sent.
         var unacknowledgedDeletes: [UInt64] = []
+
+        /// Lists a delete sent at `time` among the unacknowledged ones, in sending order (`sentAt` gives the
+        /// others'): at the end, or a few places before it.
+        mutating func unacknowledged(delete id: UInt64, sentAt time: UInt64, by sentAt: (UInt64) -> UInt64) {
+            var i = unacknowledgedDeletes.count
+            while i > 0 && sentAt(unacknowledgedDeletes[i - 1]) > time { i -= 1 }
+            unacknowledgedDeletes.insert(id, at: i)
+        }
 
         /// The deletes not superseded, and those not acknowledged (the superseded list, which holds every write
         /// of the last `retention`, is not read: a hot key's was most of a run's time when each write read it).
@@ -307,20 +315,30 @@ public final class Oracle: @unchecked Sendable {
             append(&s.saw)
             var count = count
             if let grace = deleteGrace, s.deletes > 0, time >= grace, let i = s.keys.index(forKey: FastKey(key)) {
-                // (Each live delete is listed once: only the writes `saw` named can repeat one. Looking through
-                // the deletes appended too made a key with thousands of deletes never acknowledged — refused at
-                // the sibling limit — quadratic in them on every write.)
-                let named = Int(start)..<Int(start) + count
-                for d in s.keys.values[i].liveDeletes() {
-                    guard let r = record(d), r.pointee.sentAt <= time - grace, !s.saw[named].contains(d)
-                    else { continue }
-                    s.saw.append(d)
+                // The key's live deletes (``KeyWrites/liveDeletes()``) sent by the cutoff. Those never acknowledged
+                // are kept in the order they were sent, so they are a prefix of that list: a key holding thousands
+                // (refused at the sibling limit, or sent within the grace) no longer has all of them looked up on
+                // every write. Each is listed once, so only the ids the write named can repeat one.
+                let named = Int(start)..<Int(start) + count, cutoff = time - grace
+                for d in s.keys.values[i].unacknowledgedDeletes {
+                    guard let r = record(d) else { continue }
+                    if r.pointee.sentAt > cutoff { break }
+                    if !s.saw[named].contains(d) {
+                        s.saw.append(d)
+                        count += 1
+                    }
+                }
+                for a in s.keys.values[i].frontier where a.isDelete && a.removed == 0 {
+                    guard let r = record(a.id), r.pointee.sentAt <= cutoff, !s.saw[named].contains(a.id) else { continue }
+                    s.saw.append(a.id)
                     count += 1
                 }
             }
             if delete && deleteGrace != nil {
                 s.deletes += 1
-                s.keys[FastKey(key), default: KeyWrites()].unacknowledgedDeletes.append(id)
+                // In the order sent: threads register what they sent a moment ago, so a later one may come first.
+                let sentAt = { (d: UInt64) in self.record(d)?.pointee.sentAt ?? 0 }
+                s.keys[FastKey(key), default: KeyWrites()].unacknowledged(delete: id, sentAt: time, by: sentAt)
             }
             let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(count), isDelete: delete,
                               sentAt: time)

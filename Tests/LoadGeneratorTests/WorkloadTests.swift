@@ -236,6 +236,23 @@ struct OracleTests {
         #expect(strict.lostWrites { _ in [2] }.map(\.write) == [1])
     }
 
+    @Test("deletes registered out of sending order (threads racing): a write after the grace still supersedes each one sent by its cutoff")
+    func deletesOutOfOrder() {
+        let o = Oracle(deleteGrace: 1_000)
+        o.wrote(id: 1, key: 9, saw: [], at: 0)
+        o.acknowledged(id: 1, key: 9, at: 10)
+        // Three deletes never acknowledged, registered in the order 900, 20, 50 (sent at those times).
+        o.wrote(id: 2, key: 9, saw: [1], delete: true, at: 900)
+        o.wrote(id: 3, key: 9, saw: [1], delete: true, at: 20)
+        o.wrote(id: 4, key: 9, saw: [1], delete: true, at: 50)
+        // A blind write at 1,060: its cutoff is 60, so deletes 3 and 4 are superseded by it, not 2 (sent at 900).
+        o.wrote(id: 5, key: 9, saw: [], at: 1_060)
+        o.acknowledged(id: 5, key: 9, at: 1_070)
+        #expect(o.deletes(of: 9, liveAt: 1_080).sorted() == [2])
+        // Write 1 is superseded through the deletes: a read returning write 5 owes nothing.
+        #expect(o.missed(key: 9, start: 1_080, returned: [5]) == 0)
+    }
+
     @Test("a purged delete took effect whatever came after it, unless a write it superseded is back")
     func purgedDeleteApplied() {
         let o = writeThenDelete(key: 5)
