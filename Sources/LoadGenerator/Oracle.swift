@@ -347,6 +347,19 @@ public final class Oracle: @unchecked Sendable {
         }
     }
 
+    /// A write refused before anything held it (its reply carried no dot: see ``ClientReply/dot``): it never
+    /// takes effect. A delete leaves the key's unacknowledged deletes, which reads that find the key empty would
+    /// otherwise return and every write sent a grace later would supersede (each a superseded edge, on every
+    /// write: at the sibling limit, where most deletes are refused, thousands a write).
+    public func refused(id: UInt64, key: UInt64) {
+        withShard(key) { s in
+            guard s.deletes > 0, let i = s.keys.index(forKey: FastKey(key)),
+                let j = s.keys.values[i].unacknowledgedDeletes.lastIndex(of: id)
+            else { return }
+            s.keys.values[i].unacknowledgedDeletes.remove(at: j)
+        }
+    }
+
     /// A write was acknowledged to its client at `time`.
     public func acknowledged(id: UInt64, key: UInt64, at time: UInt64) {
         withShard(key) { s in

@@ -513,13 +513,16 @@ public final class Coordinator {
         recycle(p)
     }
 
-    /// Tells the client its write was refused (``CoreConfig/maxSiblings``): its one reply.
+    /// Tells the client its write was refused (``CoreConfig/maxSiblings``): its one reply. It carries the write's
+    /// dot when the write was given one (some replica may hold it); refused before that, by the coordinating
+    /// replica, nothing anywhere holds it, and the reply has no dot.
     @inline(never)
     func replyRejected(_ p: Pending, out: inout Outbox) {
         p.replied = true
         counters.failed += 1
         counters.rejected += 1
-        out.send(.reply(ClientReply(tag: p.tag, op: p.op, key: p.key, status: .rejected, coordinator: endpoint)),
+        out.send(.reply(ClientReply(tag: p.tag, op: p.op, key: p.key, status: .rejected, dot: p.dot,
+                                    coordinator: endpoint)),
                  from: endpoint, to: p.client)
     }
 

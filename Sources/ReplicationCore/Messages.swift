@@ -61,7 +61,8 @@ public struct ClientReply: Sendable {
     /// The context to send with the next write of the key: for a get, everything the reconciled state covers; for
     /// a put or delete, the new version's context and dot.
     public var context: CausalContext
-    /// For a put or delete: the dot the write was given.
+    /// For a put or delete: the dot the write was given. A write refused before it was given one (`.rejected` by
+    /// the coordinating replica, or `.unavailable`: no coordinator took it) is held nowhere.
     public var dot: Dot?
     /// The coordinator that answered.
     public var coordinator: Endpoint

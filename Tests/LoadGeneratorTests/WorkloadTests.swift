@@ -253,6 +253,23 @@ struct OracleTests {
         #expect(o.missed(key: 9, start: 1_080, returned: [5]) == 0)
     }
 
+    @Test("a delete refused before anything held it is not live: neither returned by an empty read nor superseded")
+    func refusedDeleteIsNotLive() {
+        let o = Oracle(deleteGrace: 1_000)
+        o.wrote(id: 1, key: 7, saw: [], at: 0)
+        o.acknowledged(id: 1, key: 7, at: 10)
+        o.wrote(id: 2, key: 7, saw: [1], delete: true, at: 20)  // times out: may have been applied
+        o.wrote(id: 3, key: 7, saw: [1], delete: true, at: 30)  // refused at the sibling limit
+        o.refused(id: 3, key: 7)
+        #expect(o.deletes(of: 7, liveAt: 40) == [2])
+        o.wrote(id: 4, key: 7, saw: [], at: 1_100)
+        o.acknowledged(id: 4, key: 7, at: 1_110)
+        // Write 4, sent a grace after both, superseded the live delete and through it write 1.
+        #expect(o.missed(key: 7, start: 1_120, returned: [4]) == 0)
+        #expect(o.lostWrites { _ in [4] }.isEmpty)
+        #expect(o.deletes(of: 7, liveAt: 1_120).isEmpty)
+    }
+
     @Test("a purged delete took effect whatever came after it, unless a write it superseded is back")
     func purgedDeleteApplied() {
         let o = writeThenDelete(key: 5)

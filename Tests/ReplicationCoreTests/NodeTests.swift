@@ -99,6 +99,7 @@ struct NodeTests {
         }
         // Blind writes, each a sibling: the fourth would make four.
         #expect(net.replies.map(\.status) == [.ok, .ok, .ok, .rejected])
+        #expect(net.replies.last?.dot == nil)  // refused before it was given a dot: held nowhere
         #expect(net.stateIDs(of: k).allSatisfy { $0 == [1, 2, 3] })
         #expect(net.nodes[0].counters.rejected == 1 && net.nodes[0].counters.failed == 1)
         #expect(net.nodes.allSatisfy { $0.counters.writesRejected == 0 })  // nothing was sent
@@ -134,7 +135,9 @@ struct NodeTests {
         let put = net.submit(.put, key: k, value: WriteTag.value(id: 99, pool: pool), to: 0)
         net.deliverAll()
         // Node 0 took it (its own copy counts as one ack); both others refused: w = 2 is out of reach.
-        #expect(net.reply(put)?.status == .rejected)
+        let reply = net.reply(put)
+        #expect(reply?.status == .rejected)
+        #expect(reply?.dot != nil)  // node 0 holds it: the reply names the write
         #expect(net.nodes[0].counters.rejected == 1)
         #expect(others.map { net.nodes[$0].counters.writesRejected } == [1, 1])
         #expect(net.nodes[0].store.state(of: k).count == 1)
