@@ -189,7 +189,7 @@ fi
 # Ctrl-C (SIGINT) in the measured phase ends it: the run drains, checks and writes a complete folder that says so,
 # and exits 130. Outside the measured phase (here, loading a million records) it quits at once, writing nothing.
 cases=$((cases + 1))
-"$BIN" run --keys 2000 --duration 60s --warmup 0s --out "$TMP/int" --quiet >"$TMP/out" 2>"$TMP/err" & pid=$!
+"$BIN" run --keys 2000 --duration 60s --warmup 0s --out "$TMP/int" >"$TMP/out" 2>"$TMP/err" & pid=$!  # (not --quiet: it waits for "measuring")
 for _ in $(seq 100); do grep -q "measuring" "$TMP/err" 2>/dev/null && break; sleep 0.1; done
 sleep 1.5; kill -INT $pid; wait $pid; rc=$?
 if [ $rc -ne 130 ] || ! grep -q "SIGINT ended the measured phase after" "$TMP/err"; then
