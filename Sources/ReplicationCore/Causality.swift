@@ -107,25 +107,35 @@ public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
     @inlinable
     public func covers(_ dot: Dot) -> Bool {
         items.withUnsafeBufferPointer { b in
-            if !dot.actor.isLoose {
-                for i in 0..<entryCount where b[i].actor == dot.actor {
-                    if b[i].counter >= dot.counter { return true }
-                    break
-                }
-            }
+            if coveredByEntry(b, dot) { return true }
             // The exact dots are sorted: a few are scanned, more searched (client-side coordinators' contexts hold
             // up to 64, and scanning them was 8% of a client-routed simulation).
             if b.count - entryCount <= 8 {
                 for i in entryCount..<b.count where b[i] == dot { return true }
                 return false
             }
-            var lo = entryCount, hi = b.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if b[mid] < dot { lo = mid + 1 } else { hi = mid }
-            }
-            return lo < b.count && b[lo] == dot
+            let i = exactPlace(b, dot)
+            return i < b.count && b[i] == dot
         }
+    }
+
+    /// Whether a version-vector entry of `items` (`b`) covers `dot` (a replica actor's).
+    @inlinable @inline(__always)
+    func coveredByEntry(_ b: UnsafeBufferPointer<Dot>, _ dot: Dot) -> Bool {
+        guard !dot.actor.isLoose else { return false }
+        for i in 0..<entryCount where b[i].actor == dot.actor { return b[i].counter >= dot.counter }
+        return false
+    }
+
+    /// Where `dot` is, or would go, among the exact dots of `items` (`b`): the first not below it.
+    @inlinable @inline(__always)
+    func exactPlace(_ b: UnsafeBufferPointer<Dot>, _ dot: Dot) -> Int {
+        var lo = entryCount, hi = b.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if b[mid] < dot { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
     }
 
     /// Adds an event of a prefix-closed history: a replica actor's dot becomes (or raises) its entry; a loose
@@ -171,21 +181,20 @@ public struct CausalContext: Sendable, Equatable, CustomStringConvertible {
     /// One search and one move: a client-side coordinator's contexts hold the full 64, and a scan for the place, an
     /// insertion and a removal cost ~540 instructions a call (4% of a client-routed simulation).
     public mutating func addExact(_ dot: Dot) {
-        if covers(dot) { return }
         let first = entryCount
-        // Where `dot` goes; and when the bound is reached, the oldest exact dot (read in place: a context is often
-        // shared, and the insertion below makes the one copy it needs).
-        let (i, oldest): (Int, Int?) = items.withUnsafeBufferPointer { b in
-            var lo = first, hi = b.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if b[mid] < dot { lo = mid + 1 } else { hi = mid }
-            }
+        // Whether it is known already, and if not where it goes and, when the bound is reached, the oldest exact dot:
+        // one search (a `covers` first searched the same dots again), read in place (a context is often shared,
+        // and the insertion below makes the one copy it needs).
+        let (i, oldest): (Int?, Int?) = items.withUnsafeBufferPointer { b in
+            if coveredByEntry(b, dot) { return (nil, nil) }
+            let lo = exactPlace(b, dot)
+            if lo < b.count && b[lo] == dot { return (nil, nil) }
             guard b.count - first >= CausalContext.maxExactDots else { return (lo, nil) }
             var oldest = first
             for k in first + 1..<b.count where b[k].counter < b[oldest].counter { oldest = k }
             return (lo, oldest)
         }
+        guard let i else { return }  // covered
         guard let oldest else {
             insert(dot, at: i)
             return
