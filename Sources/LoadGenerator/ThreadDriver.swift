@@ -497,8 +497,8 @@ final class ThreadDriver: @unchecked Sendable {
             if ok {
                 oracle?.acknowledged(id: slot.writeID, key: slot.key, at: now)
                 if keepsContexts { remember(slot.key, CachedContext(context: reply.context, own: slot.writeID)) }
-            } else if reply.dot == nil && (reply.status == .rejected || reply.status == .unavailable) {
-                oracle?.refused(id: slot.writeID, key: slot.key)  // held nowhere: it never takes effect
+            } else if reply.isHeldNowhere {
+                oracle?.refused(id: slot.writeID, key: slot.key)
             }
         }
         recorder.record(slot.kind, latency: now > slot.intended ? now - slot.intended : 0, ok: ok,

@@ -67,6 +67,15 @@ public struct ClientReply: Sendable {
     /// The coordinator that answered.
     public var coordinator: Endpoint
 
+    /// A put or delete that failed before any replica could hold it (see ``dot``): it never takes effect, where one
+    /// that timed out, or was refused by replicas after its coordinator stored it, may.
+    public var isHeldNowhere: Bool {
+        switch status {
+        case .rejected, .unavailable: return dot == nil
+        case .ok, .timeout: return false
+        }
+    }
+
     public init(
         tag: UInt64, op: Operation, key: UInt64, status: Status, versions: [Version] = [],
         context: CausalContext = .empty, dot: Dot? = nil, coordinator: Endpoint

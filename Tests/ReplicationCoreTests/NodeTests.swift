@@ -99,7 +99,7 @@ struct NodeTests {
         }
         // Blind writes, each a sibling: the fourth would make four.
         #expect(net.replies.map(\.status) == [.ok, .ok, .ok, .rejected])
-        #expect(net.replies.last?.dot == nil)  // refused before it was given a dot: held nowhere
+        #expect(net.replies.last?.dot == nil && net.replies.last?.isHeldNowhere == true)  // refused before it had a dot
         #expect(net.stateIDs(of: k).allSatisfy { $0 == [1, 2, 3] })
         #expect(net.nodes[0].counters.rejected == 1 && net.nodes[0].counters.failed == 1)
         #expect(net.nodes.allSatisfy { $0.counters.writesRejected == 0 })  // nothing was sent
@@ -137,7 +137,7 @@ struct NodeTests {
         // Node 0 took it (its own copy counts as one ack); both others refused: w = 2 is out of reach.
         let reply = net.reply(put)
         #expect(reply?.status == .rejected)
-        #expect(reply?.dot != nil)  // node 0 holds it: the reply names the write
+        #expect(reply?.dot != nil && reply?.isHeldNowhere == false)  // node 0 holds it: the reply names the write
         #expect(net.nodes[0].counters.rejected == 1)
         #expect(others.map { net.nodes[$0].counters.writesRejected } == [1, 1])
         #expect(net.nodes[0].store.state(of: k).count == 1)
