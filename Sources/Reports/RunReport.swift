@@ -211,15 +211,14 @@ public enum RunReport {
 
     /// Why the measured phase ended before its `--duration` or `--ops`, and what the run folder holds: one line.
     public static func stoppedLine(_ r: RunResult, _ stop: EarlyStop) -> String {
-        let measured = "after \(num(r.durationSeconds, 1)) s of the measured phase"
+        let after = "after \(num(r.durationSeconds, 1)) s"
         switch stop {
         case .signal:
-            return "\(stop.signalName!) ended the measured phase after \(num(r.durationSeconds, 1)) s; the run folder "
-                + "covers those seconds"
+            return "\(stop.signalName!) ended the measured phase \(after); the run folder covers those seconds"
         case .checkMemory(let limit, let held):
-            return "the consistency check held \(mib(held)), over --check-memory (\(mib(limit))), \(measured): "
-                + "the run stopped there and its folder covers those seconds. Give --consistency-check off for runs "
-                + "this long at this rate (or a larger --check-memory)"
+            return "the consistency check held \(mib(held)), over --check-memory (\(mib(limit))), \(after) of the "
+                + "measured phase: the run stopped there and its folder covers those seconds. Give "
+                + "--consistency-check off for runs this long at this rate (or a larger --check-memory)"
         }
     }
 

@@ -154,9 +154,9 @@ struct Settings {
         return files
     }
 
-    /// Said after "this machine has …" when a cgroup limit is what was meant.
-    static var memoryNote: String {
-        Settings.memory() < Double(ProcessInfo.processInfo.physicalMemory) ? " (its cgroup's memory limit)" : ""
+    /// Said after "this machine has `memory`" when a cgroup limit is what was meant.
+    static func memoryNote(_ memory: Double) -> String {
+        memory < Double(ProcessInfo.processInfo.physicalMemory) ? " (its cgroup's memory limit)" : ""
     }
 
     /// A size as a person reads it: 512 MiB, 12.0 GiB.
@@ -248,7 +248,7 @@ struct Settings {
         if c.target == .cluster && memory > 0 && floor > memory {
             func gib(_ b: Double) -> String { String(format: "%.1f GiB", b / Double(1 << 30)) }
             throw UsageError("--keys \(c.keys) needs at least \(gib(floor)) of memory to load (its value and ~512 bytes "
-                + "a record, held in this process); this machine has \(gib(memory))" + Settings.memoryNote)
+                + "a record, held in this process); this machine has \(gib(memory))" + Settings.memoryNote(memory))
         }
         c.distribution = try choice("distribution", default: c.workload.defaultDistribution)
         let cores = ProcessInfo.processInfo.activeProcessorCount
@@ -265,7 +265,7 @@ struct Settings {
             if c.target == .cluster && memory > 0 && bytes > memory {
                 throw UsageError("--context-cache \(size) over \(c.threads) threads could take "
                     + String(format: "%.1f GiB", bytes / Double(1 << 30)) + "; this machine has "
-                    + String(format: "%.1f GiB", memory / Double(1 << 30)) + Settings.memoryNote)
+                    + String(format: "%.1f GiB", memory / Double(1 << 30)) + Settings.memoryNote(memory))
             }
             c.contextCacheSize = size
         }
