@@ -171,6 +171,22 @@ public final class Oracle: @unchecked Sendable {
             return ids
         }
 
+        /// The live deletes sent by `cutoff` (`sentAt` gives when each was). The unacknowledged ones are a prefix of
+        /// their list, which is in sending order: a key holding thousands (refused at the sibling limit, or sent
+        /// within the grace) has only those looked up.
+        func liveDeletes(sentBy cutoff: UInt64, sentAt: (UInt64) -> UInt64?) -> [UInt64] {
+            var ids: [UInt64] = []
+            for d in unacknowledgedDeletes {
+                guard let t = sentAt(d) else { continue }
+                if t > cutoff { break }
+                ids.append(d)
+            }
+            for a in frontier where a.isDelete && a.removed == 0 {
+                if let t = sentAt(a.id), t <= cutoff { ids.append(a.id) }
+            }
+            return ids
+        }
+
         /// The deletes not superseded at `time`, and those not acknowledged: what a read that began then and found
         /// the key empty (its tombstones purged) returned.
         func deletes(liveAt time: UInt64) -> [UInt64] {
@@ -315,22 +331,11 @@ public final class Oracle: @unchecked Sendable {
             append(&s.saw)
             var count = count
             if let grace = deleteGrace, s.deletes > 0, time >= grace, let i = s.keys.index(forKey: FastKey(key)) {
-                // The key's live deletes (``KeyWrites/liveDeletes()``) sent by the cutoff. Those never acknowledged
-                // are kept in the order they were sent, so they are a prefix of that list: a key holding thousands
-                // (refused at the sibling limit, or sent within the grace) no longer has all of them looked up on
-                // every write. Each is listed once, so only the ids the write named can repeat one.
-                let named = Int(start)..<Int(start) + count, cutoff = time - grace
-                for d in s.keys.values[i].unacknowledgedDeletes {
-                    guard let r = record(d) else { continue }
-                    if r.pointee.sentAt > cutoff { break }
-                    if !s.saw[named].contains(d) {
-                        s.saw.append(d)
-                        count += 1
-                    }
-                }
-                for a in s.keys.values[i].frontier where a.isDelete && a.removed == 0 {
-                    guard let r = record(a.id), r.pointee.sentAt <= cutoff, !s.saw[named].contains(a.id) else { continue }
-                    s.saw.append(a.id)
+                // Each live delete is listed once, so only the ids the write named can repeat one.
+                let named = Int(start)..<Int(start) + count
+                let old = s.keys.values[i].liveDeletes(sentBy: time - grace) { self.record($0)?.pointee.sentAt }
+                for d in old where !s.saw[named].contains(d) {
+                    s.saw.append(d)
                     count += 1
                 }
             }
