@@ -154,24 +154,70 @@ public struct NodeCondition: Sendable, Equatable {
     }
 }
 
-/// Time-weighted mean of nodes up in each second [i, i+1) of the measured phase, from a timeline.
-public func nodesUpPerSecond(_ timeline: [(at: UInt64, conditions: [NodeCondition])], seconds: Int) -> [Double] {
-    guard !timeline.isEmpty, seconds > 0 else { return [] }
+/// Time-weighted mean of nodes up in each second [i, i+1) of the measured phase, from a timeline, until `end` (ns
+/// from the phase's start). The last second, which the end cuts short, is averaged over the part before the end:
+/// over the whole second, a node that went down after the run had ended counted against it.
+public func nodesUpPerSecond(_ timeline: [(at: UInt64, conditions: [NodeCondition])], end: UInt64) -> [Double] {
+    guard !timeline.isEmpty else { return [] }
+    let second: UInt64 = 1_000_000_000
+    let seconds = Int(end / second) + 1
     var out = [Double](repeating: 0, count: seconds)
-    for (i, entry) in timeline.enumerated() {
-        let start = entry.at
-        let end = i + 1 < timeline.count ? timeline[i + 1].at : UInt64(seconds) * 1_000_000_000
+    for (i, entry) in timeline.enumerated() where entry.at < end {
         let up = Double(entry.conditions.filter { !$0.down }.count)
-        var t = start
-        while t < end {
-            let s = Int(t / 1_000_000_000)
-            if s >= seconds { break }
-            let sEnd = min(end, UInt64(s + 1) * 1_000_000_000)
-            out[s] += up * Double(sEnd - t) / 1e9
+        let until = min(i + 1 < timeline.count ? timeline[i + 1].at : end, end)
+        var t = entry.at
+        while t < until {
+            let s = Int(t / second)
+            let sEnd = min(until, UInt64(s + 1) * second)
+            out[s] += up * Double(sEnd - t)
             t = sEnd
         }
     }
+    for s in 0..<seconds {
+        let length = min(end, UInt64(s + 1) * second) - UInt64(s) * second
+        // (An end on a second's boundary leaves that second empty: the nodes up at the end.)
+        out[s] = length > 0 ? out[s] / Double(length) : Double(upAt(end, in: timeline))
+    }
     return out
+}
+
+/// How many nodes are up at `time` in a timeline.
+func upAt(_ time: UInt64, in timeline: [(at: UInt64, conditions: [NodeCondition])]) -> Int {
+    let entry = timeline.last { $0.at <= time } ?? timeline[0]
+    return entry.conditions.filter { !$0.down }.count
+}
+
+/// What a stretch [0, end) of a fault timeline put the cluster through: the fraction of node-time down, and how
+/// many down periods overlapped it (nodes down at its start, and every node going down in it).
+public struct FaultExposure: Sendable, Equatable {
+    public var downFraction: Double
+    public var failures: Int
+
+    public init(_ timeline: [(at: UInt64, conditions: [NodeCondition])], until end: UInt64) {
+        downFraction = 0
+        failures = 0
+        guard let first = timeline.first, !first.conditions.isEmpty, end > 0 else { return }
+        var downTime = 0.0
+        var previous = [Bool](repeating: false, count: first.conditions.count)
+        for (i, entry) in timeline.enumerated() where entry.at < end {
+            let down = entry.conditions.map(\.down)
+            failures += zip(previous, down).filter { !$0 && $1 }.count
+            previous = down
+            let until = min(i + 1 < timeline.count ? timeline[i + 1].at : end, end)
+            downTime += Double(down.filter { $0 }.count) * Double(until - entry.at)
+        }
+        downFraction = downTime / (Double(end) * Double(first.conditions.count))
+    }
+}
+
+extension FaultPlan {
+    /// The random failures a stretch of `seconds` can expect over `nodes`: the down periods overlapping it (each
+    /// node is down at its start with probability P, and a cycle of up and down lasts mttr / P on average).
+    public func expectedFailures(nodes: Int, seconds: Double) -> Double {
+        guard failureRate > 0 else { return 0 }
+        let p = min(failureRate, 0.999)
+        return Double(nodes) * p * (1 + seconds / (Double(mttr) / 1e9))
+    }
 }
 
 /// The nodes' current conditions, shared by the threads of an in-process cluster: written by the fault

@@ -78,6 +78,17 @@ public struct RunResult: @unchecked Sendable {
     /// replica).
     public var durationSeconds: Double = 0
 
+    /// What the faults put the measured phase through (nil: no faults): the fraction of node-time down and the
+    /// down periods in it — with random failures, how much of the failure rate a run of this length sampled.
+    public var faultExposure: FaultExposure? {
+        faultTimeline.isEmpty ? nil : FaultExposure(faultTimeline, until: UInt64((durationSeconds * 1e9).rounded()))
+    }
+
+    /// The down periods random failures would give the measured phase on average (0: none asked for).
+    public var expectedFailures: Double {
+        config.faults.expectedFailures(nodes: config.core.nodes, seconds: durationSeconds)
+    }
+
     /// Virtual time did not advance over the measured phase: latencies are real (zero), a rate is not defined.
     public var timeStoodStill: Bool { durationSeconds == 0 && all.attempted > 0 }
 
@@ -499,7 +510,7 @@ public final class Runner {
     static func result(config: RunConfig, reporter: consuming Reporter, timeline: [(at: UInt64, conditions: [NodeCondition])],
                        measured: UInt64, duration: UInt64, control: RunControl) -> RunResult {
         let seconds = Int(measured / 1_000_000_000) + 1
-        let up = timeline.isEmpty ? [] : nodesUpPerSecond(timeline, seconds: seconds)
+        let up = nodesUpPerSecond(timeline, end: measured)
         var result = RunResult(config: config, totals: reporter.totals,
                                intervals: reporter.intervalRecords(nodes: config.core.nodes,
                                                                    nodesUp: { $0 < up.count ? up[$0] : nil }))

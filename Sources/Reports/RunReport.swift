@@ -7,6 +7,31 @@ import ClusterRuntime
 
 /// Writes a run folder exactly as SPEC.md describes it.
 public enum RunReport {
+    /// Fewer down periods than this expected over a measured phase, and availability at a failure rate is mostly
+    /// which failures fell in the run: the fraction of node-time down then varies by 30% of itself and more.
+    public static let fewFailures = 20.0
+
+    /// Why availability against a failure rate wants open loop.
+    static let closedLoopAvailability = "Closed loop: how many operations a period gets depends on how long they "
+        + "take in it (a failing request may hold its slot up to the timeout, or fail at once), so availability "
+        + "weighs periods by the cluster's own speed in them, not by time. For availability against a failure "
+        + "rate, run open loop (`--rate`): it issues on its schedule whatever the cluster does."
+
+    /// The relative standard deviation of the fraction of node-time down over a stretch that expects `failures`
+    /// down periods at failure rate `p`: a node's up/down process forgets its state in τ = mttr·(1 − p), and the
+    /// time average of such a two-state process over T has variance 2·p(1 − p)·τ/T; over n nodes, with
+    /// failures = n·T·p/mttr, relative to p that is (1 − p)·√(2/failures).
+    static func downSpread(_ failures: Double, _ p: Double) -> Double {
+        failures > 0 ? (1 - min(p, 0.999)) * (2 / failures).squareRoot() : .infinity
+    }
+
+    /// ``downSpread(_:_:)`` in words: "about 30% of itself either way", or, past its own size (where the formula, made
+    /// for stretches much longer than a repair, no longer holds), "as much as itself and more".
+    static func spreadText(_ failures: Double, _ p: Double) -> String {
+        let spread = downSpread(failures, p)
+        return spread < 1 ? "about \(num(spread * 100, 0))% of itself either way" : "as much as itself and more"
+    }
+
     public static let summaryColumns = [
         "transport", "clock", "nodes", "n", "w", "r", "quorum", "versioning", "workload", "distribution", "keys",
         "value_size", "threads", "concurrency", "target_rate", "failure_rate", "drop", "seed", "op", "attempted", "ok",
@@ -366,15 +391,23 @@ public enum RunReport {
             }
             if !f.scripted.isEmpty { what.append("\(f.scripted.count) scripted fault(s)") }
             let up = r.intervals.filter { $0.index >= 0 }.map(\.nodesUp)
-            s += "Faults: " + what.joined(separator: "; ") + ". Nodes up per second: mean "
-            s += up.isEmpty ? "–" : num(up.reduce(0, +) / Double(up.count), 2)
-            s += ", lowest \(up.min().map { num($0, 2) } ?? "–") of \(c.core.nodes).\n\n![faults](faults.svg)\n\n"
-            if f.failureRate > 0 && c.rate == nil {
-                s += "Closed loop: how many operations a period gets depends on how long they take in it (a failing "
-                s += "request may hold its slot up to the timeout, or fail at once), so the availability above weighs "
-                s += "periods by the cluster's own speed in them, not by time. For availability against a failure "
-                s += "rate, run open loop (`--rate`): it issues on its schedule whatever the cluster does.\n\n"
+            s += "Faults: " + what.joined(separator: "; ") + "."
+            if let e = r.faultExposure {
+                s += " Over the measured phase nodes were down \(num(e.downFraction * 100, 1))% of the time, in "
+                s += "\(e.failures) down period\(e.failures == 1 ? "" : "s")"
+                if f.failureRate > 0 { s += " (\(num(r.expectedFailures, 1)) expected at this failure rate)" }
+                s += "; nodes up per second: lowest \(up.min().map { num($0, 2) } ?? "–") of \(c.core.nodes)."
             }
+            s += "\n\n![faults](faults.svg)\n\n"
+            if f.failureRate > 0 && r.expectedFailures < RunReport.fewFailures {
+                s += "**Few failures:** a measured phase of \(num(r.durationSeconds, 2)) s can expect "
+                s += "\(num(r.expectedFailures, 1)) down periods at this failure rate and mean time to repair, so the "
+                s += "availability above depends on which failures happened to fall in it more than on the rate (the "
+                s += "fraction of node-time down varies by " + RunReport.spreadText(r.expectedFailures, f.failureRate)
+                s += " from seed to seed). Run longer (`--duration`, or more `--ops` with `--rate`), or repeat "
+                s += "with other seeds (`sweep --repeat`).\n\n"
+            }
+            if f.failureRate > 0 && c.rate == nil { s += RunReport.closedLoopAvailability + "\n\n" }
         }
         s += "| counter | value |\n|---|---:|\n"
         s += "| read repairs | \(k.readRepairs) |\n"

@@ -30,6 +30,8 @@ public enum SweepReport {
         public var writeP99 = 0.0  // ms
         public var staleFraction = 0.0
         public var lostWrites = 0.0
+        /// The fraction of node-time down in the measured phase (0 without faults).
+        public var downFraction = 0.0
     }
 
     static let writeKinds: [OpKind] = [.update, .insert, .rmw, .delete]
@@ -53,6 +55,7 @@ public enum SweepReport {
         f.writeP99 = Double(HistogramCounts(write.histogram).value(atPercentile: 99)) / 1e6
         f.staleFraction = read.ok > 0 ? Double(r.staleReads) / Double(read.ok) : 0
         f.lostWrites = Double(r.lostWrites)
+        f.downFraction = r.faultExposure?.downFraction ?? 0
         return f
     }
 
@@ -63,10 +66,15 @@ public enum SweepReport {
         var config: RunConfig
         var figures: Figures
         var standardError: Figures?
+        /// Its runs' faults: whether any had some, and the down periods random failures would give their measured
+        /// phases together on average.
+        var faulted = false
+        var expectedFailures = 0.0
     }
 
     static var allFigures: [WritableKeyPath<Figures, Double>] {
-        [\.availability, \.writeAvailability, \.readAvailability, \.readP99, \.writeP99, \.staleFraction, \.lostWrites]
+        [\.availability, \.writeAvailability, \.readAvailability, \.readP99, \.writeP99, \.staleFraction, \.lostWrites,
+         \.downFraction]
     }
 
     /// Each point's figures over its repeats. The repeats differ only in their seed, so their spread is the
@@ -88,7 +96,9 @@ public enum SweepReport {
                     error[keyPath: key] = (variance / k).squareRoot()
                 }
             }
-            return Point(point: p, config: rs[0].result.config, figures: mean, standardError: fs.count > 1 ? error : nil)
+            return Point(point: p, config: rs[0].result.config, figures: mean, standardError: fs.count > 1 ? error : nil,
+                         faulted: rs.contains { $0.result.faultExposure != nil },
+                         expectedFailures: rs.reduce(0) { $0 + $1.result.expectedFailures })
         }
     }
 
@@ -194,6 +204,9 @@ public enum SweepReport {
             s += "and gives each figure its standard error. "
         }
         s += "Every run's folder is under `points/`.\n\n"
+        if first?.rate == nil && points.contains(where: { $0.config.failureRate > 0 }) {
+            s += RunReport.closedLoopAvailability + "\n\n"
+        }
         if points.contains(where: { $0.config.consistencyUnchecked }) {
             s += "**Not checked:** `--consistency-check off`, so no stale fraction and no lost writes (–); in sweep.csv "
             s += "their columns are 0 without meaning it.\n\n"
@@ -204,22 +217,42 @@ public enum SweepReport {
             s += " — " + RunReport.stoodStill + " Their p99s are 0 because the model makes them free.\n\n"
         }
         for rate in Set(points.map { $0.config.failureRate }).sorted() {
+            let table = points.filter { $0.config.failureRate == rate }
+            // With faults, what the runs' measured phases saw of them: a short phase can see none of a 5% rate.
+            let faulted = table.contains(where: \.faulted)
+            let thin = table.filter { rate > 0 && $0.expectedFailures < RunReport.fewFailures }
             s += "## Failure rate \(String(format: "%g", rate))\n\n"
-            s += "| configuration | overlap | availability | write avail. | read avail. | p99 write (ms) | p99 read (ms) | stale fraction | lost writes |\n"
-            s += "|---|:-:|---:|---:|---:|---:|---:|---:|---:|\n"
-            for p in points where p.config.failureRate == rate {
+            if faulted {
+                s += "**nodes down**: the fraction of node-time the nodes were down in the measured phase"
+                s += rate > 0 ? ", against the \(String(format: "%g", rate * 100))% asked.\n\n" : ".\n\n"
+            }
+            s += "| configuration | overlap | availability | write avail. | read avail. | p99 write (ms) | p99 read (ms) | stale fraction | lost writes |"
+            s += faulted ? " nodes down |\n" : "\n"
+            s += "|---|:-:|---:|---:|---:|---:|---:|---:|---:|" + (faulted ? "---:|\n" : "\n")
+            for p in table {
                 let c = p.config
-                func cell(_ key: KeyPath<Figures, Double>, _ format: String) -> String {
-                    let m = String(format: format, p.figures[keyPath: key])
-                    return p.standardError.map { "\(m) ± \(String(format: format, $0[keyPath: key]))" } ?? m
+                func cell(_ key: KeyPath<Figures, Double>, _ format: String, scale: Double = 1) -> String {
+                    let m = String(format: format, p.figures[keyPath: key] * scale)
+                    return p.standardError.map { "\(m) ± \(String(format: format, $0[keyPath: key] * scale))" } ?? m
                 }
-                s += "| \(lineName(c, varying: varying.union(["n"]))) | \(c.core.w + c.core.r > c.core.n ? "✓" : "") | "
-                s += [cell(\.availability, "%.5f"), cell(\.writeAvailability, "%.5f"), cell(\.readAvailability, "%.5f"),
-                      cell(\.writeP99, "%.3f"), cell(\.readP99, "%.3f"),
-                      c.consistencyUnchecked ? "–" : cell(\.staleFraction, "%.5f"),
-                      c.consistencyUnchecked ? "–" : cell(\.lostWrites, "%g")].joined(separator: " | ") + " |\n"
+                let name = lineName(c, varying: varying.union(["n"])) + (thin.contains { $0.point == p.point } ? " †" : "")
+                s += "| \(name) | \(c.core.w + c.core.r > c.core.n ? "✓" : "") | "
+                var cells = [cell(\.availability, "%.5f"), cell(\.writeAvailability, "%.5f"), cell(\.readAvailability, "%.5f"),
+                             cell(\.writeP99, "%.3f"), cell(\.readP99, "%.3f"),
+                             c.consistencyUnchecked ? "–" : cell(\.staleFraction, "%.5f"),
+                             c.consistencyUnchecked ? "–" : cell(\.lostWrites, "%g")]
+                if faulted { cells.append(cell(\.downFraction, "%.2f%%", scale: 100)) }
+                s += cells.joined(separator: " | ") + " |\n"
             }
             s += "\n"
+            if !thin.isEmpty {
+                let fewest = thin.map(\.expectedFailures).min()!
+                s += "† Few failures: the measured phases of a point marked could expect fewer than "
+                s += "\(Int(RunReport.fewFailures)) down periods in all (as few as \(String(format: "%.1f", fewest))), so its "
+                s += "availability depends on which failures happened to fall in them more than on the rate (its nodes-down fraction varies by "
+                s += RunReport.spreadText(fewest, rate) + " from seed to seed). Run longer (`--duration`, or more "
+                s += "`--ops` with `--rate`) or `--repeat` more seeds.\n\n"
+            }
         }
         s += "![availability](availability.svg)\n\n![latency](latency.svg)\n\n![staleness](staleness.svg)\n"
         return s

@@ -130,6 +130,51 @@ struct FaultTimelineTests {
         }
     }
 
+    @Test("a stretch's exposure: the fraction of node-time down and the down periods in it, by hand")
+    func exposureByHand() {
+        let plan = FaultPlan(scripted: [
+            ScriptedFault(at: 1_000, for: 1_000, .kill([1])),
+            ScriptedFault(at: 1_500, for: 200, .kill([0, 2])),
+            ScriptedFault(at: 1_550, for: 10, .stall([1])),  // (a change that is no failure)
+        ])
+        let t = plan.timeline(nodes: 3, horizon: 10_000, seed: 1)
+        #expect(FaultExposure(t, until: 1_000).failures == 0 && FaultExposure(t, until: 1_000).downFraction == 0)
+        let early = FaultExposure(t, until: 1_200)
+        #expect(early.failures == 1 && abs(early.downFraction - 200.0 / 3_600) < 1e-12)
+        let late = FaultExposure(t, until: 1_600)  // node 1 600, nodes 0 and 2 100 each
+        #expect(late.failures == 3 && abs(late.downFraction - 800.0 / 4_800) < 1e-12, "\(late)")
+        // A node down at the stretch's start is a down period of it.
+        let from = FaultPlan(scripted: [ScriptedFault(at: 0, for: 50, .kill([2]))]).timeline(nodes: 3, horizon: 100, seed: 1)
+        #expect(FaultExposure(from, until: 100).failures == 1)
+    }
+
+    @Test("nodes up per second: the last second, cut short by the run's end, counts only the part before it")
+    func nodesUpLastSecond() {
+        let t = FaultPlan(scripted: [ScriptedFault(at: 900_000_000, for: 1_000_000_000, .kill([1]))])
+            .timeline(nodes: 3, horizon: 10_000_000_000, seed: 1)
+        // A 0.6 s run ended before the node went down (over the whole second it counted 2.9 nodes up).
+        #expect(nodesUpPerSecond(t, end: 600_000_000) == [3])
+        // 1.5 s: the first second 2.9, the second [1, 1.5) s all with node 1 down (over [1, 2) s: 2.1).
+        let up = nodesUpPerSecond(t, end: 1_500_000_000)
+        #expect(up.count == 2 && abs(up[0] - 2.9) < 1e-9 && abs(up[1] - 2) < 1e-9, "\(up)")
+        // An end on a second's boundary: that second is empty, and gets the nodes up at the end.
+        #expect(nodesUpPerSecond(t, end: 1_000_000_000).last == 2)
+    }
+
+    @Test("random failures: the down periods a stretch gets are what expectedFailures says")
+    func expectedFailures() {
+        for p in [0.05, 0.2] {
+            let plan = FaultPlan(failureRate: p, mttr: 500_000_000)
+            let seconds = 20_000.0
+            let t = plan.timeline(nodes: 5, horizon: UInt64(seconds * 1e9), seed: 11)
+            let seen = Double(FaultExposure(t, until: UInt64(seconds * 1e9)).failures)
+            let expected = plan.expectedFailures(nodes: 5, seconds: seconds)
+            // 10,000 and 40,000 down periods; a count of renewals varies less than a Poisson count of its mean.
+            #expect(abs(seen - expected) < 4 * expected.squareRoot(), "p \(p): \(seen) down periods, expected \(expected)")
+        }
+        #expect(FaultPlan().expectedFailures(nodes: 5, seconds: 100) == 0)
+    }
+
     @Test("scripted faults apply in their windows")
     func scripted() {
         let plan = FaultPlan(scripted: [

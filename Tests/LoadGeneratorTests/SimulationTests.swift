@@ -705,6 +705,57 @@ struct SimulationTests {
         #expect(line(one).contains(String(format: "| %.3f |", p99s[1])))
     }
 
+    @Test("the spread of the nodes-down fraction the few-failures notes quote matches the fault timeline's")
+    func downSpreadMatchesTimeline() {
+        // 400 stretches of 10 s over 5 nodes at p = 0.05 (mttr 0.5 s: about 5 down periods each): the sample
+        // standard deviation of their down fraction, relative to p, against downSpread's.
+        let p = 0.05, seconds = 10.0
+        let plan = FaultPlan(failureRate: p, mttr: 500_000_000)
+        let fractions = (0..<400).map { i in
+            FaultExposure(plan.timeline(nodes: 5, horizon: UInt64(seconds * 1e9), seed: UInt64(100 + i)),
+                          until: UInt64(seconds * 1e9)).downFraction
+        }
+        let mean = fractions.reduce(0, +) / 400
+        let sd = (fractions.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 399).squareRoot()
+        let predicted = RunReport.downSpread(plan.expectedFailures(nodes: 5, seconds: seconds), p) * p
+        #expect(abs(mean - p) < 4 * sd / 20, "mean down fraction \(mean)")
+        // (The sample sd of 400 is within ~4% of the true one; the formula assumes stretches much longer than a
+        // repair, 20 here.)
+        #expect(abs(sd / predicted - 1) < 0.2, "sd \(sd), downSpread gives \(predicted)")
+    }
+
+    @Test("sweep.md: with faults, the nodes-down column, and a † on points whose runs could expect few failures")
+    func sweepFewFailures() {
+        func run(seconds: Double, rate: Double, seed: UInt64) -> SweepRun {
+            var c = virtualConfig(seed: seed) { $0.faults.failureRate = rate }
+            c.duration = UInt64(seconds * 1e9)
+            var r = RunResult(config: c, totals: Array(repeating: KindTotals(), count: OpKind.allCases.count), intervals: [])
+            r.durationSeconds = seconds
+            if !c.faults.isEmpty { r.faultTimeline = c.faults.timeline(nodes: c.core.nodes, horizon: c.duration, seed: seed) }
+            return SweepRun(point: seconds > 10 ? 1 : 0, label: "p", repeatIndex: Int(seed), result: r)
+        }
+        func rows(_ runs: [SweepRun]) -> [String] {
+            SweepReport.markdown(SweepReport.averaged(runs), runs: runs, varying: [], command: "sweep")
+                .split(separator: "\n").map(String.init).filter { $0.hasPrefix("| n=3") }
+        }
+        // 0.6 s at 5% (0.55 down periods expected over 5 nodes, twice): marked. 100 s: 1,000 expected, not marked.
+        let short = [run(seconds: 0.6, rate: 0.05, seed: 1), run(seconds: 0.6, rate: 0.05, seed: 2)]
+        let long = [run(seconds: 100, rate: 0.05, seed: 1)]
+        let md = SweepReport.markdown(SweepReport.averaged(short + long), runs: short + long, varying: [], command: "sweep")
+        let table = rows(short + long)
+        #expect(table.count == 2 && table[0].hasPrefix("| n=3 w=2 r=2 † |") && !table[1].contains("†"), "\(table)")
+        let fewest = 2 * short[0].result.expectedFailures
+        #expect(md.contains("| nodes down |") && md.contains("† Few failures")
+                && md.contains(String(format: "as few as %.1f)", fewest)), "\(fewest)")
+        // The column is each point's mean fraction of node-time down, in percent.
+        let down = long[0].result.faultExposure!.downFraction
+        #expect(table[1].hasSuffix(String(format: "| %.2f%% |", down * 100)), "\(table[1]) against \(down)")
+        #expect(abs(down - 0.05) < 0.02)
+        // Without faults: neither.
+        let calm = rows([run(seconds: 0.6, rate: 0, seed: 1)])
+        #expect(calm.count == 1 && !calm[0].contains("†") && !calm[0].contains("%"), "\(calm)")
+    }
+
     @Test("a stop asked for ends only a measured phase that is on, and keeps its first reason")
     func stopRequestPhases() {
         let stop = StopRequest()
