@@ -10,7 +10,7 @@ BIN="$(qb_release_binary)"
 rm -rf reports/nwr.new
 "$BIN" sweep --clock virtual --delay "exp(mean=1ms)" --delay-client "exp(mean=0.2ms)" \
     --n 3 --w 1,2,3 --r 1,2,3 --failure-rate 0,0.05,0.2 --quorum sloppy,strict --rate 10000 --concurrency 2000 \
-    --ops 100000 --keys 10000 --warmup 0s --repeat 3 \
+    --ops 300000 --keys 10000 --warmup 0s --repeat 3 \
     --out reports/nwr.new --quiet "$@"
 rm -rf reports/nwr
 mv reports/nwr.new reports/nwr
