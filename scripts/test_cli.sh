@@ -246,6 +246,26 @@ else
     echo "FAIL: a run with faults exited $?"; cat "$TMP/err"; fails=$((fails + 1))
 fi
 
+# A failure rate over a measured phase too short to sample it: said on stderr and in report.md (a 0.04 s run at
+# 5% expects 0.3 down periods); 15 s open loop at 20% expects 31, and is not warned about.
+cases=$((cases + 1))
+if "$BIN" run --clock virtual --delay "exp(mean=1ms)" --failure-rate 0.05 --ops 2000 --warmup 0s --keys 500 \
+        --out "$TMP/few" --quiet >"$TMP/out" 2>"$TMP/err"; then
+    grep -q "warning: few failures: the measured phase" "$TMP/err" && grep -q '^\*\*Few failures:\*\*' "$TMP/few/report.md" \
+        || { echo "FAIL: a 0.04 s run at 5% failures is not warned about: $(cat "$TMP/err")"; fails=$((fails + 1)); }
+else
+    echo "FAIL: a short run with failures exited $?"; cat "$TMP/err"; fails=$((fails + 1))
+fi
+cases=$((cases + 1))
+if "$BIN" run --clock virtual --delay "exp(mean=1ms)" --failure-rate 0.2 --rate 1000 --duration 15s --warmup 0s \
+        --keys 500 --out "$TMP/enough" --quiet >"$TMP/out" 2>"$TMP/err"; then
+    ! grep -q "few failures" "$TMP/err" && ! grep -q "Few failures" "$TMP/enough/report.md" \
+        && grep -q "Over the measured phase nodes were down" "$TMP/enough/report.md" \
+        || { echo "FAIL: a 15 s run at 20% failures: $(cat "$TMP/err")"; fails=$((fails + 1)); }
+else
+    echo "FAIL: a 15 s run with failures exited $?"; cat "$TMP/err"; fails=$((fails + 1))
+fi
+
 # Virtual time: two processes, same seed, faults on: byte-identical summary.csv and timeseries.csv.
 cases=$((cases + 1))
 for i in 1 2; do

@@ -11,6 +11,18 @@ public enum RunReport {
     /// which failures fell in the run: the fraction of node-time down then varies by 30% of itself and more.
     public static let fewFailures = 20.0
 
+    /// Whether `r` ran with random failures over a measured phase too short to expect ``fewFailures`` of them.
+    public static func sawFewFailures(_ r: RunResult) -> Bool {
+        r.config.faults.failureRate > 0 && r.expectedFailures < fewFailures
+    }
+
+    /// The warning a run that ``sawFewFailures(_:)`` prints.
+    public static func fewFailuresLine(_ r: RunResult) -> String {
+        "few failures: the measured phase (\(num(r.durationSeconds, 2)) s) could expect \(num(r.expectedFailures, 1)) "
+            + "down periods at --failure-rate \(String(format: "%g", r.config.faults.failureRate)) and saw "
+            + "\(r.faultExposure?.failures ?? 0): its availability says little about that rate (report.md has more)"
+    }
+
     /// Why availability against a failure rate wants open loop.
     static let closedLoopAvailability = "Closed loop: how many operations a period gets depends on how long they "
         + "take in it (a failing request may hold its slot up to the timeout, or fail at once), so availability "
@@ -399,7 +411,7 @@ public enum RunReport {
                 s += "; nodes up per second: lowest \(up.min().map { num($0, 2) } ?? "–") of \(c.core.nodes)."
             }
             s += "\n\n![faults](faults.svg)\n\n"
-            if f.failureRate > 0 && r.expectedFailures < RunReport.fewFailures {
+            if RunReport.sawFewFailures(r) {
                 s += "**Few failures:** a measured phase of \(num(r.durationSeconds, 2)) s can expect "
                 s += "\(num(r.expectedFailures, 1)) down periods at this failure rate and mean time to repair, so the "
                 s += "availability above depends on which failures happened to fall in it more than on the rate (the "

@@ -177,6 +177,15 @@ public enum SweepReport {
                   "stale reads / ok reads", unchecked ? [] : series(byBoth) { $0.staleFraction })))
     }
 
+    /// Whether the runs of point `p` ran with random failures over measured phases too short to expect
+    /// ``RunReport/fewFailures`` of them together.
+    static func sawFewFailures(_ p: Point) -> Bool {
+        p.config.failureRate > 0 && p.expectedFailures < RunReport.fewFailures
+    }
+
+    /// How many points of `runs` ``sawFewFailures(_:)``.
+    public static func fewFailurePoints(_ runs: [SweepRun]) -> Int { averaged(runs).filter(sawFewFailures).count }
+
     /// The labels of the points some run of which took no virtual time (``RunResult/timeStoodStill``), sorted.
     public static func zeroTimePoints(_ runs: [SweepRun]) -> [String] {
         Set(runs.filter(\.result.timeStoodStill).map(\.label)).sorted()
@@ -220,7 +229,7 @@ public enum SweepReport {
             let table = points.filter { $0.config.failureRate == rate }
             // With faults, what the runs' measured phases saw of them: a short phase can see none of a 5% rate.
             let faulted = table.contains(where: \.faulted)
-            let thin = table.filter { rate > 0 && $0.expectedFailures < RunReport.fewFailures }
+            let thin = table.filter(sawFewFailures)
             s += "## Failure rate \(String(format: "%g", rate))\n\n"
             if faulted {
                 s += "**nodes down**: the fraction of node-time the nodes were down in the measured phase"

@@ -69,6 +69,9 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(1)
         }
         if result.timeStoodStill { FileHandle.standardError.write("quorumbench: warning: \(RunReport.stoodStill)\n") }
+        if RunReport.sawFewFailures(result) {
+            FileHandle.standardError.write("quorumbench: warning: \(RunReport.fewFailuresLine(result))\n")
+        }
         let all = result.all
         let p99 = Double(HistogramCounts(all.histogram).value(atPercentile: 99)) / 1e6
         let consistency = config.consistencyUnchecked ? "consistency not checked"

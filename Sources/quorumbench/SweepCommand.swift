@@ -183,6 +183,12 @@ struct SweepCommand: ParsableCommand {
         if !still.isEmpty {
             FileHandle.standardError.write("quorumbench: warning: in \(still.joined(separator: ", ")): \(RunReport.stoodStill)\n")
         }
+        let few = SweepReport.fewFailurePoints(runs)
+        if few > 0 {
+            FileHandle.standardError.write("quorumbench: warning: few failures: \(few) of \(points.count) points' runs "
+                + "could expect fewer than \(Int(RunReport.fewFailures)) down periods in their measured phases; their "
+                + "availability says little about the failure rate (marked † in sweep.md)\n")
+        }
         print("sweep: \(points.count) points × \(repeatCount) in \(String(format: "%.1f", Date().timeIntervalSince(start))) s — \(outPath)/sweep.md")
         if !failed.isEmpty { throw ExitCode(1) }
         if signalled != 0 {
