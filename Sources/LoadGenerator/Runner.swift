@@ -509,12 +509,12 @@ public final class Runner {
     /// phase ran, drain included (ns); `duration`: the measured time proper.
     static func result(config: RunConfig, reporter: consuming Reporter, timeline: [(at: UInt64, conditions: [NodeCondition])],
                        measured: UInt64, duration: UInt64, control: RunControl) -> RunResult {
-        let seconds = Int(measured / 1_000_000_000) + 1
         let up = nodesUpPerSecond(timeline, end: measured)
         var result = RunResult(config: config, totals: reporter.totals,
                                intervals: reporter.intervalRecords(nodes: config.core.nodes,
                                                                    nodesUp: { $0 < up.count ? up[$0] : nil }))
-        result.faultTimeline = timeline.filter { $0.at <= UInt64(seconds) * 1_000_000_000 }
+        // The changes within the measured phase (its state at time 0 included): one after it ended is not the run's.
+        result.faultTimeline = timeline.filter { $0.at == 0 || $0.at < measured }
         result.warmupSeconds = Double(config.warmup) / 1e9
         result.durationSeconds = Double(duration) / 1e9
         result.staleReads = reporter.staleReads

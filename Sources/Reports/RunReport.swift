@@ -180,6 +180,10 @@ public enum RunReport {
         let nodes = r.config.core.nodes
         let end = r.durationSeconds
         var bars: [Charts.FaultBar] = []
+        // (Within the measured phase: its timeline runs to the end of the last second.)
+        func bar(_ node: Int, _ start: Double, _ stop: Double, _ kind: String) {
+            if start < end { bars.append(.init(node: node, start: start, end: min(stop, end), kind: kind)) }
+        }
         for n in 0..<nodes {
             for kind in ["down", "stalled", "slow", "partitioned"] {
                 var since: Double?
@@ -189,10 +193,10 @@ public enum RunReport {
                     let t = Double(entry.at) / 1e9
                     if on && since == nil { since = t }
                     if !on, let s = since {
-                        bars.append(.init(node: n, start: s, end: t, kind: kind))
+                        bar(n, s, t, kind)
                         since = nil
                     }
-                    if i == r.faultTimeline.count - 1, let s = since { bars.append(.init(node: n, start: s, end: end, kind: kind)) }
+                    if i == r.faultTimeline.count - 1, let s = since { bar(n, s, end, kind) }
                 }
             }
         }

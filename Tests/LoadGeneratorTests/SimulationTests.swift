@@ -756,6 +756,23 @@ struct SimulationTests {
         #expect(calm.count == 1 && !calm[0].contains("†") && !calm[0].contains("%"), "\(calm)")
     }
 
+    @Test("a run's fault timeline ends with its measured phase: a node that fails after it is not the run's")
+    func faultTimelineEndsWithRun() {
+        let c = virtualConfig(seed: 3) {
+            $0.ops = 2_000
+            $0.warmup = 0
+            $0.faults.failureRate = 0.2
+        }
+        let r = Runner(config: c).run()
+        let end = UInt64((r.durationSeconds * 1e9).rounded())
+        // (This seed's plan changes within the second after the run's 0.0x s: the timeline once ran to its end.)
+        let plan = c.faults.timeline(nodes: c.core.nodes, horizon: 3_600_000_000_000, seed: c.seed)
+        #expect(plan.contains { $0.at > end && $0.at < 1_000_000_000 }, "\(plan.prefix(4).map(\.at)) against \(end)")
+        #expect(r.faultTimeline.first?.at == 0 && r.faultTimeline.allSatisfy { $0.at == 0 || $0.at < end },
+                "\(r.faultTimeline.map(\.at)) against \(end)")
+        #expect(!(RunReport.faultsSVG(r) ?? "").isEmpty)
+    }
+
     @Test("a stop asked for ends only a measured phase that is on, and keeps its first reason")
     func stopRequestPhases() {
         let stop = StopRequest()
