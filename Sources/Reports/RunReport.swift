@@ -341,9 +341,7 @@ public enum RunReport {
         if !r.visibility.isEmpty {
             let v = r.visibility
             func settles(_ level: Double) -> String {
-                // The smallest probed t from which every later probe stays at or above the level.
-                guard let last = v.lastIndex(where: { $0.probability < level }) else { return "\(dur(v[0].t)) (from the first probe)" }
-                return last + 1 < v.count ? dur(v[last + 1].t) : "not reached by \(dur(v[v.count - 1].t))"
+                settleText(v, level, first: "\(dur(v[0].t)) (from the first probe)")
             }
             s += "## Visibility (PBS)\n\n"
             s += "Each of \(c.ops ?? 0) trials wrote a new version of a fresh key; when the write committed, an independent "
@@ -483,6 +481,19 @@ public enum RunReport {
     }
 
     static func dur(_ ns: UInt64) -> String { Distribution.formatDuration(Double(ns)) }
+
+    /// The smallest probed t from which every later probe of `v` stays at or above `level` (nil: the last probe
+    /// is below it).
+    static func settleTime(_ v: [VisibilityPoint], _ level: Double) -> UInt64? {
+        guard let last = v.lastIndex(where: { $0.probability < level }) else { return v.first?.t }
+        return last + 1 < v.count ? v[last + 1].t : nil
+    }
+
+    /// ``settleTime(_:_:)`` in words; `first` is what a curve at or above the level from its first probe gets.
+    static func settleText(_ v: [VisibilityPoint], _ level: Double, first: String) -> String {
+        guard let t = settleTime(v, level) else { return "not reached by \(dur(v[v.count - 1].t))" }
+        return t == v[0].t ? first : dur(t)
+    }
 
     static func mib(_ bytes: Int) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
 

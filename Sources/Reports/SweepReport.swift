@@ -70,6 +70,20 @@ public enum SweepReport {
         /// phases together on average.
         var faulted = false
         var expectedFailures = 0.0
+        /// `--workload visibility`: the repeats' probe reads pooled per offset (empty otherwise).
+        var visibility: [VisibilityPoint] = []
+    }
+
+    /// The probe reads of `runs` pooled per offset (every run of a point probes the same offsets).
+    static func pooledVisibility(_ runs: [SweepRun]) -> [VisibilityPoint] {
+        guard var pooled = runs.first?.result.visibility else { return [] }
+        for run in runs.dropFirst() where run.result.visibility.count == pooled.count {
+            for i in pooled.indices {
+                pooled[i].reads += run.result.visibility[i].reads
+                pooled[i].consistent += run.result.visibility[i].consistent
+            }
+        }
+        return pooled
     }
 
     static var allFigures: [WritableKeyPath<Figures, Double>] {
@@ -98,7 +112,8 @@ public enum SweepReport {
             }
             return Point(point: p, config: rs[0].result.config, figures: mean, standardError: fs.count > 1 ? error : nil,
                          faulted: rs.contains { $0.result.faultExposure != nil },
-                         expectedFailures: rs.reduce(0) { $0 + $1.result.expectedFailures })
+                         expectedFailures: rs.reduce(0) { $0 + $1.result.expectedFailures },
+                         visibility: pooledVisibility(rs))
         }
     }
 
@@ -171,6 +186,16 @@ public enum SweepReport {
         try put("latency.svg", Charts.document(width: 760, height: 840, body:
             chart("p99 write latency (by w)", "p99 write latency (ms)", series(byW) { $0.writeP99 })
             + chart("p99 read latency (by r)", "p99 read latency (ms)", series(byR) { $0.readP99 }, y0: 420)))
+        // PBS: P(consistent | t) per point, a line per configuration and failure rate.
+        if points.contains(where: { !$0.visibility.isEmpty }) {
+            let several = Set(points.map(\.config.failureRate)).count > 1
+            try put("visibility.svg", Charts.visibility(points.filter { !$0.visibility.isEmpty }.map { p in
+                Series(name: lineName(p.config, varying: varying)
+                           + (several ? " f=\(String(format: "%g", p.config.failureRate))" : ""),
+                       points: p.visibility.map { (Double($0.t) / 1e6, $0.probability) },
+                       dashed: p.config.core.quorum == .strict)
+            }))
+        }
         let unchecked = points.contains { $0.config.consistencyUnchecked }
         try put("staleness.svg", Charts.document(width: 760, height: 420, body:
             chart(unchecked ? "Stale reads: not checked (--consistency-check off)" : "Stale reads (by w and r)",
@@ -235,9 +260,10 @@ public enum SweepReport {
                 s += "**nodes down**: the fraction of node-time the nodes were down in the measured phase"
                 s += rate > 0 ? ", against the \(String(format: "%g", rate * 100))% asked.\n\n" : ".\n\n"
             }
+            let probed = table.contains { !$0.visibility.isEmpty }
             s += "| configuration | overlap | availability | write avail. | read avail. | p99 write (ms) | p99 read (ms) | stale fraction | lost writes |"
-            s += faulted ? " nodes down |\n" : "\n"
-            s += "|---|:-:|---:|---:|---:|---:|---:|---:|---:|" + (faulted ? "---:|\n" : "\n")
+            s += (faulted ? " nodes down |" : "") + (probed ? " P(consistent) at first t | P ≥ 0.99 from t | P ≥ 0.999 from t |" : "")
+            s += "\n|---|:-:|---:|---:|---:|---:|---:|---:|---:|" + (faulted ? "---:|" : "") + (probed ? "---:|---:|---:|" : "") + "\n"
             for p in table {
                 let c = p.config
                 func cell(_ key: KeyPath<Figures, Double>, _ format: String, scale: Double = 1) -> String {
@@ -251,6 +277,13 @@ public enum SweepReport {
                              c.consistencyUnchecked ? "–" : cell(\.staleFraction, "%.5f"),
                              c.consistencyUnchecked ? "–" : cell(\.lostWrites, "%g")]
                 if faulted { cells.append(cell(\.downFraction, "%.2f%%", scale: 100)) }
+                if probed {
+                    let v = p.visibility
+                    cells += v.isEmpty ? ["–", "–", "–"]
+                        : ["\(String(format: "%.4f", v[0].probability)) (t = \(RunReport.dur(v[0].t)))",
+                           RunReport.settleText(v, 0.99, first: RunReport.dur(v[0].t)),
+                           RunReport.settleText(v, 0.999, first: RunReport.dur(v[0].t))]
+                }
                 s += cells.joined(separator: " | ") + " |\n"
             }
             s += "\n"
@@ -264,6 +297,13 @@ public enum SweepReport {
             }
         }
         s += "![availability](availability.svg)\n\n![latency](latency.svg)\n\n![staleness](staleness.svg)\n"
+        if points.contains(where: { !$0.visibility.isEmpty }) {
+            s += "\n## Visibility (PBS)\n\n"
+            s += "Each run wrote fresh keys and read each write back with independent quorum reads at fixed offsets "
+            s += "after it committed (`--workload visibility`); a point's repeats are pooled per offset. **P ≥ 0.99 "
+            s += "from t**: the first probed t from which every later probe stays at or above 0.99.\n\n"
+            s += "![P(consistent read) after commit](visibility.svg)\n"
+        }
         return s
     }
 }

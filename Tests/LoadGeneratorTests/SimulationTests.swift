@@ -756,6 +756,35 @@ struct SimulationTests {
         #expect(calm.count == 1 && !calm[0].contains("†") && !calm[0].contains("%"), "\(calm)")
     }
 
+    @Test("sweep.md with --workload visibility: P(consistent) at the first offset and when it settles, repeats pooled")
+    func sweepVisibility() {
+        func run(_ consistent: [Int], seed: Int) -> SweepRun {
+            var r = RunResult(config: virtualConfig { $0.workload = .visibility },
+                              totals: Array(repeating: KindTotals(), count: OpKind.allCases.count), intervals: [])
+            r.visibility = zip([0, 1_000_000, 2_000_000] as [UInt64], consistent).map {
+                VisibilityPoint(t: $0, reads: 100, consistent: $1)
+            }
+            return SweepRun(point: 0, label: "w2-r2", repeatIndex: seed, result: r)
+        }
+        // Alone, the first run reaches 0.99 at 1 ms; pooled with the second (0.98 there), at 2 ms.
+        let runs = [run([80, 99, 100], seed: 0), run([90, 97, 100], seed: 1)]
+        #expect(SweepReport.pooledVisibility(runs).map(\.consistent) == [170, 196, 200])
+        let md = SweepReport.markdown(SweepReport.averaged(runs), runs: runs, varying: [], command: "sweep")
+        let row = md.split(separator: "\n").first { $0.hasPrefix("| n=3 w=2 r=2") }.map(String.init) ?? ""
+        #expect(row.hasSuffix("| 0.8500 (t = 0ms) | 2ms | 2ms |"), "\(row)")
+        #expect(md.contains("| P(consistent) at first t | P ≥ 0.99 from t | P ≥ 0.999 from t |") && md.contains("## Visibility (PBS)"))
+        // A curve at the level from its first probe, and one that never gets there.
+        let v = SweepReport.pooledVisibility([run([100, 100, 100], seed: 0)])
+        #expect(RunReport.settleText(v, 0.99, first: "from the start") == "from the start")
+        #expect(RunReport.settleText(SweepReport.pooledVisibility([run([90, 95, 98], seed: 0)]), 0.99, first: "")
+                == "not reached by 2ms")
+        // Without the workload: no such columns.
+        var plain = run([1, 1, 1], seed: 0)
+        plain.result.visibility = []
+        #expect(!SweepReport.markdown(SweepReport.averaged([plain]), runs: [plain], varying: [], command: "sweep")
+            .contains("P(consistent)"))
+    }
+
     @Test("a run's fault timeline ends with its measured phase: a node that fails after it is not the run's")
     func faultTimelineEndsWithRun() {
         let c = virtualConfig(seed: 3) {
