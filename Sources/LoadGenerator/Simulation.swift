@@ -66,6 +66,8 @@ final class Simulation {
     /// Wake-up tokens: kind in the top byte.
     static let issueToken: UInt64 = 1 << 56
     static let timeoutToken: UInt64 = 2 << 56
+    /// The measured phase begins: from then a stop asked for (Ctrl-C) ends it.
+    static let measureToken: UInt64 = 5 << 56
 
     init(config: RunConfig, pool: BufferPool, stop: StopRequest = StopRequest()) {
         self.config = config
@@ -117,6 +119,7 @@ final class Simulation {
         origin = warmStart &+ config.warmup
         end = origin &+ config.duration
         cluster.schedule(timeline, from: origin)
+        cluster.wake(at: origin, token: Simulation.measureToken)
         for t in 0..<config.threads {
             recorders[t].start(origin: origin, now: warmStart)
             drivers[t].origin = origin
@@ -164,12 +167,10 @@ final class Simulation {
     static let checkEvery = 16_384
     var repliesUntilCheck = Simulation.checkEvery
 
-    /// Every ``checkEvery`` replies: once virtual time has reached the measured phase, the phase is on (a stop may end
-    /// it), the consistency check's memory is held to `--check-memory`, and a stop asked for stops every thread.
+    /// Every ``checkEvery`` replies, in the measured phase: the consistency check's memory is held to
+    /// `--check-memory`, and a stop asked for stops every thread.
     func checkStop() {
         let request = control.stop
-        guard cluster.now >= origin else { return }
-        if request.phase.load(ordering: .relaxed) == 0 { request.began() }
         if let oracle, request.isMeasuring { request.checkMemory(of: oracle, limit: config.checkMemory) }
         if request.isRequested { for t in 0..<config.threads { stop(t) } }
     }
@@ -468,6 +469,9 @@ final class Simulation {
                 if cluster.now >= wakeAt[t] { wakeAt[t] = 0 }
                 issueMore(t)
             }
+        case Simulation.measureToken:
+            // (Not at the first check, 16,384 replies in: a Ctrl-C before it quit without a run folder.)
+            control.stop.began()
         case Simulation.timeoutToken:
             let t = Int(token >> 40 & 0xFFFF), generation = UInt32(token >> 16 & 0xFF_FFFF), slot = Int(token & 0xFFFF)
             let timedOut: ClientReply? = driverRefs.with(t) { d in

@@ -818,6 +818,17 @@ struct SimulationTests {
         #expect(!over.request(.signal(SIGTERM)) && over.reason == nil)
     }
 
+    @Test("virtual time: the measured phase is on from its first instant, so a Ctrl-C in it ends it (not quits)")
+    func measuredPhaseBeginsAtOrigin() {
+        // 2,000 operations (with and without a warm-up) finish before the first every-16,384-replies check, which
+        // was where the phase began: a signal in them found it not begun, and the run quit without its folder.
+        for warmup: UInt64 in [0, 200_000_000] {
+            let runner = Runner(config: virtualConfig { $0.ops = 2_000; $0.warmup = warmup })
+            _ = runner.run()
+            #expect(runner.stop.phase.load(ordering: .relaxed) == 2, "warm-up \(warmup): the phase never began")
+        }
+    }
+
     @Test("--check-memory ends a virtual run's measured phase where the oracle outgrows it, the same for one seed")
     func checkMemoryStopsTheRun() {
         let config = virtualConfig { c in
