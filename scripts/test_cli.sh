@@ -224,6 +224,17 @@ if [ $rc -ne 130 ] || ! grep -q "^\*\*Interrupted\*\* (SIGINT) after 1 of 3 runs
     echo "FAIL: SIGINT in a sweep: exit $rc: $(cat "$TMP/err")"; fails=$((fails + 1))
 fi
 
+# The PBS probe (virtual time) stops the same way: no new trial after SIGINT, the ones under way finish their probes.
+cases=$((cases + 1))
+"$BIN" run --clock virtual --workload visibility --routing client --delay "exp(mean=1ms)" --ops 1000000 --keys 100 \
+    --out "$TMP/ivis" --quiet >"$TMP/out" 2>"$TMP/err" & pid=$!
+sleep 1.5; kill -INT $pid; wait $pid; rc=$?
+trials=$(awk -F, 'NR == 2 { print $2 }' "$TMP/ivis/visibility.csv" 2>/dev/null)
+if [ $rc -ne 130 ] || ! grep -q '^\*\*Stopped early\*\*: SIGINT' "$TMP/ivis/report.md" 2>/dev/null \
+    || [ -z "$trials" ] || [ "$trials" -eq 0 ] || [ "$trials" -ge 1000000 ]; then
+    echo "FAIL: SIGINT in a visibility run: exit $rc, ${trials:-no} probed trials: $(cat "$TMP/err")"; fails=$((fails + 1))
+fi
+
 # Faults from the command line and a scenario: the report has its faults section and chart, nodes_up moves,
 # and nothing is lost.
 printf 'keys: 2000\nduration: 3s\nwarmup: 300ms\nfailure-rate: 0.1\nfaults:\n  - {at: 500ms, for: 1s, partition: [[1, 2], [3, 4, 5]]}\n  - {at: 1s, for: 500ms, slow: [3], delay: "exp(mean=1ms)"}\n' >"$TMP/faults.yaml"

@@ -248,8 +248,9 @@ final class Simulation {
         let trials = config.ops ?? 10_000
         cluster.onReply = { [unowned self] c, reply in self.visibilityReply(c, reply, trials: trials) }
         cluster.onWake = { [unowned self] token in self.probe(token) }
-        while trialWritesInFlight < config.concurrency && trialsStarted < trials { startTrial() }
-        while trialWritesInFlight > 0 || !commits.isEmpty || trialsStarted < trials {
+        control.stop.began()  // (the trials are the measured phase: a Ctrl-C ends them)
+        while trialWritesInFlight < config.concurrency && moreTrials(trials) { startTrial() }
+        while trialWritesInFlight > 0 || !commits.isEmpty || moreTrials(trials) {
             guard cluster.step() else { break }
             if cluster.now >= nextAbsorb { absorb() }
         }
@@ -259,6 +260,16 @@ final class Simulation {
             VisibilityPoint(t: $0.0, reads: $0.1.0, consistent: $0.1.1)
         }
         return result
+    }
+
+    /// Whether another trial starts: not all have, and no stop was asked for (SIGINT or SIGTERM end the trials;
+    /// those under way finish their probes, and the folder holds them).
+    func moreTrials(_ trials: Int) -> Bool {
+        guard trialsStarted < trials else {
+            control.stop.ended()
+            return false
+        }
+        return !control.stop.isRequested
     }
 
     func startTrial() {
@@ -299,7 +310,7 @@ final class Simulation {
             } else {
                 commits[trial] = nil
             }
-            if trialsStarted < trials { startTrial() }
+            if moreTrials(trials) { startTrial() }
         } else {
             let start = commit.at &+ config.probeTimes[probe - 1]
             let ok = reply.status == .ok
@@ -323,7 +334,7 @@ final class Simulation {
             if let commit = commits.removeValue(forKey: trial), commit.pending == -1 {
                 trialWritesInFlight -= 1
                 recorders[trial % config.threads].record(.insert, latency: cluster.now - commit.at, ok: false, now: cluster.now)
-                if trialsStarted < (config.ops ?? 10_000) { startTrial() }
+                if moreTrials(config.ops ?? 10_000) { startTrial() }
             }
             return
         }

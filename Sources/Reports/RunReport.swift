@@ -344,7 +344,7 @@ public enum RunReport {
                 settleText(v, level, first: "\(dur(v[0].t)) (from the first probe)")
             }
             s += "## Visibility (PBS)\n\n"
-            s += "Each of \(c.ops ?? 0) trials wrote a new version of a fresh key; when the write committed, an independent "
+            s += "Each of \(r.totals[OpKind.insert.rawValue].attempted) trials wrote a new version of a fresh key; when the write committed, an independent "
             s += "quorum read (no read repair) was issued at each of \(v.count) offsets from \(dur(v[0].t)) to \(dur(v[v.count - 1].t)). "
             s += c.core.routing == .client ? "With `--routing client` this is the WARS model of PBS.\n\n" : "\n\n"
             s += "| P(consistent) at t = \(dur(v[0].t)) | P stays ≥ 0.99 from t = | P stays ≥ 0.999 from t = |\n|---:|---:|---:|\n"
