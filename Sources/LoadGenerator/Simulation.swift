@@ -223,6 +223,8 @@ final class Simulation {
     var probeConsistent: [Int] = []
     /// Trials whose write is in flight, and the commit time of each trial whose reads are still due.
     var trialsStarted = 0
+    /// Trials to run (`--ops`, else 10,000).
+    var trials = 0
     var trialWritesInFlight = 0
     var commits: [Int: (at: UInt64, pending: Int)] = [:]
     static let probeToken: UInt64 = 3 << 56
@@ -245,12 +247,12 @@ final class Simulation {
         probeConsistent = Array(repeating: 0, count: probes.count)
         origin = 0
         cluster.schedule(timeline, from: 0)
-        let trials = config.ops ?? 10_000
-        cluster.onReply = { [unowned self] c, reply in self.visibilityReply(c, reply, trials: trials) }
+        trials = config.ops ?? 10_000
+        cluster.onReply = { [unowned self] c, reply in self.visibilityReply(c, reply) }
         cluster.onWake = { [unowned self] token in self.probe(token) }
         control.stop.began()  // (the trials are the measured phase: a Ctrl-C ends them)
-        while trialWritesInFlight < config.concurrency && moreTrials(trials) { startTrial() }
-        while trialWritesInFlight > 0 || !commits.isEmpty || moreTrials(trials) {
+        while trialWritesInFlight < config.concurrency && moreTrials() { startTrial() }
+        while trialWritesInFlight > 0 || !commits.isEmpty || moreTrials() {
             guard cluster.step() else { break }
             if cluster.now >= nextAbsorb { absorb() }
         }
@@ -264,7 +266,7 @@ final class Simulation {
 
     /// Whether another trial starts: not all have, and no stop was asked for (SIGINT or SIGTERM end the trials;
     /// those under way finish their probes, and the folder holds them).
-    func moreTrials(_ trials: Int) -> Bool {
+    func moreTrials() -> Bool {
         guard trialsStarted < trials else {
             control.stop.ended()
             return false
@@ -289,7 +291,7 @@ final class Simulation {
                        ClientRequest(tag: UInt64(trial) << 20, op: .put, key: key, value: value))
     }
 
-    func visibilityReply(_ c: Int, _ reply: ClientReply, trials: Int) {
+    func visibilityReply(_ c: Int, _ reply: ClientReply) {
         let now = cluster.now
         let trial = Int(reply.tag >> 20), probe = Int(reply.tag & 0xFFFFF)
         guard var commit = commits[trial] else {
@@ -310,7 +312,7 @@ final class Simulation {
             } else {
                 commits[trial] = nil
             }
-            if moreTrials(trials) { startTrial() }
+            if moreTrials() { startTrial() }
         } else {
             let start = commit.at &+ config.probeTimes[probe - 1]
             let ok = reply.status == .ok
@@ -334,7 +336,7 @@ final class Simulation {
             if let commit = commits.removeValue(forKey: trial), commit.pending == -1 {
                 trialWritesInFlight -= 1
                 recorders[trial % config.threads].record(.insert, latency: cluster.now - commit.at, ok: false, now: cluster.now)
-                if moreTrials(config.ops ?? 10_000) { startTrial() }
+                if moreTrials() { startTrial() }
             }
             return
         }
