@@ -110,7 +110,8 @@ public enum SweepReport {
                     error[keyPath: key] = (variance / k).squareRoot()
                 }
             }
-            return Point(point: p, config: rs[0].result.config, figures: mean, standardError: fs.count > 1 ? error : nil,
+            return Point(point: p, config: rs[0].result.config, figures: mean,
+                         standardError: fs.count > 1 ? error : nil,
                          faulted: rs.contains { $0.result.faultExposure != nil },
                          expectedFailures: rs.reduce(0) { $0 + $1.result.expectedFailures },
                          visibility: pooledVisibility(rs))
@@ -270,7 +271,8 @@ public enum SweepReport {
                     let m = String(format: format, p.figures[keyPath: key] * scale)
                     return p.standardError.map { "\(m) ± \(String(format: format, $0[keyPath: key] * scale))" } ?? m
                 }
-                let name = lineName(c, varying: varying.union(["n"])) + (thin.contains { $0.point == p.point } ? " †" : "")
+                let marked = thin.contains { $0.point == p.point }
+                let name = lineName(c, varying: varying.union(["n"])) + (marked ? " †" : "")
                 s += "| \(name) | \(c.core.w + c.core.r > c.core.n ? "✓" : "") | "
                 var cells = [cell(\.availability, "%.5f"), cell(\.writeAvailability, "%.5f"), cell(\.readAvailability, "%.5f"),
                              cell(\.writeP99, "%.3f"), cell(\.readP99, "%.3f"),
@@ -290,10 +292,10 @@ public enum SweepReport {
             if !thin.isEmpty {
                 let fewest = thin.map(\.expectedFailures).min()!
                 s += "† Few failures: the measured phases of a point marked could expect fewer than "
-                s += "\(Int(RunReport.fewFailures)) down periods in all (as few as \(String(format: "%.1f", fewest))), so its "
-                s += "availability depends on which failures happened to fall in them more than on the rate (its nodes-down fraction varies by "
-                s += RunReport.spreadText(fewest, rate) + " from seed to seed). Run longer (`--duration`, or more "
-                s += "`--ops` with `--rate`) or `--repeat` more seeds.\n\n"
+                s += "\(Int(RunReport.fewFailures)) down periods in all (as few as \(String(format: "%.1f", fewest))), "
+                s += "so its availability depends on which failures happened to fall in them more than on the rate "
+                s += "(its nodes-down fraction varies by " + RunReport.spreadText(fewest, rate) + " from seed to seed). "
+                s += "Run longer (`--duration`, or more `--ops` with `--rate`) or `--repeat` more seeds.\n\n"
             }
         }
         s += "![availability](availability.svg)\n\n![latency](latency.svg)\n\n![staleness](staleness.svg)\n"
