@@ -157,9 +157,9 @@ public final class Oracle: @unchecked Sendable {
 
         /// Lists a delete sent at `time` among the unacknowledged ones, in sending order (`sentAt` gives the
         /// others'): at the end, or a few places before it.
-        mutating func unacknowledged(delete id: UInt64, sentAt time: UInt64, by sentAt: (UInt64) -> UInt64) {
+        mutating func unacknowledged(delete id: UInt64, sentAt time: UInt64, by sentAt: (UInt64) -> UInt64?) {
             var i = unacknowledgedDeletes.count
-            while i > 0 && sentAt(unacknowledgedDeletes[i - 1]) > time { i -= 1 }
+            while i > 0, let t = sentAt(unacknowledgedDeletes[i - 1]), t > time { i -= 1 }
             unacknowledgedDeletes.insert(id, at: i)
         }
 
@@ -294,6 +294,9 @@ public final class Oracle: @unchecked Sendable {
         return p
     }
 
+    /// When write `id` was sent, if it was registered (the caller holds the lock of its key's shard).
+    func sentAt(_ id: UInt64) -> UInt64? { record(id)?.pointee.sentAt }
+
     /// The writes reachable from `ids` (themselves included) — all of them, or, given `reach`, those a target can
     /// be among. Every write reachable is a write of the same key, so the caller's shard lock covers them all.
     func closure(_ saw: [UInt64], of ids: [UInt64], _ reach: Reach? = nil) -> WriteSet {
@@ -333,7 +336,7 @@ public final class Oracle: @unchecked Sendable {
             if let grace = deleteGrace, s.deletes > 0, time >= grace, let i = s.keys.index(forKey: FastKey(key)) {
                 // Each live delete is listed once, so only the ids the write named can repeat one.
                 let named = Int(start)..<Int(start) + count
-                let old = s.keys.values[i].liveDeletes(sentBy: time - grace) { self.record($0)?.pointee.sentAt }
+                let old = s.keys.values[i].liveDeletes(sentBy: time - grace, sentAt: sentAt)
                 for d in old where !s.saw[named].contains(d) {
                     s.saw.append(d)
                     count += 1
@@ -342,7 +345,6 @@ public final class Oracle: @unchecked Sendable {
             if delete && deleteGrace != nil {
                 s.deletes += 1
                 // In the order sent: threads register what they sent a moment ago, so a later one may come first.
-                let sentAt = { (d: UInt64) in self.record(d)?.pointee.sentAt ?? 0 }
                 s.keys[FastKey(key), default: KeyWrites()].unacknowledged(delete: id, sentAt: time, by: sentAt)
             }
             let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(count), isDelete: delete,
