@@ -154,9 +154,10 @@ struct Settings {
         return files
     }
 
-    /// Said after "this machine has `memory`" when a cgroup limit is what was meant.
-    static func memoryNote(_ memory: Double) -> String {
-        memory < Double(ProcessInfo.processInfo.physicalMemory) ? " (its cgroup's memory limit)" : ""
+    /// "this machine has 23.4 GiB", saying so when the figure is a cgroup's limit (``memory(cgroupFiles:)``).
+    static func machineHas(_ memory: Double) -> String {
+        "this machine has \(size(Int(memory)))"
+            + (memory < Double(ProcessInfo.processInfo.physicalMemory) ? " (its cgroup's memory limit)" : "")
     }
 
     /// A size as a person reads it: 512 MiB, 12.0 GiB.
@@ -246,9 +247,8 @@ struct Settings {
         let floor = Double(c.keys) * (c.valueSize.mean + 512)
         let memory = Settings.memory()
         if c.target == .cluster && memory > 0 && floor > memory {
-            func gib(_ b: Double) -> String { String(format: "%.1f GiB", b / Double(1 << 30)) }
-            throw UsageError("--keys \(c.keys) needs at least \(gib(floor)) of memory to load (its value and ~512 bytes "
-                + "a record, held in this process); this machine has \(gib(memory))" + Settings.memoryNote(memory))
+            throw UsageError("--keys \(c.keys) needs at least \(Settings.size(Int(floor))) of memory to load (its value "
+                + "and ~512 bytes a record, held in this process); " + Settings.machineHas(memory))
         }
         c.distribution = try choice("distribution", default: c.workload.defaultDistribution)
         let cores = ProcessInfo.processInfo.activeProcessorCount
@@ -264,8 +264,7 @@ struct Settings {
             let bytes = RunConfig.contextCacheBytes(capacity: size, threads: c.threads)
             if c.target == .cluster && memory > 0 && bytes > memory {
                 throw UsageError("--context-cache \(size) over \(c.threads) threads could take "
-                    + String(format: "%.1f GiB", bytes / Double(1 << 30)) + "; this machine has "
-                    + String(format: "%.1f GiB", memory / Double(1 << 30)) + Settings.memoryNote(memory))
+                    + Settings.size(Int(bytes)) + "; " + Settings.machineHas(memory))
             }
             c.contextCacheSize = size
         }
