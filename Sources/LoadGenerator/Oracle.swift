@@ -20,23 +20,21 @@ public final class Oracle: @unchecked Sendable {
     /// What the oracle knows of one write. Trivial, so that it can live in ``WriteTable``'s raw chunks, where
     /// `seq == 0` marks an id never registered.
     ///
-    /// 32 bytes: the oracle keeps one for every write of the run (the lost-write check is decided at its end), so
+    /// 24 bytes: the oracle keeps one for every write of the run (the lost-write check is decided at its end), so
     /// this is most of what a run's memory grows with. Orders and `saw` positions are per shard, in 32 bits, as
     /// the `saw` positions always were (2^31 edges a shard: tens of billions of writes over 64 shards); past that
-    /// the conversions trap.
+    /// the conversions trap. When a delete was sent is the one time the oracle asks of a write after registering it:
+    /// it is kept in the shard's `saw` just before the delete's edges (``Oracle/sentAt(_:_:)``), not in every record.
     struct WriteInfo {
         var key: UInt64
-        /// When its client sent it.
-        var sentAt: UInt64
         private var seq32: UInt32
         private var ackOrder32: UInt32 = 0
         var sawStart: Int32
         /// The count of writes it saw, and in the top bit whether it is a delete.
         private var sawCountAndDelete: UInt32
 
-        init(key: UInt64, seq: UInt64, sawStart: Int32, sawCount: Int32, isDelete: Bool, sentAt: UInt64) {
+        init(key: UInt64, seq: UInt64, sawStart: Int32, sawCount: Int32, isDelete: Bool) {
             self.key = key
-            self.sentAt = sentAt
             seq32 = UInt32(seq)
             self.sawStart = sawStart
             sawCountAndDelete = UInt32(sawCount) | (isDelete ? 1 << 31 : 0)
@@ -294,8 +292,12 @@ public final class Oracle: @unchecked Sendable {
         return p
     }
 
-    /// When write `id` was sent, if it was registered (the caller holds the lock of its key's shard).
-    func sentAt(_ id: UInt64) -> UInt64? { record(id)?.pointee.sentAt }
+    /// When delete `id` was sent, if it was registered as one (the caller holds the lock of its key's shard, whose
+    /// `saw` this is): the entry before its edges.
+    func sentAt(_ id: UInt64, _ saw: [UInt64]) -> UInt64? {
+        guard let w = record(id)?.pointee, w.isDelete else { return nil }
+        return saw[Int(w.sawStart) - 1]
+    }
 
     /// The writes reachable from `ids` (themselves included) — all of them, or, given `reach`, those a target can
     /// be among. Every write reachable is a write of the same key, so the caller's shard lock covers them all.
@@ -330,13 +332,14 @@ public final class Oracle: @unchecked Sendable {
                   _ append: (inout [UInt64]) -> Void) {
         let slot = table.make(id)
         withShard(key) { s in
+            if delete { s.saw.append(time) }  // (``sentAt(_:_:)``)
             let start = Int32(s.saw.count)
             append(&s.saw)
             var count = count
             if let grace = deleteGrace, s.deletes > 0, time >= grace, let i = s.keys.index(forKey: FastKey(key)) {
                 // Each live delete is listed once, so only the ids the write named can repeat one.
                 let named = Int(start)..<Int(start) + count
-                let old = s.keys.values[i].liveDeletes(sentBy: time - grace, sentAt: sentAt)
+                let old = s.keys.values[i].liveDeletes(sentBy: time - grace, sentAt: { sentAt($0, s.saw) })
                 for d in old where !s.saw[named].contains(d) {
                     s.saw.append(d)
                     count += 1
@@ -345,10 +348,11 @@ public final class Oracle: @unchecked Sendable {
             if delete && deleteGrace != nil {
                 s.deletes += 1
                 // In the order sent: threads register what they sent a moment ago, so a later one may come first.
-                s.keys[FastKey(key), default: KeyWrites()].unacknowledged(delete: id, sentAt: time, by: sentAt)
+                let saw = s.saw
+                s.keys[FastKey(key), default: KeyWrites()].unacknowledged(delete: id, sentAt: time,
+                                                                         by: { sentAt($0, saw) })
             }
-            let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(count), isDelete: delete,
-                              sentAt: time)
+            let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(count), isDelete: delete)
             slot.pointee = w
             s.nextSeq += 1
         }

@@ -84,12 +84,12 @@ public struct RunConfig: Sendable {
         Double(threads) * Double(ContextCache.slots(capacity)) * Double(MemoryLayout<ContextCache.Way>.stride + 200)
     }
     /// `--consistency-check`: whether the oracle classifies every read as fresh or stale and counts the lost
-    /// writes at the end. It keeps what it knows of every write (~45 bytes) until then, so a run's memory grows
+    /// writes at the end. It keeps what it knows of every write (~38 bytes) until then, so a run's memory grows
     /// with its writes; off, neither figure is measured and memory stays flat (a soak test, a latency-only run).
     public var consistencyCheck = true
     /// `--check-memory`: the most the oracle may hold, bytes. A run whose oracle grows past it ends its measured
     /// phase there (``EarlyStop/checkMemory(limit:held:)``) and reports what it measured, instead of growing until
-    /// the machine runs out (a full-speed real-time run with the check on takes ~8 MB more a second here).
+    /// the machine runs out (a full-speed real-time run with the check on takes ~7 MB more a second here).
     public var checkMemory = Int.max
     /// Whether this run keeps the oracle: a cluster target with the check on.
     public var checksConsistency: Bool { target == .cluster && consistencyCheck }
