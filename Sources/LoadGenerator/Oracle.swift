@@ -1,10 +1,5 @@
-import CQuorumSupport
 import ReplicationCore
-import Synchronization
 import SyncPrimitives
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The consistency oracle of SPEC.md "Definitions", independent of what the store does.
 ///
@@ -12,7 +7,8 @@ import Glibc
 /// acknowledged, and which writes it superseded (the writes returned by the read that gave it its context, or the
 /// thread's own previous write of the key). It classifies every ok read as fresh or stale with its k, and at the
 /// end counts the acknowledged writes that are neither returned nor superseded by anything a read of all replicas
-/// returns.
+/// returns. Under `vv` it forgets the writes no verdict can need any more (``Writes/forget(keys:now:retention:)``),
+/// so a long run's memory stays flat.
 ///
 /// Sharded by key: a thread locks only the shard of the key it touches, so the generator is never serialized
 /// behind one lock.
