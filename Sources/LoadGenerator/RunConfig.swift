@@ -108,8 +108,13 @@ public struct RunConfig: Sendable {
     /// Test hook: record the write ids every wiped node held, to explain losses (``RunResult/unexplainedLosses``).
     public var traceWipes = false
 
-    /// What the oracle takes a delete's tombstone purge for (``Oracle/init(shards:retention:deleteGrace:)``): the
-    /// store's grace under `vv`; under `lww` a purged delete is lost like any write lww drops.
+    /// How long the oracle keeps a superseded write checkable (``Oracle/init(shards:retention:deleteGrace:singleThreaded:forgetFrom:)``):
+    /// longer than a read can take, so at least twice a client's own timeout (two request timeouts and 50 ms,
+    /// ``ThreadDriver/clientTimeout``), and 2 s. A fixed 2 s let a read under `--timeout 1s` outlast it: the writes it
+    /// owed were no longer looked at, and it could not be found stale.
+    public var oracleRetention: UInt64 { max(2_000_000_000, 4 * core.timeout + 100_000_000) }
+    /// What the oracle takes a delete's tombstone purge for (``Oracle/init(shards:retention:deleteGrace:singleThreaded:forgetFrom:)``):
+    /// the store's grace under `vv`; under `lww` a purged delete is lost like any write lww drops.
     public var oracleDeleteGrace: UInt64? { core.versioning == .vv ? core.tombstoneGrace : nil }
     /// Whether the oracle forgets settled history, and from how many records a shard (``Oracle/init(shards:retention:deleteGrace:singleThreaded:forgetFrom:)``):
     /// under `vv` while nodes keep their data, where a lost write fails the run and the count only says how badly.

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import LoadGenerator
 @testable import ReplicationCore
+import BufferPool
 
 @Suite("Workload generation")
 struct WorkloadTests {
@@ -384,6 +385,16 @@ struct OracleTests {
         c.faults.crashMode = .pause
         c.traceWipes = true
         #expect(c.oracleForgetFrom == nil)
+    }
+
+    @Test("the oracle keeps superseded writes checkable longer than a client waits for a read (twice its timeout)")
+    func retentionOutlastsReads() {
+        var c = RunConfig()
+        #expect(c.oracleRetention == 2_000_000_000)  // the default timeout: 100 ms, a client's 250 ms
+        c.core.timeout = 1_000_000_000
+        let driver = ThreadDriver(thread: 0, config: c, control: RunControl(keys: 1, threads: 1, ops: nil, stop: StopRequest()),
+                                  oracle: nil, pool: BufferPool())
+        #expect(c.oracleRetention >= 2 * driver.clientTimeout!)
     }
 
     /// The oracle keeps a record for every write it has not forgotten, so its size is what a run's memory grows with.
