@@ -343,7 +343,7 @@ public final class Oracle: @unchecked Sendable {
         ///
         /// One pass in registration order (a write saw only writes registered before it), then the records kept
         /// are packed and indexed anew, their edges to forgotten writes dropped. The caller holds the shard's lock.
-        mutating func forget(keys: [FastKey: KeyWrites], now: UInt64, retention: UInt64) -> Int {
+        mutating func forget(keys: inout [FastKey: KeyWrites], now: UInt64, retention: UInt64) -> Int {
             let count = records.count
             var pinned = [Bool](repeating: false, count: count)
             for (_, k) in keys {
@@ -356,20 +356,44 @@ public final class Oracle: @unchecked Sendable {
             }
             var gone = [Bool](repeating: false, count: count)
             var forgotten = 0
-            for i in 0..<count where !pinned[i] && records[i].finished {
-                var settled = true
-                for id in saw[records[i].edges] {
-                    if let j = find(id), !gone[j] {
-                        settled = false
-                        break
+            while true {
+                gone = [Bool](repeating: false, count: count)
+                forgotten = 0
+                for i in 0..<count where !pinned[i] && records[i].finished {
+                    var settled = true
+                    for id in saw[records[i].edges] {
+                        if let j = find(id), !gone[j] {
+                            settled = false
+                            break
+                        }
+                    }
+                    if settled {
+                        gone[i] = true
+                        forgotten += 1
                     }
                 }
-                if settled {
-                    gone[i] = true
-                    forgotten += 1
+                // A delete kept keeps every write it reaches: whether a purged delete took effect is decided at the
+                // end by whether it reaches a write some replica still holds (``Oracle/supersedes(_:anyOf:_:)``),
+                // and a replica can hold a write long settled. Pinning those can keep more writes, some of them
+                // deletes: again, until nothing more is pinned (seldom more than twice).
+                var stack: [Int] = []
+                for i in 0..<count where !gone[i] && records[i].isDelete { stack.append(i) }
+                var more = false
+                while let i = stack.popLast() {
+                    for id in saw[records[i].edges] {
+                        guard let j = find(id), !pinned[j] else { continue }
+                        pinned[j] = true
+                        more = more || gone[j]
+                        stack.append(j)
+                    }
                 }
+                if !more { break }
             }
             guard forgotten > 0 else { return 0 }
+            // Deletes forgotten are off the lists of those not acknowledged (all of them given up: settled).
+            for i in keys.values.indices where !keys.values[i].unacknowledgedDeletes.isEmpty {
+                keys.values[i].unacknowledgedDeletes.removeAll { id in find(id).map { gone[$0] } ?? false }
+            }
             var kept = Records()
             var keptSaw: [UInt64] = []
             for i in 0..<count where !gone[i] {
@@ -429,8 +453,7 @@ public final class Oracle: @unchecked Sendable {
     ///     this many records, twice as many as they kept last time and one for each of their keys, so that a long
     ///     run's memory stays flat.
     ///     nil: keep every write to the end — where every lost write must be counted (lww drops writes, a wipe
-    ///     loses them: how many is the figure). A shard where deletes were sent keeps everything too (a purged
-    ///     delete's effect on the end's count reaches through history: ``lostWrites(readAll:purged:)``).
+    ///     loses them: how many is the figure).
     public init(shards: Int = 64, retention: UInt64 = 2_000_000_000, deleteGrace: UInt64? = nil,
                 singleThreaded: Bool = false, forgetFrom: Int? = nil) {
         var c = 1
@@ -540,8 +563,8 @@ public final class Oracle: @unchecked Sendable {
                                    isDelete: delete))
             s.nextSeq += 1
             // (Each time it forgets, a shard reads every key's lists: not before it holds a record for each.)
-            if let forgetFrom, s.deletes == 0, s.writes.records.count >= max(forgetFrom, 2 * s.kept, s.keys.count) {
-                _ = s.writes.forget(keys: s.keys, now: s.latest, retention: retention)
+            if let forgetFrom, s.writes.records.count >= max(forgetFrom, 2 * s.kept, s.keys.count) {
+                _ = s.writes.forget(keys: &s.keys, now: s.latest, retention: retention)
                 s.kept = s.writes.records.count
             }
         }
