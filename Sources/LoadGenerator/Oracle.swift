@@ -341,8 +341,9 @@ public final class Oracle: @unchecked Sendable {
         /// lost-write counts too, but for the writes of a key whose newest ones were lost as well: those count the
         /// kept writes only (a run that loses a write still counts at least one).
         ///
-        /// One pass in registration order (a write saw only writes registered before it), then the records kept
-        /// are packed and indexed anew, their edges to forgotten writes dropped. The caller holds the shard's lock.
+        /// A pass in registration order (a write saw only writes registered before it), again while deletes kept
+        /// pin more (below); then the records kept are packed and indexed anew, their edges to forgotten writes
+        /// dropped. The caller holds the shard's lock.
         mutating func forget(keys: inout [FastKey: KeyWrites], now: UInt64, retention: UInt64) -> Int {
             let count = records.count
             var pinned = [Bool](repeating: false, count: count)
@@ -356,6 +357,7 @@ public final class Oracle: @unchecked Sendable {
             }
             var gone = [Bool](repeating: false, count: count)
             var forgotten = 0
+            var reached = [Bool](repeating: false, count: count)  // (from a kept delete: searched once)
             while true {
                 gone = [Bool](repeating: false, count: count)
                 forgotten = 0
@@ -381,9 +383,12 @@ public final class Oracle: @unchecked Sendable {
                 var more = false
                 while let i = stack.popLast() {
                     for id in saw[records[i].edges] {
-                        guard let j = find(id), !pinned[j] else { continue }
-                        pinned[j] = true
-                        more = more || gone[j]
+                        guard let j = find(id), !reached[j] else { continue }
+                        reached[j] = true
+                        if !pinned[j] {
+                            pinned[j] = true
+                            more = more || gone[j]
+                        }
                         stack.append(j)
                     }
                 }

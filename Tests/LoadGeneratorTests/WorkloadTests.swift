@@ -465,6 +465,25 @@ struct OracleTests {
         #expect(someLost)
     }
 
+    @Test("a delete kept keeps what it reaches through a write kept for its own sake")
+    func keptDeleteKeepsItsHistory() {
+        let f = Oracle(shards: 1, retention: 100, deleteGrace: 1_000, forgetFrom: 1)
+        f.wrote(id: 1, key: 1, saw: [], at: 0)
+        f.acknowledged(id: 1, key: 1, at: 10)
+        f.wrote(id: 2, key: 1, sawOne: 1, at: 15)
+        f.acknowledged(id: 2, key: 1, at: 20)  // write 1 superseded at 20: settled from 120
+        f.wrote(id: 3, key: 1, sawOne: 2, delete: true, at: 300)  // in flight: kept, and so is write 2 (live)
+        for i: UInt64 in 0..<12 {  // another key's writes move the clock on and make the shard forget
+            f.wrote(id: 10 + i, key: 2, saw: i == 0 ? [] : [9 + i], at: 200 + 200 * i)
+            f.acknowledged(id: 10 + i, key: 2, at: 210 + 200 * i)
+        }
+        #expect(!f.holds(10, key: 2) && f.holds(21, key: 2))  // it did forget
+        #expect(f.holds(2, key: 1) && f.holds(1, key: 1))  // write 1: reached from delete 3 through write 2
+        // A replica holds write 1 again, and delete 3's tombstone was purged: the delete did not take (it reaches
+        // a write held), so nothing marks write 2, which is lost.
+        #expect(f.lostWrites(readAll: { $0 == 1 ? [1] : [21] }, purged: { $0 == 1 ? [3] : [] }).map(\.write) == [2])
+    }
+
     @Test("runs forget settled history under vv while nodes keep their data; under lww or wipes, where lost writes are the figure, never")
     func whenRunsForget() {
         var c = RunConfig()
