@@ -297,12 +297,9 @@ public final class Oracle: @unchecked Sendable {
             set { records[position] = newValue }
         }
 
-        /// Adds `w`'s record (replacing an earlier one of its id).
+        /// Adds `w`'s record. Ids are registered once (the load generator's count up; the PBS probe's are its own);
+        /// looking each up first was a probe that missed on every write.
         mutating func add(_ w: WriteInfo) {
-            if let i = find(w.id) {
-                records[i] = w
-                return
-            }
             records.append(w)
             if records.count * 2 > slots.count {
                 index(size: max(16, slots.count * 2))
