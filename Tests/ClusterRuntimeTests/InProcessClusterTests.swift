@@ -116,7 +116,7 @@ struct InProcessClusterTests {
         let violations = history.violations()
         #expect(history.readCount > 2000)
         #expect(violations.isEmpty, "\(violations.prefix(5))")
-        #expect(cluster.counters.failed == 0)
+        #expect(cluster.counters.failed == 0, "\(cluster.counters)")
         #expect(pool.statistics().buffersInUse == buffersHeld(by: cluster))
     }
 
