@@ -1,5 +1,10 @@
+import CQuorumSupport
 import ReplicationCore
+import Synchronization
 import SyncPrimitives
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The consistency oracle of SPEC.md "Definitions", independent of what the store does.
 ///
@@ -7,36 +12,32 @@ import SyncPrimitives
 /// acknowledged, and which writes it superseded (the writes returned by the read that gave it its context, or the
 /// thread's own previous write of the key). It classifies every ok read as fresh or stale with its k, and at the
 /// end counts the acknowledged writes that are neither returned nor superseded by anything a read of all replicas
-/// returns. Under `vv` it forgets the writes no verdict can need any more (``Writes/forget(keys:now:retention:)``),
-/// so a long run's memory stays flat.
+/// returns.
 ///
 /// Sharded by key: a thread locks only the shard of the key it touches, so the generator is never serialized
 /// behind one lock.
 public final class Oracle: @unchecked Sendable {
-    /// What the oracle knows of one write, kept until the write is forgotten (``Writes/forget(keys:now:retention:)``)
-    /// or the run ends.
+    /// What the oracle knows of one write. Trivial, so that it can live in ``WriteTable``'s raw chunks, where
+    /// `seq == 0` marks an id never registered.
     ///
-    /// 32 bytes. Orders and `saw` positions are per shard, in 32 bits (2^31 edges a shard: tens of billions of
-    /// writes over 64 shards); past that the conversions trap. When a delete was sent is the one time the oracle
-    /// asks of a write after registering it: it is kept in the shard's `saw` just before the delete's edges
-    /// (``Oracle/sentAt(_:_:)``), not in every record.
+    /// 24 bytes: the oracle keeps one for every write of the run (the lost-write check is decided at its end), so
+    /// this is most of what a run's memory grows with. Orders and `saw` positions are per shard, in 32 bits, as
+    /// the `saw` positions always were (2^31 edges a shard: tens of billions of writes over 64 shards); past that
+    /// the conversions trap. When a delete was sent is the one time the oracle asks of a write after registering it:
+    /// it is kept in the shard's `saw` just before the delete's edges (``Oracle/sentAt(_:_:)``), not in every record.
     struct WriteInfo {
-        var id: UInt64
         var key: UInt64
         private var seq32: UInt32
         private var ackOrder32: UInt32 = 0
         var sawStart: Int32
-        /// The count of writes it saw (30 bits), in the top bit whether it is a delete, in the next whether its
-        /// request ended without an acknowledgement.
-        private var sawCountAndFlags: UInt32
+        /// The count of writes it saw, and in the top bit whether it is a delete.
+        private var sawCountAndDelete: UInt32
 
-        init(id: UInt64, key: UInt64, seq: UInt64, sawStart: Int32, sawCount: Int32, isDelete: Bool) {
-            self.id = id
+        init(key: UInt64, seq: UInt64, sawStart: Int32, sawCount: Int32, isDelete: Bool) {
             self.key = key
             seq32 = UInt32(seq)
             self.sawStart = sawStart
-            precondition(sawCount < 1 << 30, "a write that saw over 2^30 writes")
-            sawCountAndFlags = UInt32(sawCount) | (isDelete ? 1 << 31 : 0)
+            sawCountAndDelete = UInt32(sawCount) | (isDelete ? 1 << 31 : 0)
         }
 
         /// Registration order within the shard (from 1): a write can only supersede writes registered before it.
@@ -46,26 +47,9 @@ public final class Oracle: @unchecked Sendable {
             get { UInt64(ackOrder32) }
             set { ackOrder32 = UInt32(newValue) }
         }
-        var sawCount: Int32 { Int32(sawCountAndFlags & 0x3FFF_FFFF) }
+        var sawCount: Int32 { Int32(sawCountAndDelete & 0x7FFF_FFFF) }
         /// A delete: its tombstone may be purged once every replica holds it alone (``deletes(of:liveAt:)``).
-        var isDelete: Bool { sawCountAndFlags >> 31 != 0 }
-        /// Its request ended without an acknowledgement (timed out, unavailable, refused): it never will be.
-        var gaveUp: Bool {
-            get { sawCountAndFlags & 1 << 30 != 0 }
-            set { sawCountAndFlags = newValue ? sawCountAndFlags | 1 << 30 : sawCountAndFlags & ~(1 << 30) }
-        }
-        /// Its outcome is known: acknowledged or given up.
-        var finished: Bool { ackOrder != 0 || gaveUp }
-        /// Where the ids it saw are in its shard's `saw`.
-        var edges: Range<Int> { Int(sawStart)..<Int(sawStart) + Int(sawCount) }
-
-        /// The same write, its edges moved to `start` and cut to `count`.
-        func moved(to start: Int, count: Int) -> WriteInfo {
-            var w = self
-            w.sawStart = Int32(start)
-            w.sawCountAndFlags = sawCountAndFlags & 0xC000_0000 | UInt32(count)
-            return w
-        }
+        var isDelete: Bool { sawCountAndDelete >> 31 != 0 }
     }
 
     struct Acked {
@@ -236,199 +220,13 @@ public final class Oracle: @unchecked Sendable {
         }
     }
 
-    /// Records in chunks of 4,096 that never move: an array doubling as it grew copied every record now and then,
-    /// and its spare room and the copy's moment of two arrays were a third of a long run's memory.
-    struct Records {
-        private var chunks: [[WriteInfo]] = []
-        private(set) var count = 0
-        static let shift = 12
-
-        subscript(position: Int) -> WriteInfo {
-            @inline(__always) get { chunks[position >> Records.shift][position & (1 << Records.shift - 1)] }
-            set { chunks[position >> Records.shift][position & (1 << Records.shift - 1)] = newValue }
-        }
-
-        mutating func append(_ w: WriteInfo) {
-            if count & (1 << Records.shift - 1) == 0 {
-                chunks.append([])
-                chunks[chunks.count - 1].reserveCapacity(1 << Records.shift)
-            }
-            chunks[chunks.count - 1].append(w)
-            count += 1
-        }
-
-        var bytes: Int { chunks.count << Records.shift * MemoryLayout<WriteInfo>.stride }
-    }
-
-    /// A shard's records of writes in registration order, the ids each saw (`saw`), and an index from id to
-    /// record: open addressing with linear probing, at most half full, each slot a record's position + 1 (0: empty).
-    /// Small once the shard forgets (a hash probe where a table of chunks by id was two loads, but a table that
-    /// can shrink).
-    struct Writes {
-        private(set) var records = Records()
-        var saw: [UInt64] = []
-        private var slots: [UInt32] = []
-
-        /// The position of write `id`'s record, if it is known (registered and not forgotten).
-        @inline(__always)
-        func find(_ id: UInt64) -> Int? {
-            slots.withUnsafeBufferPointer { slots in
-                guard !slots.isEmpty else { return nil }
-                let mask = slots.count - 1
-                var i = Int(truncatingIfNeeded: Hash64.mix(id)) & mask
-                while true {
-                    let s = Int(slots[i])
-                    if s == 0 { return nil }
-                    if records[s - 1].id == id { return s - 1 }
-                    i = (i + 1) & mask
-                }
-            }
-        }
-
-        @inline(__always)
-        func record(_ id: UInt64) -> WriteInfo? { find(id).map { records[$0] } }
-
-        /// The ids write `w` saw.
-        @inline(__always)
-        func edges(of w: WriteInfo) -> ArraySlice<UInt64> { saw[w.edges] }
-
-        subscript(position: Int) -> WriteInfo {
-            get { records[position] }
-            set { records[position] = newValue }
-        }
-
-        /// Adds `w`'s record. Ids are registered once (the load generator's count up; the PBS probe's are its own);
-        /// looking each up first was a probe that missed on every write.
-        mutating func add(_ w: WriteInfo) {
-            records.append(w)
-            if records.count * 2 > slots.count {
-                index(size: max(16, slots.count * 2))
-            } else {
-                place(records.count - 1)
-            }
-        }
-
-        private mutating func place(_ position: Int) {
-            let mask = slots.count - 1
-            var i = Int(truncatingIfNeeded: Hash64.mix(records[position].id)) & mask
-            while slots[i] != 0 { i = (i + 1) & mask }
-            slots[i] = UInt32(position + 1)
-        }
-
-        private mutating func index(size: Int) {
-            slots = Array(repeating: 0, count: size)
-            for i in 0..<records.count { place(i) }
-        }
-
-        var bytes: Int {
-            records.bytes + saw.capacity * MemoryLayout<UInt64>.stride
-                + slots.capacity * MemoryLayout<UInt32>.stride
-        }
-
-        /// Forgets every write whose history no check can need again, and returns how many it forgot.
-        ///
-        /// A write is *settled* once its outcome is known and nothing can owe it: given up, or acknowledged, no
-        /// longer in its key's frontier and superseded more than `retention` before `now` (the oracle's horizon
-        /// for reads in flight: ``KeyWrites/compact(at:retention:)``). A read can owe only a write acknowledged and
-        /// not superseded when it began, so never a settled one; an acknowledgement supersedes only writes in the
-        /// frontier. A write is forgotten when it and every write it reaches are settled — so the forgotten writes
-        /// are closed under "saw", and no write kept is reachable through a forgotten one: every search from a
-        /// write kept finds what it found before, and a search that starts at a forgotten write (a stale replica's
-        /// version, a client's old context) could only have found settled writes. Stale-read counts are unchanged;
-        /// lost-write counts too, but for the writes of a key whose newest ones were lost as well: those count the
-        /// kept writes only (a run that loses a write still counts at least one).
-        ///
-        /// A pass in registration order (a write saw only writes registered before it), again while deletes kept
-        /// pin more (below); then the records kept are packed and indexed anew, their edges to forgotten writes
-        /// dropped. The caller holds the shard's lock.
-        mutating func forget(keys: inout [FastKey: KeyWrites], now: UInt64, retention: UInt64) -> Int {
-            let count = records.count
-            var pinned = [Bool](repeating: false, count: count)
-            for (_, k) in keys {
-                for a in k.frontier where a.removed == 0 {
-                    if let i = find(a.id) { pinned[i] = true }
-                }
-                for a in k.superseded[k.expired...] where a.supersededAt &+ retention >= now {
-                    if let i = find(a.id) { pinned[i] = true }
-                }
-            }
-            var gone = [Bool](repeating: false, count: count)
-            var forgotten = 0
-            var reached = [Bool](repeating: false, count: count)  // (from a kept delete: searched once)
-            while true {
-                gone = [Bool](repeating: false, count: count)
-                forgotten = 0
-                for i in 0..<count where !pinned[i] && records[i].finished {
-                    var settled = true
-                    for id in saw[records[i].edges] {
-                        if let j = find(id), !gone[j] {
-                            settled = false
-                            break
-                        }
-                    }
-                    if settled {
-                        gone[i] = true
-                        forgotten += 1
-                    }
-                }
-                // A delete kept keeps every write it reaches: whether a purged delete took effect is decided at the
-                // end by whether it reaches a write some replica still holds (``Oracle/supersedes(_:anyOf:_:)``),
-                // and a replica can hold a write long settled. Pinning those can keep more writes, some of them
-                // deletes: again, until nothing more is pinned (seldom more than twice).
-                var stack: [Int] = []
-                for i in 0..<count where !gone[i] && records[i].isDelete { stack.append(i) }
-                var more = false
-                while let i = stack.popLast() {
-                    for id in saw[records[i].edges] {
-                        guard let j = find(id), !reached[j] else { continue }
-                        reached[j] = true
-                        if !pinned[j] {
-                            pinned[j] = true
-                            more = more || gone[j]
-                        }
-                        stack.append(j)
-                    }
-                }
-                if !more { break }
-            }
-            guard forgotten > 0 else { return 0 }
-            // Deletes forgotten are off the lists of those not acknowledged (all of them given up: settled).
-            for i in keys.values.indices where !keys.values[i].unacknowledgedDeletes.isEmpty {
-                keys.values[i].unacknowledgedDeletes.removeAll { id in find(id).map { gone[$0] } ?? false }
-            }
-            var kept = Records()
-            var keptSaw: [UInt64] = []
-            for i in 0..<count where !gone[i] {
-                let w = records[i]
-                let start = keptSaw.count
-                if w.isDelete { keptSaw.append(saw[Int(w.sawStart) - 1]) }  // (its sending time)
-                for id in saw[w.edges] {
-                    if let j = find(id), gone[j] { continue }
-                    keptSaw.append(id)
-                }
-                let first = start + (w.isDelete ? 1 : 0)
-                kept.append(w.moved(to: first, count: keptSaw.count - first))
-            }
-            records = kept
-            saw = keptSaw
-            var size = 16
-            while size < records.count * 4 { size <<= 1 }
-            index(size: size)
-            return forgotten
-        }
-    }
-
     struct Shard {
-        var writes = Writes()
+        var saw: [UInt64] = []
         var nextSeq: UInt64 = 1
         var nextAck: UInt64 = 1
         var keys: [FastKey: KeyWrites] = [:]
         /// Deletes sent, with a `deleteGrace` (while there are none, nothing looks for purged tombstones).
         var deletes = 0
-        /// The latest acknowledgement time seen: the clock of ``Writes/forget(keys:now:retention:)``.
-        var latest: UInt64 = 0
-        /// Records kept by the last ``Writes/forget(keys:now:retention:)``: the next comes at twice as many.
-        var kept = 0
     }
 
     /// Locked once per write, acknowledgement and read check (``Unretained``).
@@ -438,8 +236,7 @@ public final class Oracle: @unchecked Sendable {
     let deleteGrace: UInt64?
     /// Used from one thread only (the simulator's): the shards are not locked.
     let singleThreaded: Bool
-    /// The fewest records a shard holds before it forgets (``Writes/forget(keys:now:retention:)``); nil: never.
-    let forgetFrom: Int?
+    let table = WriteTable()
 
     /// - Parameters:
     ///   - retention: how long a superseded write stays checkable: longer than any read can take (the request
@@ -451,13 +248,8 @@ public final class Oracle: @unchecked Sendable {
     ///     search through the key's whole history, and a 3 s run took minutes).
     ///   - singleThreaded: every call comes from one thread (the simulator): the shards' locks are not taken (a
     ///     pair of uncontended `pthread_mutex` calls on every write, acknowledgement and read check).
-    ///   - forgetFrom: forget settled history (``Writes/forget(keys:now:retention:)``) in shards that hold at least
-    ///     this many records, twice as many as they kept last time and one for each of their keys, so that a long
-    ///     run's memory stays flat.
-    ///     nil: keep every write to the end — where every lost write must be counted (lww drops writes, a wipe
-    ///     loses them: how many is the figure).
     public init(shards: Int = 64, retention: UInt64 = 2_000_000_000, deleteGrace: UInt64? = nil,
-                singleThreaded: Bool = false, forgetFrom: Int? = nil) {
+                singleThreaded: Bool = false) {
         var c = 1
         while c < shards { c <<= 1 }
         shardRefs = Unretained((0..<c).map { _ in Locked(Shard()) })
@@ -465,33 +257,24 @@ public final class Oracle: @unchecked Sendable {
         self.retention = retention
         self.deleteGrace = deleteGrace
         self.singleThreaded = singleThreaded
-        self.forgetFrom = forgetFrom
     }
 
-    /// What the oracle holds, in bytes: its records of writes (the part that grows with a run's length unless it
-    /// forgets), the edges of what each write saw, their index, and the per-key table (not the few recent writes a
-    /// key's lists keep). Reads each shard under its lock: call it now and then (a real-time run, once a second),
-    /// not per operation.
+    /// What the oracle holds, in bytes: its record of every write (the part that grows with a run's length), the
+    /// edges of what each write saw, and the per-key table (not the few recent writes a key's lists keep). Reads
+    /// each shard under its lock: call it now and then (a real-time run, once a second), not per operation.
     public func heldBytes() -> Int {
-        var bytes = 0
+        var bytes = table.bytes
         for i in 0..<shardRefs.count {
             bytes += shardRefs.with(i) { shard in
                 let sum: (inout Shard) -> Int = { s in
-                    s.writes.bytes + s.keys.capacity * (MemoryLayout<FastKey>.stride + MemoryLayout<KeyWrites>.stride)
+                    s.saw.capacity * MemoryLayout<UInt64>.stride
+                        + s.keys.capacity * (MemoryLayout<FastKey>.stride + MemoryLayout<KeyWrites>.stride)
                 }
                 return singleThreaded ? shard.withoutLocking(sum) : shard.withLock(sum)
             }
         }
         return bytes
     }
-
-    /// How many writes the oracle has records of (registered and not forgotten).
-    public var recordsHeld: Int {
-        (0..<shardRefs.count).reduce(0) { n, i in n + shardRefs.objects[i].withLock { $0.writes.records.count } }
-    }
-
-    /// Whether the oracle has a record of write `id` of `key` (registered and not forgotten).
-    public func holds(_ id: UInt64, key: UInt64) -> Bool { withShard(key) { $0.writes.find(id) != nil } }
 
     /// Runs `body` under the lock of `key`'s shard (none when ``singleThreaded``).
     @inline(__always)
@@ -502,21 +285,28 @@ public final class Oracle: @unchecked Sendable {
     @inline(__always)
     func shardIndex(_ key: UInt64) -> Int { Int(truncatingIfNeeded: Hash64.mix(key)) & mask }
 
+    /// The record of write `id`, if it was registered (the caller holds the lock of the write's key's shard).
+    @inline(__always)
+    func record(_ id: UInt64) -> UnsafeMutablePointer<WriteInfo>? {
+        guard let p = table.find(id), p.pointee.seq != 0 else { return nil }
+        return p
+    }
+
     /// When delete `id` was sent, if it was registered as one (the caller holds the lock of its key's shard, whose
-    /// records these are): the entry before its edges.
-    func sentAt(_ id: UInt64, _ writes: Writes) -> UInt64? {
-        guard let w = writes.record(id), w.isDelete else { return nil }
-        return writes.saw[Int(w.sawStart) - 1]
+    /// `saw` this is): the entry before its edges.
+    func sentAt(_ id: UInt64, _ saw: [UInt64]) -> UInt64? {
+        guard let w = record(id)?.pointee, w.isDelete else { return nil }
+        return saw[Int(w.sawStart) - 1]
     }
 
     /// The writes reachable from `ids` (themselves included) — all of them, or, given `reach`, those a target can
-    /// be among. Every write reachable is a write of the same key, so the caller's shard holds them all.
-    func closure(_ writes: Writes, of ids: [UInt64], _ reach: Reach? = nil) -> WriteSet {
+    /// be among. Every write reachable is a write of the same key, so the caller's shard lock covers them all.
+    func closure(_ saw: [UInt64], of ids: [UInt64], _ reach: Reach? = nil) -> WriteSet {
         var covered = WriteSet()
         var stack = ids
         while let id = stack.popLast() {
-            guard covered.insert(id), let w = writes.record(id), reach?.below(w) ?? true else { continue }
-            stack.append(contentsOf: writes.edges(of: w))
+            guard covered.insert(id), let w = record(id)?.pointee, reach?.below(w) ?? true else { continue }
+            for i in Int(w.sawStart)..<Int(w.sawStart + w.sawCount) { stack.append(saw[i]) }
         }
         return covered
     }
@@ -540,35 +330,31 @@ public final class Oracle: @unchecked Sendable {
     @inline(__always)
     func register(id: UInt64, key: UInt64, count: Int, delete: Bool, at time: UInt64,
                   _ append: (inout [UInt64]) -> Void) {
+        let slot = table.make(id)
         withShard(key) { s in
-            if delete { s.writes.saw.append(time) }  // (``sentAt(_:_:)``)
-            let start = Int32(s.writes.saw.count)
-            append(&s.writes.saw)
+            if delete { s.saw.append(time) }  // (``sentAt(_:_:)``)
+            let start = Int32(s.saw.count)
+            append(&s.saw)
             var count = count
             if let grace = deleteGrace, s.deletes > 0, time >= grace, let i = s.keys.index(forKey: FastKey(key)) {
                 // Each live delete is listed once, so only the ids the write named can repeat one.
                 let named = Int(start)..<Int(start) + count
-                let old = s.keys.values[i].liveDeletes(sentBy: time - grace, sentAt: { sentAt($0, s.writes) })
-                for d in old where !s.writes.saw[named].contains(d) {
-                    s.writes.saw.append(d)
+                let old = s.keys.values[i].liveDeletes(sentBy: time - grace, sentAt: { sentAt($0, s.saw) })
+                for d in old where !s.saw[named].contains(d) {
+                    s.saw.append(d)
                     count += 1
                 }
             }
             if delete && deleteGrace != nil {
                 s.deletes += 1
                 // In the order sent: threads register what they sent a moment ago, so a later one may come first.
-                let writes = s.writes  // (gone with this block, before the records change)
+                let saw = s.saw
                 s.keys[FastKey(key), default: KeyWrites()].unacknowledged(delete: id, sentAt: time,
-                                                                         by: { sentAt($0, writes) })
+                                                                         by: { sentAt($0, saw) })
             }
-            s.writes.add(WriteInfo(id: id, key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(count),
-                                   isDelete: delete))
+            let w = WriteInfo(key: key, seq: s.nextSeq, sawStart: start, sawCount: Int32(count), isDelete: delete)
+            slot.pointee = w
             s.nextSeq += 1
-            // (Each time it forgets, a shard reads every key's lists: not before it holds a record for each.)
-            if let forgetFrom, s.writes.records.count >= max(forgetFrom, 2 * s.kept, s.keys.count) {
-                _ = s.writes.forget(keys: &s.keys, now: s.latest, retention: retention)
-                s.kept = s.writes.records.count
-            }
         }
     }
 
@@ -577,7 +363,6 @@ public final class Oracle: @unchecked Sendable {
     /// otherwise return and every write sent a grace later would supersede (each a superseded edge, on every
     /// write: at the sibling limit, where most deletes are refused, thousands a write).
     public func refused(id: UInt64, key: UInt64) {
-        gaveUp(id: id, key: key)
         withShard(key) { s in
             guard s.deletes > 0, let i = s.keys.index(forKey: FastKey(key)),
                 let j = s.keys.values[i].unacknowledgedDeletes.lastIndex(of: id)
@@ -586,47 +371,36 @@ public final class Oracle: @unchecked Sendable {
         }
     }
 
-    /// A write's request ended without an acknowledgement (it timed out, or the cluster was unavailable or refused
-    /// it): it never will be acknowledged, and once what it saw is settled it can be forgotten.
-    public func gaveUp(id: UInt64, key: UInt64) {
-        withShard(key) { s in
-            if let i = s.writes.find(id), s.writes[i].ackOrder == 0 { s.writes[i].gaveUp = true }
-        }
-    }
-
     /// A write was acknowledged to its client at `time`.
     public func acknowledged(id: UInt64, key: UInt64, at time: UInt64) {
         withShard(key) { s in
-            guard let p = s.writes.find(id), s.writes[p].ackOrder == 0 else { return }
-            s.latest = max(s.latest, time)
-            let w = s.writes[p]
+            guard let p = record(id), p.pointee.ackOrder == 0 else { return }
             if s.deletes > 0, let i = s.keys.index(forKey: FastKey(key)),
                 !s.keys.values[i].unacknowledgedDeletes.isEmpty {
                 // Acknowledged, or superseded by a write acknowledged (which now covers what it saw): off the list,
                 // which a delete its client gave up on and nothing superseded stays on.
-                let saw = s.writes.edges(of: w)
+                let w = p.pointee, saw = s.saw[Int(w.sawStart)..<Int(w.sawStart + w.sawCount)]
                 s.keys.values[i].unacknowledgedDeletes.removeAll { $0 == id || saw.contains($0) }
             }
             let order = s.nextAck
             s.nextAck += 1
             // Updated in place: a copy of the key's lists would be copied again on the first write.
-            supersede(&s.keys[FastKey(key), default: KeyWrites()], by: id, w, order, at: time, writes: s.writes)
-            s.writes[p].ackOrder = order  // after the search: it starts from this write
+            supersede(&s.keys[FastKey(key), default: KeyWrites()], by: id, p.pointee, order, at: time, saw: s.saw)
+            p.pointee.ackOrder = order  // after the search: it starts from this write
         }
     }
 
-    func supersede(_ k: inout KeyWrites, by id: UInt64, _ w: WriteInfo, _ order: UInt64, at time: UInt64,
-                   writes: Writes) {
+    func supersede(_ k: inout KeyWrites, by id: UInt64, _ w: WriteInfo, _ order: UInt64, at time: UInt64, saw: [UInt64]) {
         // Most acknowledgements need no search (and no Set). A search from the writes this one saw reaches only
         // writes registered no later than the newest of them (a write supersedes writes registered before it), so
         // a live frontier write it did not see and registered after that one is out of its reach. When every live
         // frontier write it did not see is (an update after a read of the key, a thread's next write of it, or a
         // write concurrent with another one), the writes it saw are all it supersedes.
-        let direct = writes.edges(of: w)
+        let direct = saw[Int(w.sawStart)..<Int(w.sawStart + w.sawCount)]
         if !direct.isEmpty {  // (a blind write supersedes nothing)
             var newest: UInt64?  // looked up only if some live write was not seen
             func outOfReach(_ a: Acked) -> Bool {
-                if newest == nil { newest = direct.reduce(0) { max($0, writes.record($1)?.seq ?? 0) } }
+                if newest == nil { newest = direct.reduce(0) { max($0, record($1)?.pointee.seq ?? 0) } }
                 return a.seq > newest!
             }
             if k.frontier.allSatisfy({ $0.removed != 0 || direct.contains($0.id) || outOfReach($0) }) {
@@ -636,8 +410,8 @@ public final class Oracle: @unchecked Sendable {
             } else {
                 // One search from the new write; what it finds is looked up in the frontier (a search per frontier
                 // write, or a membership test for each, made a key with many unsuperseded writes quadratic).
-                for x in closure(writes, of: [id], Reach(frontier: k.frontier)) where x != id {
-                    if let i = livePosition(of: x, in: k, writes) { k.supersede(at: i, by: order, at: time) }
+                for x in closure(saw, of: [id], Reach(frontier: k.frontier)) where x != id {
+                    if let i = livePosition(of: x, in: k) { k.supersede(at: i, by: order, at: time) }
                 }
             }
         }
@@ -654,7 +428,7 @@ public final class Oracle: @unchecked Sendable {
         withShard(key) { s in
             // The key's lists in place: a copy of them cost a retain and a release of each on every read.
             guard let i = s.keys.index(forKey: FastKey(key)) else { return 0 }
-            return missed(&s.keys.values[i], s.writes, start: start, returned: returned)
+            return missed(&s.keys.values[i], saw: s.saw, start: start, returned: returned)
         }
     }
 
@@ -670,7 +444,7 @@ public final class Oracle: @unchecked Sendable {
         }
     }
 
-    func missed<R: Collection<UInt64>>(_ k: inout KeyWrites, _ writes: Writes, start: UInt64, returned: R) -> Int {
+    func missed<R: Collection<UInt64>>(_ k: inout KeyWrites, saw: [UInt64], start: UInt64, returned: R) -> Int {
         // The writes the read owed and did not return: acknowledged before it began, and not superseded before it
         // began (those superseded after it began are still owed; newest first, stop at the old ones). In the
         // common case there is none, and nothing is allocated.
@@ -696,21 +470,21 @@ public final class Oracle: @unchecked Sendable {
         // the frontier writes owed).
         var reach = Reach(frontier: k.frontier)
         for a in owed where a.removed != 0 { reach.target(a) }
-        let covered = closure(writes, of: Array(returned), reach)
+        let covered = closure(saw, of: Array(returned), reach)
         var missed = owed.reduce(0) { $0 + (covered.contains($1.id) ? 0 : 1) }
         if older > 0 {
             // Owed, but for those the read returned or covered: found by looking what it covered up.
             missed += older
             for x in covered {
-                if let j = livePosition(of: x, in: k, writes), j < i { missed -= 1 }
+                if let j = livePosition(of: x, in: k), j < i { missed -= 1 }
             }
         }
         return missed
     }
 
     /// The frontier position of write `x` in `k`, if it is there and not superseded.
-    func livePosition(of x: UInt64, in k: KeyWrites, _ writes: Writes) -> Int? {
-        guard let r = writes.record(x), r.ackOrder != 0, let i = k.position(of: r.ackOrder),
+    func livePosition(of x: UInt64, in k: KeyWrites) -> Int? {
+        guard let r = record(x), r.pointee.ackOrder != 0, let i = k.position(of: r.pointee.ackOrder),
             k.frontier[i].removed == 0
         else { return nil }
         return i
@@ -735,11 +509,11 @@ public final class Oracle: @unchecked Sendable {
     /// acknowledged ones not reached (grouping them by shard first took 24 bytes a write, at the end of a run whose
     /// writes the oracle already holds).
     public func lostWrites(readAll: (UInt64) -> [UInt64], purged: (UInt64) -> [UInt64] = { _ in [] }) -> [Loss] {
-        var losses: [Loss] = []
-        for i in shardRefs.objects.indices {
+        var reached = [[Bool]](repeating: [], count: shardRefs.count)
+        for i in reached.indices {
             shardRefs.objects[i].withLock { s in
                 guard s.nextAck > 1 else { return }  // (nothing acknowledged here: nothing to find)
-                var marks = [Bool](repeating: false, count: s.writes.records.count)
+                var marks = [Bool](repeating: false, count: Int(s.nextSeq))
                 var stack: [UInt64] = []
                 for (key, k) in s.keys {  // (the keys acknowledged writes and deletes made entries for)
                     let held = readAll(key.raw)
@@ -749,33 +523,34 @@ public final class Oracle: @unchecked Sendable {
                     // write that had not seen it reached the key afterwards and started it afresh (Riak's
                     // delete_mode): that write, sent within the grace, can arrive after the purge when faults or
                     // queues hold it back. Unless the key holds a write the delete superseded: then it came back.
-                    for d in purged(key.raw) where !supersedes(d, anyOf: held, s.writes) { stack.append(d) }
+                    for d in purged(key.raw) where !supersedes(d, anyOf: held, s.saw) { stack.append(d) }
                     while let id = stack.popLast() {
-                        guard let p = s.writes.find(id), s.writes[p].key == key.raw, !marks[p] else { continue }
-                        marks[p] = true
-                        stack.append(contentsOf: s.writes.edges(of: s.writes[p]))
+                        guard let w = record(id)?.pointee, w.key == key.raw, !marks[Int(w.seq)] else { continue }
+                        marks[Int(w.seq)] = true
+                        stack.append(contentsOf: s.saw[Int(w.sawStart)..<Int(w.sawStart + w.sawCount)])
                     }
                 }
-                for p in 0..<s.writes.records.count where !marks[p] {
-                    let w = s.writes[p]
-                    if w.ackOrder != 0 { losses.append(Loss(write: w.id, key: w.key)) }
-                }
+                reached[i] = marks
             }
         }
-        return losses.sorted { $0.write < $1.write }
+        var losses: [Loss] = []
+        table.forEach { id, w in
+            if w.ackOrder != 0 && !reached[shardIndex(w.key)][Int(w.seq)] { losses.append(Loss(write: id, key: w.key)) }
+        }
+        return losses
     }
 
     /// Whether `id` supersedes one of `writes` (a write its context's history holds). Only writes registered after
     /// the oldest of `writes` are searched: a write supersedes only writes registered before it.
-    func supersedes(_ id: UInt64, anyOf ids: [UInt64], _ writes: Writes) -> Bool {
-        guard let w = writes.record(id) else { return false }
-        let floor = ids.compactMap { writes.record($0)?.seq }.min() ?? .max
+    func supersedes(_ id: UInt64, anyOf writes: [UInt64], _ saw: [UInt64]) -> Bool {
+        guard let w = record(id)?.pointee else { return false }
+        let floor = writes.compactMap { record($0)?.pointee.seq }.min() ?? .max
         var seen = Set<UInt64>()
-        var stack = Array(writes.edges(of: w))
+        var stack = Array(saw[Int(w.sawStart)..<Int(w.sawStart + w.sawCount)])
         while let next = stack.popLast() {
-            if ids.contains(next) { return true }
-            guard seen.insert(next).inserted, let v = writes.record(next), v.seq > floor else { continue }
-            stack.append(contentsOf: writes.edges(of: v))
+            if writes.contains(next) { return true }
+            guard seen.insert(next).inserted, let v = record(next)?.pointee, v.seq > floor else { continue }
+            stack.append(contentsOf: saw[Int(v.sawStart)..<Int(v.sawStart + v.sawCount)])
         }
         return false
     }
@@ -793,12 +568,14 @@ public final class Oracle: @unchecked Sendable {
                 // The held writes of the keys lost here, by key.
                 var roots: [UInt64: [UInt64]] = [:]
                 for id in held {
-                    if let w = s.writes.record(id) { roots[w.key, default: []].append(id) }
+                    if let w = record(id)?.pointee, shardIndex(w.key) == index {
+                        roots[w.key, default: []].append(id)
+                    }
                 }
                 var covered: [UInt64: WriteSet] = [:]
                 for l in list {
                     if covered[l.key] == nil {
-                        covered[l.key] = closure(s.writes, of: roots[l.key] ?? [])
+                        covered[l.key] = closure(s.saw, of: roots[l.key] ?? [])
                     }
                     if !covered[l.key]!.contains(l.write) { out.append(l) }
                 }
@@ -834,4 +611,110 @@ struct WriteSet: Sequence {
     func contains(_ id: UInt64) -> Bool { hashed?.contains(FastKey(id)) ?? members.contains(id) }
 
     func makeIterator() -> IndexingIterator<[UInt64]> { members.makeIterator() }
+}
+
+/// The oracle's records of writes, by id. The ids the load generator makes, `(thread + 1) << 48 | n` with n
+/// counting from 1, are *covered*: slot `id >> 48`, index n, in chunks of 16,384 records that never move once
+/// made — finding a write is two loads, not a hash-table probe, and a thread's recent writes sit together in
+/// memory (the hash table this replaced missed the cache on most lookups once it held millions of writes). Any
+/// other id (the PBS probe's) gets a record of its own, found through `others` under `lock`.
+///
+/// Synchronization: a record is read and written only under the lock of its key's oracle shard. Chunks (and a
+/// slot's chunk directory) are made under `lock` and published with a release store; lookups load them with
+/// acquire, so a lookup of an id from another slot or chunk never races with their creation. `lock` is only ever
+/// taken inside a shard lock or under none, never the other way round.
+final class WriteTable: @unchecked Sendable {
+    typealias WriteInfo = Oracle.WriteInfo
+    static let chunkShift = 14
+    static let slotCount = 256
+    static let chunksPerSlot = 1 << 18  // 2^32 writes per slot
+    /// Per slot: the address of its chunk directory, or 0.
+    let directories: UnsafeMutablePointer<Int64>
+    /// Records of ids the chunks do not cover.
+    let others = Locked<[UInt64: UnsafeMutablePointer<WriteInfo>]>([:])
+    let lock = Locked(())
+    /// The bytes of the chunks allocated (written under `lock`, read by ``bytes``).
+    let allocated = Atomic<Int>(0)
+
+    /// What the chunks and the records outside them take. (Not the directories: 2 MiB each, calloc'd, of which
+    /// a page is touched for every 512 chunks.)
+    var bytes: Int {
+        allocated.load(ordering: .relaxed) + others.withLock { $0.count } * (MemoryLayout<WriteInfo>.stride + 32)
+    }
+
+    init() {
+        directories = .allocate(capacity: Self.slotCount)
+        directories.initialize(repeating: 0, count: Self.slotCount)
+    }
+
+    deinit {
+        for slot in 0..<Self.slotCount {
+            guard let dir = UnsafeMutablePointer<Int64>(bitPattern: Int(directories[slot])) else { continue }
+            for c in 0..<Self.chunksPerSlot where dir[c] != 0 { free(UnsafeMutableRawPointer(bitPattern: Int(dir[c]))) }
+            free(dir)
+        }
+        directories.deallocate()
+        others.withLock { for (_, p) in $0 { free(p) } }
+    }
+
+    /// Whether `id` has a place in the chunks.
+    @inline(__always)
+    func covers(_ id: UInt64) -> Bool {
+        id >> 48 < UInt64(Self.slotCount) && id & 0xFFFF_FFFF_FFFF < UInt64(Self.chunksPerSlot) << UInt64(Self.chunkShift)
+    }
+
+    /// The record of `id`, nil if none was ever made (then it was never registered).
+    @inline(__always)
+    func find(_ id: UInt64) -> UnsafeMutablePointer<WriteInfo>? {
+        guard covers(id) else { return others.withLock { $0[id] } }
+        let index = Int(truncatingIfNeeded: id & 0xFFFF_FFFF_FFFF)
+        guard let dir = UnsafeMutablePointer<Int64>(bitPattern: Int(qb_load_acquire(directories + Int(id >> 48)))),
+            let chunk = UnsafeMutablePointer<WriteInfo>(bitPattern: Int(qb_load_acquire(dir + index >> Self.chunkShift)))
+        else { return nil }
+        return chunk + index & (1 << Self.chunkShift - 1)
+    }
+
+    /// The record of `id` (zeroed if new: `seq` 0, not registered yet), its chunk made if need be.
+    @inline(__always)
+    func make(_ id: UInt64) -> UnsafeMutablePointer<WriteInfo> {
+        guard covers(id) else {
+            return others.withLock { o in
+                if let p = o[id] { return p }
+                let p = calloc(1, MemoryLayout<WriteInfo>.stride)!.assumingMemoryBound(to: WriteInfo.self)
+                o[id] = p
+                return p
+            }
+        }
+        if let p = find(id) { return p }
+        return lock.withLock { _ in
+            let slot = directories + Int(id >> 48)
+            if slot.pointee == 0 {
+                let dir = calloc(Self.chunksPerSlot, MemoryLayout<Int64>.size)!
+                qb_store_release(slot, Int64(Int(bitPattern: dir)))
+            }
+            let dir = UnsafeMutablePointer<Int64>(bitPattern: Int(slot.pointee))!
+            let c = Int(truncatingIfNeeded: id & 0xFFFF_FFFF_FFFF) >> Self.chunkShift
+            if dir[c] == 0 {
+                // Zeroed: seq 0 marks every record as not registered.
+                let chunk = calloc(1 << Self.chunkShift, MemoryLayout<WriteInfo>.stride)!
+                qb_store_release(dir + c, Int64(Int(bitPattern: chunk)))
+                allocated.add((1 << Self.chunkShift) * MemoryLayout<WriteInfo>.stride, ordering: .relaxed)
+            }
+            return find(id)!
+        }
+    }
+
+    /// Every registered write. Call when nothing registers writes any more.
+    func forEach(_ body: (UInt64, WriteInfo) -> Void) {
+        for slot in 0..<Self.slotCount {
+            guard let dir = UnsafeMutablePointer<Int64>(bitPattern: Int(qb_load_acquire(directories + slot))) else { continue }
+            for c in 0..<Self.chunksPerSlot {
+                guard let chunk = UnsafeMutablePointer<WriteInfo>(bitPattern: Int(qb_load_acquire(dir + c))) else { continue }
+                for i in 0..<1 << Self.chunkShift where chunk[i].seq != 0 {
+                    body(UInt64(slot) << 48 | UInt64(c << Self.chunkShift + i), chunk[i])
+                }
+            }
+        }
+        for (id, p) in others.withLock({ $0 }) where p.pointee.seq != 0 { body(id, p.pointee) }
+    }
 }

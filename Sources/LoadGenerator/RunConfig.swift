@@ -84,13 +84,12 @@ public struct RunConfig: Sendable {
         Double(threads) * Double(ContextCache.slots(capacity)) * Double(MemoryLayout<ContextCache.Way>.stride + 200)
     }
     /// `--consistency-check`: whether the oracle classifies every read as fresh or stale and counts the lost
-    /// writes at the end. Under `vv` it forgets settled history (``oracleForgetFrom``); otherwise it keeps what
-    /// it knows of every write (~60 bytes) until then, and a run's memory grows with its writes. Off, neither figure
-    /// is measured (a latency-only run).
+    /// writes at the end. It keeps what it knows of every write (~38 bytes) until then, so a run's memory grows
+    /// with its writes; off, neither figure is measured and memory stays flat (a soak test, a latency-only run).
     public var consistencyCheck = true
     /// `--check-memory`: the most the oracle may hold, bytes. A run whose oracle grows past it ends its measured
     /// phase there (``EarlyStop/checkMemory(limit:held:)``) and reports what it measured, instead of growing until
-    /// the machine runs out (a full-speed real-time run that keeps every write takes ~11 MB more a second here).
+    /// the machine runs out (a full-speed real-time run with the check on takes ~7 MB more a second here).
     public var checkMemory = Int.max
     /// Whether this run keeps the oracle: a cluster target with the check on.
     public var checksConsistency: Bool { target == .cluster && consistencyCheck }
@@ -108,21 +107,14 @@ public struct RunConfig: Sendable {
     /// Test hook: record the write ids every wiped node held, to explain losses (``RunResult/unexplainedLosses``).
     public var traceWipes = false
 
-    /// How long the oracle keeps a superseded write checkable (``Oracle/init(shards:retention:deleteGrace:singleThreaded:forgetFrom:)``):
+    /// How long the oracle keeps a superseded write checkable (``Oracle/init(shards:retention:deleteGrace:singleThreaded:)``):
     /// longer than a read can take, so at least twice a client's own timeout (two request timeouts and 50 ms,
     /// ``ThreadDriver/clientTimeout``), and 2 s. A fixed 2 s let a read under `--timeout 1s` outlast it: the writes it
     /// owed were no longer looked at, and it could not be found stale.
     public var oracleRetention: UInt64 { max(2_000_000_000, 4 * core.timeout + 100_000_000) }
-    /// What the oracle takes a delete's tombstone purge for (``Oracle/init(shards:retention:deleteGrace:singleThreaded:forgetFrom:)``):
+    /// What the oracle takes a delete's tombstone purge for (``Oracle/init(shards:retention:deleteGrace:singleThreaded:)``):
     /// the store's grace under `vv`; under `lww` a purged delete is lost like any write lww drops.
     public var oracleDeleteGrace: UInt64? { core.versioning == .vv ? core.tombstoneGrace : nil }
-    /// Whether the oracle forgets settled history, and from how many records a shard (``Oracle/init(shards:retention:deleteGrace:singleThreaded:forgetFrom:)``):
-    /// under `vv` while nodes keep their data, where a lost write fails the run and the count only says how badly.
-    /// Under `lww`, and with `--crash-mode wipe`, writes are lost by design and how many is the figure: the oracle
-    /// keeps every write.
-    public var oracleForgetFrom: Int? {
-        core.versioning == .vv && faults.crashMode != .wipe && !traceWipes ? 1024 : nil
-    }
     /// The effective configuration as text, flag name → value, for the report and run.json.
     public var settings: [(String, String)] = []
 

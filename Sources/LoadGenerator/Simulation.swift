@@ -75,7 +75,7 @@ final class Simulation {
         control = RunControl(keys: config.keys, threads: config.threads, ops: nil, stop: stop)
         oracle = config.checksConsistency
             ? Oracle(shards: 16, retention: config.oracleRetention, deleteGrace: config.oracleDeleteGrace,
-                     singleThreaded: true, forgetFrom: config.oracleForgetFrom) : nil
+                     singleThreaded: true) : nil
         cluster = VirtualCluster(
             options: ClusterOptions(core: config.core, workers: 1, clients: config.threads, delays: config.delays,
                                     drop: config.drop, seed: config.seed, pool: pool),

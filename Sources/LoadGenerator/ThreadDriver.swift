@@ -219,8 +219,8 @@ final class ThreadDriver: @unchecked Sendable {
                 inFlight -= 1
                 if reply.status == .ok, let id = ids.removeValue(forKey: reply.key) {
                     inserted(reply.key, id: id, context: reply.context, at: monotonicNanos())
-                } else if let id = ids.removeValue(forKey: reply.key) {
-                    oracle?.gaveUp(id: id, key: reply.key)
+                } else {
+                    ids[reply.key] = nil
                 }
             }
             if n == 0 { target.wait(until: monotonicNanos() &+ 1_000_000) }
@@ -499,8 +499,6 @@ final class ThreadDriver: @unchecked Sendable {
                 if keepsContexts { remember(slot.key, CachedContext(context: reply.context, own: slot.writeID)) }
             } else if reply.isHeldNowhere {
                 oracle?.refused(id: slot.writeID, key: slot.key)
-            } else {
-                oracle?.gaveUp(id: slot.writeID, key: slot.key)
             }
         }
         recorder.record(slot.kind, latency: now > slot.intended ? now - slot.intended : 0, ok: ok,

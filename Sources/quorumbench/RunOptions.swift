@@ -38,7 +38,7 @@ struct RunOptions: ParsableArguments {
             help: "Keys whose latest context each load thread keeps for its updates (default: room for twice --keys, at least 65536; 0: every update is blind).")
     var contextCache: String?
     @Option(name: .customLong("consistency-check"),
-            help: "on | off: classify reads as stale and count lost writes (default on; under vv it forgets what no check can need; under lww or --crash-mode wipe it keeps ~60 bytes a write to the end).")
+            help: "on | off: classify reads as stale and count lost writes (default on; the check keeps ~38 bytes a write until the run ends: off for long runs at full speed).")
     var consistencyCheck: String?
     @Option(name: .customLong("check-memory"),
             help: "The most memory the consistency check may hold, e.g. 4GiB (default: half of what this process may use: the machine's memory, or its cgroup's limit). A run whose check grows past it ends its measured phase there, writes its report and exits 1.")

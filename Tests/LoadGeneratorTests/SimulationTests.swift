@@ -1,4 +1,3 @@
-import BufferPool
 import ClusterRuntime
 import Foundation
 import Testing
@@ -829,24 +828,6 @@ struct SimulationTests {
             _ = runner.run()
             #expect(runner.stop.phase.load(ordering: .relaxed) == 2, "warm-up \(warmup): the phase never began")
         }
-    }
-
-    @Test("a virtual run's oracle forgets settled history: it ends holding under half the writes one that keeps everything holds, with the same figures")
-    func runsForget() {
-        let config = virtualConfig { c in
-            c.keys = 200
-            c.concurrency = 8
-            c.duration = 12_000_000_000  // six retentions (2 s): what it keeps is the last one's, twice at most
-            c.warmup = 0
-        }
-        var keepAll = config
-        keepAll.faults.crashMode = .wipe  // (no failures: nothing is wiped, but every write is kept)
-        let forgetting = Simulation(config: config, pool: BufferPool()), keeping = Simulation(config: keepAll, pool: BufferPool())
-        let a = forgetting.run(), b = keeping.run()
-        let held = forgetting.oracle!.recordsHeld, all = keeping.oracle!.recordsHeld
-        #expect(all > 20_000 && held * 2 < all, "\(held) of \(all)")
-        #expect(a.all.ok == b.all.ok && a.all.attempted == b.all.attempted)
-        #expect(a.staleReads == b.staleReads && a.lostWrites == 0 && b.lostWrites == 0)
     }
 
     @Test("--check-memory ends a virtual run's measured phase where the oracle outgrows it, the same for one seed")

@@ -315,189 +315,6 @@ struct OracleTests {
         #expect(o.unexplained(o.lostWrites { _ in [ids[2]] }, by: [ids[3]]).map(\.write) == [ids[4]])
     }
 
-    /// A long history where every write settles: a thread's update of a key after reading it, acknowledged 2 µs
-    /// later, now and then a blind write beside it (a sibling the next update merges) or one that times out. The
-    /// oracle that forgets holds what the last retention (1 ms) wrote and each key's newest write, however long the
-    /// history; one that does not holds every write. Reads of the newest write owe nothing, and a read that returns
-    /// the write before it is stale by one, in both.
-    @Test("an oracle that forgets settled history stays flat over a long history, with the same verdicts")
-    func forgettingStaysFlat() {
-        let f = Oracle(shards: 4, retention: 1_000_000, forgetFrom: 256)
-        let o = Oracle(shards: 4, retention: 1_000_000)
-        var rng = Xoshiro(seed: 7)
-        let keys: UInt64 = 10
-        var latest = [[UInt64]](repeating: [], count: Int(keys))  // the key's frontier
-        var previous = [UInt64](repeating: 0, count: Int(keys))  // the write the last update superseded
-        var now: UInt64 = 1_000_000
-        var nextID: UInt64 = 1
-        var peak = 0
-        for step in 0..<100_000 {
-            now += 1_000
-            let key = rng.next() % keys
-            let id = UInt64(1) << 48 | nextID
-            nextID += 1
-            let blind = rng.next() % 20 == 0
-            let saw = blind ? [] : latest[Int(key)]
-            for oracle in [f, o] { oracle.wrote(id: id, key: key, saw: saw, at: now) }
-            if rng.next() % 50 == 0 {  // times out (applied somewhere, or not): never acknowledged
-                for oracle in [f, o] { oracle.gaveUp(id: id, key: key) }
-                continue
-            }
-            for oracle in [f, o] { oracle.acknowledged(id: id, key: key, at: now + 2_000) }
-            if blind {
-                latest[Int(key)].append(id)
-            } else {
-                previous[Int(key)] = saw.last ?? 0
-                latest[Int(key)] = [id]
-            }
-            if step % 97 == 0 {
-                let start = now + 3_000
-                for oracle in [f, o] {
-                    #expect(oracle.missed(key: key, start: start, returned: latest[Int(key)]) == 0)
-                    if !blind && previous[Int(key)] != 0 && latest[Int(key)].count == 1 {
-                        #expect(oracle.missed(key: key, start: start, returned: [previous[Int(key)]]) == 1)
-                    }
-                }
-            }
-            if step > 10_000 { peak = max(peak, f.recordsHeld) }
-        }
-        // ~1,000 writes a retention, and the shards forget once they hold twice what they kept.
-        #expect(peak < 8_000, "\(peak)")
-        #expect(o.recordsHeld == Int(nextID) - 1)
-        #expect(f.heldBytes() * 10 < o.heldBytes())
-        let held: (UInt64) -> [UInt64] = { latest[Int($0)] }
-        #expect(f.lostWrites(readAll: held).isEmpty && o.lostWrites(readAll: held).isEmpty)
-        // Replicas that lost each key's newest writes: every loss the forgetful oracle counts, the other counts too.
-        let stale: (UInt64) -> [UInt64] = { [previous[Int($0)]] }
-        let all = o.lostWrites(readAll: stale), kept = f.lostWrites(readAll: stale)
-        #expect(!kept.isEmpty && Set(kept.map(\.write)).isSubset(of: all.map(\.write)))
-    }
-
-    /// Random histories with deletes (a grace of 40 ns), refusals and writes given up, reads that find a key
-    /// empty (they return its deletes), and at the end replicas holding random writes (old ones among them, long
-    /// forgotten) and having purged random deletes: an oracle that forgets gives every read the verdict one that
-    /// does not gives, and the same lost writes among those it kept, at least one whenever there is one. (Without
-    /// a kept delete keeping what it reaches, seed 3 misses four losses.)
-    @Test("with deletes, an oracle that forgets settled history gives the same verdicts", arguments: [1, 2, 3] as [UInt64])
-    func forgettingWithDeletes(seed: UInt64) {
-        var rng = Xoshiro(seed: seed)
-        let o = Oracle(retention: 100, deleteGrace: 40)
-        let f = Oracle(retention: 100, deleteGrace: 40, forgetFrom: 16)
-        var byKey: [UInt64: [UInt64]] = [:]
-        var deletes: [UInt64: [UInt64]] = [:]
-        var pending: [(id: UInt64, key: UInt64)] = []
-        var now: UInt64 = 1_000
-        var nextID: UInt64 = 1
-        var stale = 0, empty = 0
-        for _ in 0..<4_000 {
-            now += rng.next() % 4
-            let key = rng.next() % 3
-            let mine = byKey[key, default: []]
-            switch rng.next() % 10 {
-            case 0..<3:  // a write, one in eight a delete: blind, after its own last one, or after a read
-                let id = UInt64(1) << 48 | nextID
-                nextID += 1
-                var saw: [UInt64] = []
-                if !mine.isEmpty {
-                    switch rng.next() % 3 {
-                    case 0: break
-                    case 1: saw = [mine[mine.count - 1]]
-                    default:
-                        for _ in 0..<(1 + rng.next() % 2) {
-                            saw.append(mine[mine.count - 1 - Int(rng.next() % UInt64(min(mine.count, 6)))])
-                        }
-                    }
-                }
-                let delete = rng.next() % 8 == 0
-                for x in [o, f] { x.wrote(id: id, key: key, saw: saw, delete: delete, at: now) }
-                byKey[key, default: []].append(id)
-                if delete { deletes[key, default: []].append(id) }
-                switch rng.next() % 10 {
-                case 0: for x in [o, f] { x.refused(id: id, key: key) }
-                case 1: for x in [o, f] { x.gaveUp(id: id, key: key) }
-                default: pending.append((id, key))
-                }
-            case 3..<6:  // an acknowledgement, in any order, timed up to 5 ns before it reaches the oracle
-                guard !pending.isEmpty else { continue }
-                let (id, key) = pending.remove(at: Int(rng.next() % UInt64(pending.count)))
-                let at = now - rng.next() % 6
-                for x in [o, f] { x.acknowledged(id: id, key: key, at: at) }
-            default:  // a read of a few recent writes, now and then an old one; or of nothing: the key's deletes
-                let start = now - rng.next() % 60
-                var returned: [UInt64] = []
-                if !mine.isEmpty && rng.next() % 5 != 0 {
-                    for _ in 0..<(1 + rng.next() % 2) {
-                        returned.append(mine[mine.count - 1 - Int(rng.next() % UInt64(min(mine.count, 12)))])
-                    }
-                    if rng.next() % 10 == 0 { returned.append(mine[Int(rng.next() % UInt64(mine.count))]) }
-                }
-                let k: Int
-                if returned.isEmpty {
-                    empty += 1
-                    k = o.missed(key: key, start: start, returned: o.deletes(of: key, liveAt: start))
-                    #expect(f.missed(key: key, start: start, returned: f.deletes(of: key, liveAt: start)) == k)
-                } else {
-                    k = o.missed(key: key, start: start, returned: returned)
-                    #expect(f.missed(key: key, start: start, returned: returned) == k, "seed \(seed), start \(start)")
-                }
-                if k > 0 { stale += 1 }
-            }
-        }
-        #expect(stale > 100 && empty > 100)
-        #expect(f.recordsHeld < o.recordsHeld * 3 / 4, "\(f.recordsHeld) of \(o.recordsHeld)")
-        var someLost = false
-        for _ in 0..<200 {
-            var held: [UInt64: [UInt64]] = [:], purged: [UInt64: [UInt64]] = [:]
-            for (key, ids) in byKey {
-                for _ in 0..<(rng.next() % 3) { held[key, default: []].append(ids[Int(rng.next() % UInt64(ids.count))]) }
-                if let d = deletes[key] {
-                    for _ in 0..<(rng.next() % 4) { purged[key, default: []].append(d[Int(rng.next() % UInt64(d.count))]) }
-                }
-            }
-            let all = o.lostWrites(readAll: { held[$0] ?? [] }, purged: { purged[$0] ?? [] })
-            let kept = f.lostWrites(readAll: { held[$0] ?? [] }, purged: { purged[$0] ?? [] })
-            let expected = all.filter { f.holds($0.write, key: $0.key) }.map(\.write)
-            let differ = Set(expected).symmetricDifference(kept.map(\.write))
-            #expect(differ.isEmpty && kept.count == expected.count, "seed \(seed): \(differ.count) differ, \(differ.prefix(3))")
-            #expect(kept.isEmpty == all.isEmpty)
-            someLost = someLost || !all.isEmpty
-        }
-        #expect(someLost)
-    }
-
-    @Test("a delete kept keeps what it reaches through a write kept for its own sake")
-    func keptDeleteKeepsItsHistory() {
-        let f = Oracle(shards: 1, retention: 100, deleteGrace: 1_000, forgetFrom: 1)
-        f.wrote(id: 1, key: 1, saw: [], at: 0)
-        f.acknowledged(id: 1, key: 1, at: 10)
-        f.wrote(id: 2, key: 1, sawOne: 1, at: 15)
-        f.acknowledged(id: 2, key: 1, at: 20)  // write 1 superseded at 20: settled from 120
-        f.wrote(id: 3, key: 1, sawOne: 2, delete: true, at: 300)  // in flight: kept, and so is write 2 (live)
-        for i: UInt64 in 0..<12 {  // another key's writes move the clock on and make the shard forget
-            f.wrote(id: 10 + i, key: 2, saw: i == 0 ? [] : [9 + i], at: 200 + 200 * i)
-            f.acknowledged(id: 10 + i, key: 2, at: 210 + 200 * i)
-        }
-        #expect(!f.holds(10, key: 2) && f.holds(21, key: 2))  // it did forget
-        #expect(f.holds(2, key: 1) && f.holds(1, key: 1))  // write 1: reached from delete 3 through write 2
-        // A replica holds write 1 again, and delete 3's tombstone was purged: the delete did not take (it reaches
-        // a write held), so nothing marks write 2, which is lost.
-        #expect(f.lostWrites(readAll: { $0 == 1 ? [1] : [21] }, purged: { $0 == 1 ? [3] : [] }).map(\.write) == [2])
-    }
-
-    @Test("runs forget settled history under vv while nodes keep their data; under lww or wipes, where lost writes are the figure, never")
-    func whenRunsForget() {
-        var c = RunConfig()
-        #expect(c.oracleForgetFrom != nil)
-        c.core.versioning = .lww
-        #expect(c.oracleForgetFrom == nil)
-        c.core.versioning = .vv
-        c.faults.crashMode = .wipe
-        #expect(c.oracleForgetFrom == nil)
-        c.faults.crashMode = .pause
-        c.traceWipes = true
-        #expect(c.oracleForgetFrom == nil)
-    }
-
     @Test("the oracle keeps superseded writes checkable longer than a client waits for a read (twice its timeout)")
     func retentionOutlastsReads() {
         var c = RunConfig()
@@ -508,22 +325,16 @@ struct OracleTests {
         #expect(c.oracleRetention >= 2 * driver.clientTimeout!)
     }
 
-    /// The oracle keeps a record for every write it has not forgotten, so its size is what a run's memory grows with.
-    @Test("a write's record is 32 bytes, and keeps its fields whole at their limits")
+    /// The oracle keeps a record for every write of a run, so its size is what a run's memory grows with.
+    @Test("a write's record is 24 bytes, and keeps its fields whole at their limits")
     func writeInfoPacking() {
-        #expect(MemoryLayout<Oracle.WriteInfo>.stride == 32)
-        for (count, delete) in [(0, true), (1, false), (1 << 30 - 1, true), (1 << 30 - 1, false)] as [(Int32, Bool)] {
-            for gaveUp in [false, true] {
-                var w = Oracle.WriteInfo(id: .max - 1, key: .max, seq: UInt64(UInt32.max), sawStart: .max,
-                                         sawCount: count, isDelete: delete)
-                w.gaveUp = gaveUp
-                if !gaveUp { w.ackOrder = UInt64(UInt32.max) }
-                #expect(w.id == .max - 1 && w.key == .max && w.seq == UInt64(UInt32.max))
-                #expect(w.ackOrder == (gaveUp ? 0 : UInt64(UInt32.max)) && w.gaveUp == gaveUp && w.finished)
-                #expect(w.sawStart == .max && w.sawCount == count && w.isDelete == delete)
-                let m = w.moved(to: 7, count: 3)
-                #expect(m.sawStart == 7 && m.sawCount == 3 && m.isDelete == delete && m.gaveUp == gaveUp)
-            }
+        #expect(MemoryLayout<Oracle.WriteInfo>.stride == 24)
+        for (count, delete) in [(0, true), (1, false), (Int32.max, true), (Int32.max, false)] as [(Int32, Bool)] {
+            var w = Oracle.WriteInfo(key: .max, seq: UInt64(UInt32.max), sawStart: .max, sawCount: count,
+                                     isDelete: delete)
+            w.ackOrder = UInt64(UInt32.max)
+            #expect(w.key == .max && w.seq == UInt64(UInt32.max) && w.ackOrder == UInt64(UInt32.max))
+            #expect(w.sawStart == .max && w.sawCount == count && w.isDelete == delete)
         }
     }
 
@@ -532,15 +343,10 @@ struct OracleTests {
     /// acknowledgements out of order and timed out of order (two threads racing to the oracle); reads that began
     /// before acknowledgements they see processed. Many writes stay unsuperseded (as under lww), so the oracle's
     /// frontier grows past the point where it counts old writes instead of listing them, and is compacted.
-    ///
-    /// A second oracle that forgets settled history (a retention of 100 ns: reads here take at most 65) gets the
-    /// same calls and must give every read the same verdict, and at the end the same lost writes among those it
-    /// kept — at least one whenever there is one — while keeping a fraction of the writes.
-    @Test("oracle verdicts equal the definitions on random histories, and forgetting changes none", arguments: [1, 2, 3, 4] as [UInt64])
+    @Test("oracle verdicts equal the definitions on random histories", arguments: [1, 2, 3, 4] as [UInt64])
     func randomHistories(seed: UInt64) {
         var rng = Xoshiro(seed: seed)
         let o = Oracle()
-        let f = Oracle(retention: 100, forgetFrom: 16)
         struct W {
             var key: UInt64
             /// This write and every write it supersedes, transitively.
@@ -576,13 +382,7 @@ struct OracleTests {
                 writes[id] = W(key: key, closure: saw.reduce(into: [id]) { $0.formUnion(writes[$1]!.closure) })
                 byKey[key, default: []].append(id)
                 o.wrote(id: id, key: key, saw: saw)
-                f.wrote(id: id, key: key, saw: saw)
-                if rng.next() % 8 != 0 {
-                    pending.append(id)
-                } else if rng.next() % 4 != 0 {  // some are never acknowledged: most time out
-                    o.gaveUp(id: id, key: key)
-                    f.gaveUp(id: id, key: key)
-                }
+                if rng.next() % 8 != 0 { pending.append(id) }  // some are never acknowledged
             case 4..<7:  // an acknowledgement, in any order, timed up to 5 ns before it reaches the oracle
                 guard !pending.isEmpty else { continue }
                 let id = pending.remove(at: Int(rng.next() % UInt64(pending.count)))
@@ -593,7 +393,6 @@ struct OracleTests {
                     if writes[y]!.ackedAt != nil && writes[y]!.firstSupersededAt == nil { writes[y]!.firstSupersededAt = at }
                 }
                 o.acknowledged(id: id, key: writes[id]!.key, at: at)
-                f.acknowledged(id: id, key: writes[id]!.key, at: at)
             default:  // a read that began up to 60 ns ago and returned a few recent writes (acknowledged or not)
                 let start = now - rng.next() % 60
                 var returned: [UInt64] = []
@@ -601,11 +400,8 @@ struct OracleTests {
                     for _ in 0..<(rng.next() % 3) {
                         returned.append(mine[mine.count - 1 - Int(rng.next() % UInt64(min(mine.count, 12)))])
                     }
-                    // Now and then one from long ago (a replica that missed everything since), likely forgotten.
-                    if rng.next() % 10 == 0 { returned.append(mine[Int(rng.next() % UInt64(mine.count))]) }
                 }
                 let k = o.missed(key: key, start: start, returned: returned)
-                #expect(f.missed(key: key, start: start, returned: returned) == k, "seed \(seed), key \(key), start \(start)")
                 let got = returned.reduce(into: Set<UInt64>()) { $0.formUnion(writes[$1]!.closure) }
                 let acked = mine.filter { (writes[$0]!.ackedAt ?? .max) < start && !got.contains($0) }
                 // SPEC.md: missed, every acknowledged write nothing acknowledged before the read supersedes.
@@ -621,9 +417,6 @@ struct OracleTests {
         }
         #expect(stale > 100)  // the histories do exercise stale reads
         #expect(byKey.values.allSatisfy { $0.count > 200 })
-        // (Blind writes stay live beside the others here, and a write never acknowledged nor given up keeps what
-        // every later write that saw it reached: many are kept.)
-        #expect(f.recordsHeld < writes.count * 4 / 5 && o.recordsHeld == writes.count, "\(f.recordsHeld) of \(writes.count)")
         // Lost writes, for replicas that hold a few of each key's writes: SPEC.md's definition, the acknowledged
         // writes that are neither held nor superseded by a write held.
         for _ in 0..<20 {
@@ -639,9 +432,6 @@ struct OracleTests {
                 return held[key] ?? []
             }
             #expect(Set(losses.map(\.write)) == Set(lost) && losses.count == lost.count, "seed \(seed)")
-            let forgetful = f.lostWrites { held[$0] ?? [] }
-            #expect(forgetful.map(\.write) == losses.filter { f.holds($0.write, key: $0.key) }.map(\.write))
-            #expect(forgetful.isEmpty == losses.isEmpty)
             #expect(losses.allSatisfy { writes[$0.write]!.key == $0.key })
             #expect(asked.sorted() == byKey.keys.filter { k in byKey[k]!.contains { writes[$0]!.ackedAt != nil } }.sorted())
         }
