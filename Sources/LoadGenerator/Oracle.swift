@@ -348,7 +348,7 @@ public final class Oracle: @unchecked Sendable {
             if delete && deleteGrace != nil {
                 s.deletes += 1
                 // In the order sent: threads register what they sent a moment ago, so a later one may come first.
-                let saw = s.saw
+                let saw = s.saw  // (released with this block, before `s.saw` grows again: no copy)
                 s.keys[FastKey(key), default: KeyWrites()].unacknowledged(delete: id, sentAt: time,
                                                                          by: { sentAt($0, saw) })
             }

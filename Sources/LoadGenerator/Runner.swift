@@ -274,7 +274,8 @@ public final class Runner {
         }
         let poolStart = pool.statistics()
         let control = RunControl(keys: config.keys, threads: config.threads, ops: config.ops, stop: stop)
-        let oracle = config.checksConsistency ? Oracle(retention: config.oracleRetention, deleteGrace: config.oracleDeleteGrace) : nil
+        let oracle = config.checksConsistency
+            ? Oracle(retention: config.oracleRetention, deleteGrace: config.oracleDeleteGrace) : nil
         var cluster: InProcessCluster?
         let faults = config.target == .cluster && !config.faults.isEmpty
             ? FaultState(nodes: config.core.nodes, slowDelays: config.faults.slowDelays, crashMode: config.faults.crashMode)
