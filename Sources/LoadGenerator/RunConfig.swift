@@ -107,11 +107,13 @@ public struct RunConfig: Sendable {
     /// Test hook: record the write ids every wiped node held, to explain losses (``RunResult/unexplainedLosses``).
     public var traceWipes = false
 
+    /// How long a client waits for a reply before it gives up on a request (two request timeouts and 50 ms: its
+    /// coordinator may have gone down holding it). ``ThreadDriver/clientTimeout`` when faults can take nodes down.
+    public var clientTimeout: UInt64 { 2 * core.timeout + 50_000_000 }
     /// How long the oracle keeps a superseded write checkable (``Oracle/init(shards:retention:deleteGrace:singleThreaded:)``):
-    /// longer than a read can take, so at least twice a client's own timeout (two request timeouts and 50 ms,
-    /// ``ThreadDriver/clientTimeout``), and 2 s. A fixed 2 s let a read under `--timeout 1s` outlast it: the writes it
-    /// owed were no longer looked at, and it could not be found stale.
-    public var oracleRetention: UInt64 { max(2_000_000_000, 4 * core.timeout + 100_000_000) }
+    /// longer than a read can take, so twice ``clientTimeout``, and at least 2 s. A fixed 2 s let a read under
+    /// `--timeout 1s` outlast it: the writes it owed were no longer looked at, and it could not be found stale.
+    public var oracleRetention: UInt64 { max(2_000_000_000, 2 * clientTimeout) }
     /// What the oracle takes a delete's tombstone purge for (``Oracle/init(shards:retention:deleteGrace:singleThreaded:)``):
     /// the store's grace under `vv`; under `lww` a purged delete is lost like any write lww drops.
     public var oracleDeleteGrace: UInt64? { core.versioning == .vv ? core.tombstoneGrace : nil }

@@ -135,7 +135,7 @@ final class ThreadDriver: @unchecked Sendable {
         self.pool = pool
         keepsContexts = config.target == .cluster
         clientTimeout = config.target == .cluster && (config.clock == "real" || !config.faults.isEmpty)
-            ? 2 * config.core.timeout + 50_000_000 : nil
+            ? config.clientTimeout : nil
         slotDeadline = config.target == .cluster ? config.core.timeout : nil
         let base = config.concurrency / config.threads
         cap = max(1, base + (thread < config.concurrency % config.threads ? 1 : 0))
